@@ -1,0 +1,180 @@
+//! Snapshot of one node's live catalogs, as introspected from `pg_catalog`.
+//!
+//! Plain data: the postgres crate fills it, the planner diffs against it. Collections are
+//! ordered maps so that the same catalogs always produce the same plan and fingerprint.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `schema.name`, both unquoted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct QualifiedName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualifiedName {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        QualifiedName { schema: schema.into(), name: name.into() }
+    }
+}
+
+impl std::fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCatalog {
+    /// `server_version_num`, e.g. 180001.
+    pub server_version_num: u32,
+    /// Human version string, e.g. `18.1`.
+    pub server_version: String,
+    /// Server settings that gate replication: `wal_level`, `max_replication_slots`,
+    /// `max_wal_senders`, `max_logical_replication_workers`, `max_worker_processes`,
+    /// `max_sync_workers_per_subscription`.
+    pub settings: BTreeMap<String, String>,
+    /// Database-level settings (`ALTER DATABASE … SET`), name → value.
+    pub database_settings: BTreeMap<String, String>,
+    /// Whether the connected role may create subscriptions (superuser or
+    /// `pg_create_subscription`) and has REPLICATION.
+    pub role: RoleInfo,
+    /// Non-system schemas.
+    pub schemas: Vec<String>,
+    pub tables: BTreeMap<QualifiedName, TableCatalog>,
+    /// Functions in schemas pgconverge manages (`_pgconverge` and the table schemas' managed
+    /// functions), keyed by `schema.name`; overloads are not used by pgconverge.
+    pub functions: BTreeMap<QualifiedName, FunctionCatalog>,
+    pub publications: BTreeMap<String, PublicationCatalog>,
+    pub subscriptions: BTreeMap<String, SubscriptionCatalog>,
+    /// Replication slots on this server (all databases), by name.
+    pub slots: BTreeMap<String, SlotCatalog>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleInfo {
+    pub name: String,
+    pub superuser: bool,
+    pub replication: bool,
+    pub create_subscription: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCatalog {
+    pub columns: Vec<ColumnCatalog>,
+    pub constraints: Vec<ConstraintCatalog>,
+    /// Indexes that do not back a constraint.
+    pub indexes: Vec<IndexCatalog>,
+    /// `relreplident`: `d` default (primary key), `f` full, `i` index, `n` nothing.
+    pub replica_identity: String,
+    /// Non-internal triggers.
+    pub triggers: Vec<TriggerCatalog>,
+    /// Estimated row count (`reltuples`, -1 when never analysed).
+    pub estimated_rows: i64,
+}
+
+impl TableCatalog {
+    pub fn column(&self, name: &str) -> Option<&ColumnCatalog> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnCatalog {
+    pub name: String,
+    /// `format_type(atttypid, atttypmod)`, e.g. `character varying(20)`.
+    pub data_type: String,
+    pub not_null: bool,
+    /// `pg_get_expr(adbin, adrelid)`.
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConstraintCatalog {
+    pub name: String,
+    pub kind: ConstraintKind,
+    /// Constrained columns, in key order.
+    pub columns: Vec<String>,
+    /// `pg_get_constraintdef`.
+    pub definition: String,
+    /// For foreign keys: referenced table and columns.
+    pub references: Option<(QualifiedName, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConstraintKind {
+    PrimaryKey,
+    Unique,
+    ForeignKey,
+    Check,
+    Exclusion,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexCatalog {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub unique: bool,
+    /// `pg_get_indexdef`.
+    pub definition: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerCatalog {
+    pub name: String,
+    /// Function called, schema-qualified.
+    pub function: QualifiedName,
+    /// `tgenabled`: `O` origin/local, `D` disabled, `R` replica, `A` always.
+    pub enabled: String,
+    /// `pg_get_triggerdef`.
+    pub definition: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionCatalog {
+    /// `pg_get_functiondef`, as the server prints it.
+    pub definition: String,
+    /// Hex sha256 of the function body (`prosrc`), whitespace-trimmed.
+    pub body_sha256: String,
+    /// Arguments as `pg_get_function_identity_arguments` prints them.
+    pub identity_arguments: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicationCatalog {
+    pub all_tables: bool,
+    /// Operations published: subset of insert, update, delete, truncate.
+    pub publish: Vec<String>,
+    pub tables: Vec<QualifiedName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionCatalog {
+    /// Connection string with `password=` values replaced by `********`.
+    pub conninfo_redacted: String,
+    /// sha256 of the full conninfo, so a changed password is still detected.
+    pub conninfo_sha256: String,
+    pub publications: Vec<String>,
+    pub enabled: bool,
+    /// `none` or `any`.
+    pub origin: String,
+    pub slot_name: Option<String>,
+    /// Owner role of the subscription.
+    pub owner: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotCatalog {
+    pub plugin: Option<String>,
+    /// `logical` or `physical`.
+    pub slot_type: String,
+    /// Database of a logical slot.
+    pub database: Option<String>,
+    pub active: bool,
+    /// `reserved`, `extended`, `unreserved`, `lost` (NULL when never used).
+    pub wal_status: Option<String>,
+    pub confirmed_flush_lsn: Option<String>,
+}

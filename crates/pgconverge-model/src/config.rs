@@ -1,0 +1,223 @@
+//! The unified configuration (`pgconverge.json`): nodes, tables, replication settings.
+//!
+//! These types are the single source of the JSON Schema in `schemas/` (via schemars) and of
+//! everything the planner builds. Field names are part of the user-facing contract.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole cluster as the user describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Optional link to the JSON Schema, for editors. Ignored by pgconverge.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Every node of the mesh. Each publishes its tables and subscribes to every other node.
+    pub nodes: Vec<NodeConfig>,
+    /// Replicated tables, created on every node.
+    pub tables: Vec<TableConfig>,
+    /// Cluster-wide replication and conflict settings.
+    #[serde(default)]
+    pub replication: ReplicationConfig,
+}
+
+/// One PostgreSQL server (one database on it) taking part in the mesh.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Node name: lowercase letters, digits and `_`, starting with a letter. Used in
+    /// publication, subscription and slot names.
+    pub name: String,
+    /// Address pgconverge connects to.
+    pub host: String,
+    /// Port pgconverge connects to (default 5432).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Address peers use in their subscriptions to this node (default: `host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_host: Option<String>,
+    /// Port peers use in their subscriptions to this node (default: `port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_port: Option<u16>,
+    /// Database name.
+    pub db: String,
+    /// Role pgconverge and the peers' subscriptions log in as.
+    pub user: String,
+    /// Password in clear text. Prefer `password_env`, `PGCONVERGE_<NODE>_PASSWORD`,
+    /// `PGPASSWORD` or `.pgpass`; a password here is never printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// Command (argv) whose standard output is the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_command: Option<Vec<String>>,
+    /// libpq `sslmode` for connections to this node (default `prefer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslmode: Option<String>,
+    /// Managed elsewhere: pgconverge plans for it but `sandbox` never starts it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+}
+
+impl NodeConfig {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(5432)
+    }
+    pub fn peer_host(&self) -> &str {
+        self.peer_host.as_deref().unwrap_or(&self.host)
+    }
+    pub fn peer_port(&self) -> u16 {
+        self.peer_port.unwrap_or_else(|| self.port())
+    }
+}
+
+/// A replicated table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// Table name (unqualified).
+    pub name: String,
+    /// Schema the table lives in (default `public`).
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// Columns in order. Columns with the reserved prefix `_pgc_` are not allowed.
+    pub columns: Vec<ColumnConfig>,
+    /// Primary key columns (required: replication identifies rows by it).
+    pub primary_key: Vec<String>,
+    /// UNIQUE constraints, each a list of columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unique: Vec<Vec<String>>,
+    /// Foreign keys to other configured tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<ForeignKeyConfig>,
+    /// Plain (non-unique) indexes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexConfig>,
+    /// How conflicting writes to this table are resolved.
+    #[serde(default)]
+    pub conflict: ConflictConfig,
+    /// Compatibility columns maintained on local writes (for applications written against
+    /// the older tool): `updated_at` set to the write time, `origin_node` to the node name.
+    #[serde(default, skip_serializing_if = "LegacyColumns::is_empty")]
+    pub legacy_columns: LegacyColumns,
+}
+
+pub fn default_schema() -> String {
+    "public".to_string()
+}
+
+impl TableConfig {
+    pub fn column(&self, name: &str) -> Option<&ColumnConfig> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// One column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnConfig {
+    pub name: String,
+    /// PostgreSQL type, e.g. `text`, `bigint`, `numeric(12,2)`, `timestamptz`, `jsonb`,
+    /// `text[]`. `serial` types are refused: sequences collide across writable nodes.
+    #[serde(rename = "type")]
+    pub data_type: String,
+    /// Whether NULL is allowed (default true; primary key columns are always NOT NULL).
+    #[serde(default = "default_true")]
+    pub nullable: bool,
+    /// Default expression, as SQL (e.g. `now()`, `gen_random_uuid()`, `'draft'`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForeignKeyConfig {
+    pub columns: Vec<String>,
+    pub references: ForeignKeyTarget,
+    /// `ON DELETE` action: `no action` (default), `cascade`, `set null`, `restrict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_delete: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForeignKeyTarget {
+    /// Referenced table name; `schema.table` when not in `public`.
+    pub table: String,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    pub columns: Vec<String>,
+    /// Index name (default `<table>_<col>_..._idx`, shortened to 63 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictConfig {
+    #[serde(default)]
+    pub policy: ConflictPolicy,
+}
+
+/// Conflict policy. `lww`: per-row hybrid-logical-clock last-write-wins with versioned
+/// tombstones and deterministic UNIQUE collision resolution (see docs/conflicts.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    #[default]
+    Lww,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyColumns {
+    /// Name of a `timestamp` column set to the time of every local write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// Name of a `text` column set to the writing node's name on every local write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_node: Option<String>,
+}
+
+impl LegacyColumns {
+    pub fn is_empty(&self) -> bool {
+        self.updated_at.is_none() && self.origin_node.is_none()
+    }
+}
+
+/// Cluster-wide replication settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// Days resolved conflicts are kept in each node's conflict ledger (default 7).
+    #[serde(default = "default_retention_days")]
+    pub conflict_retention_days: u32,
+    /// Days tombstones of deleted rows are kept (default 7). A node offline for longer
+    /// must be rejoined.
+    #[serde(default = "default_retention_days")]
+    pub tombstone_retention_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    7
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            conflict_retention_days: default_retention_days(),
+            tombstone_retention_days: default_retention_days(),
+        }
+    }
+}

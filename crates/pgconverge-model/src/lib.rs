@@ -1,0 +1,14 @@
+//! Pure model of a pgconverge cluster: the desired state read from JSON config, the live
+//! catalog snapshot read from each node, and the naming rules both sides share. No I/O.
+
+pub mod catalog;
+pub mod config;
+pub mod diagnostics;
+pub mod legacy;
+pub mod load;
+pub mod naming;
+pub mod types;
+
+pub use catalog::NodeCatalog;
+pub use config::{ClusterConfig, ColumnConfig, NodeConfig, TableConfig};
+pub use diagnostics::{Diagnostic, Diagnostics};

@@ -1,0 +1,44 @@
+//! Names pgconverge derives from node and table names: publications, subscriptions, slots,
+//! the internal schema and the reserved column prefix. One place, so every crate agrees.
+
+/// Schema holding pgconverge's functions, tombstones, claims, change log and conflict ledger.
+pub const INTERNAL_SCHEMA: &str = "_pgconverge";
+/// Prefix reserved for columns pgconverge adds to replicated tables.
+pub const RESERVED_COLUMN_PREFIX: &str = "_pgc_";
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1), in bytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Publication every node exposes to its peers.
+pub fn publication_name(node: &str) -> String {
+    format!("pgc_pub_{node}")
+}
+
+/// Subscription on `subscriber` that receives changes from `publisher`. Also the slot name
+/// on the publisher, so both must be valid slot names (lowercase, digits, `_`, ≤ 63 bytes).
+pub fn subscription_name(subscriber: &str, publisher: &str) -> String {
+    format!("pgc_{subscriber}_from_{publisher}")
+}
+
+/// Whether `name` is usable as a replication slot name: lowercase letters, digits and
+/// underscores, 1..=63 bytes.
+pub fn is_valid_slot_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_IDENTIFIER_BYTES
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Whether `name` is acceptable as a node name: starts with a lowercase letter, then
+/// lowercase letters, digits and `_`; short enough that every derived slot name fits.
+pub fn node_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("node name is empty".into());
+    }
+    if !name.as_bytes()[0].is_ascii_lowercase()
+        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Some(format!(
+            "node name {name:?} must start with a lowercase letter and contain only lowercase letters, digits and '_' (it becomes part of replication slot names)"
+        ));
+    }
+    None
+}

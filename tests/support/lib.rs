@@ -1,0 +1,1 @@
+//! Test support: starts real PostgreSQL servers for integration tests.

@@ -1,0 +1,1 @@
+//! Conflict-resolution objects (columns, tables, functions, triggers) generated per node.

@@ -43,9 +43,11 @@ pub struct NodeCatalog {
     pub role: RoleInfo,
     /// Non-system schemas.
     pub schemas: Vec<String>,
+    #[serde(with = "entries")]
     pub tables: BTreeMap<QualifiedName, TableCatalog>,
     /// Functions in schemas pgconverge manages (`_pgconverge` and the table schemas' managed
     /// functions), keyed by `schema.name`; overloads are not used by pgconverge.
+    #[serde(with = "entries")]
     pub functions: BTreeMap<QualifiedName, FunctionCatalog>,
     pub publications: BTreeMap<String, PublicationCatalog>,
     pub subscriptions: BTreeMap<String, SubscriptionCatalog>,
@@ -177,4 +179,42 @@ pub struct SlotCatalog {
     /// `reserved`, `extended`, `unreserved`, `lost` (NULL when never used).
     pub wal_status: Option<String>,
     pub confirmed_flush_lsn: Option<String>,
+}
+
+/// JSON objects need string keys: maps keyed by [`QualifiedName`] are written as a list of
+/// `[key, value]` pairs instead.
+mod entries {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::QualifiedName;
+
+    pub fn serialize<S: Serializer, V: Serialize>(
+        map: &BTreeMap<QualifiedName, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<QualifiedName, V>, D::Error> {
+        let pairs: Vec<(QualifiedName, V)> = Vec::deserialize(deserializer)?;
+        Ok(pairs.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogs_round_trip_through_json() {
+        let mut catalog = NodeCatalog::default();
+        catalog.tables.insert(QualifiedName::new("public", "t"), TableCatalog::default());
+        let text = serde_json::to_string(&catalog).expect("serialises");
+        let back: NodeCatalog = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, catalog);
+    }
 }

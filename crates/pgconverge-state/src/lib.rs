@@ -1,1 +1,24 @@
-//! placeholder crate root, replaced below.
+//! The local state file: what pgconverge applied, guarded by a lock file beside it.
+//!
+//! Modelled on Terraform's state. A [`StateFile`] is versioned JSON with a `lineage` (random
+//! at creation, never changed) and a `serial` (incremented by every save). [`StateStore`]
+//! saves atomically (temporary file, fsync, rename), keeps the previous content as
+//! `<path>.backup`, refuses files it does not understand, and takes `<path>.lock` so that
+//! two runs never write the same state.
+//!
+//! This crate does no database work and treats object addresses as opaque strings.
+
+mod error;
+mod files;
+mod host;
+mod lock;
+mod random_id;
+mod state_file;
+mod store;
+mod timestamp;
+
+pub use error::StateError;
+pub use lock::{HolderProcess, LockInfo, StateLock};
+pub use state_file::{ApplyRecord, NodeState, StateFile, STATE_FORMAT_VERSION};
+pub use store::StateStore;
+pub use timestamp::{format_rfc3339_utc, parse_rfc3339_utc};

@@ -1,1 +1,20 @@
-//! placeholder crate root, replaced below.
+//! Local PostgreSQL servers for trying pgconverge out and for its integration tests.
+//!
+//! [`find_binaries`] locates a PostgreSQL 16+ installation; a [`Sandbox`] runs one server
+//! per node on 127.0.0.1, each in its own data directory, configured for logical
+//! replication in a full mesh. As root, the servers run as an unprivileged OS user.
+
+mod binaries;
+mod error;
+mod metadata;
+mod process;
+mod sandbox;
+mod settings;
+
+pub use binaries::{
+    find_binaries, parse_postgres_version, PgBinaries, MIN_SUPPORTED_MAJOR, PG_BIN_ENV,
+};
+pub use error::{SandboxError, INSTALL_HINT};
+pub use metadata::METADATA_FILE;
+pub use sandbox::{free_ports, validate_specs, NodeStatus, Sandbox, SandboxNodeSpec};
+pub use settings::{client_auth, server_settings, ReplicationCapacity};

@@ -1,1 +1,290 @@
 //! Conflict-resolution objects (columns, tables, functions, triggers) generated per node.
+//!
+//! Every local write is stamped with a hybrid logical clock (`_pgc_version`, `_pgc_origin`)
+//! and recorded in `_pgconverge.changes`, the only published table. On every other node a
+//! REPLICA trigger merges each incoming change into the data table, the tombstones and the
+//! unique-value claims, in a way that gives the same result whatever the arrival order.
+//! docs/conflicts.md explains the semantics; this module only renders SQL (no I/O), and the
+//! same inputs always give byte-identical output.
+
+mod internal;
+mod local_writes;
+pub mod naming;
+mod remote_apply;
+mod shape;
+
+use pgconverge_model::catalog::QualifiedName;
+use pgconverge_model::config::ReplicationConfig;
+use pgconverge_model::TableConfig;
+
+use crate::sql::{quote_ident, quote_literal};
+use naming::{
+    internal as internal_name, sha256_hex, APPLY_TRIGGER, CHANGES_TABLE, LOG_TRIGGER,
+    ORIGIN_COLUMN, STAMP_TRIGGER, TRUNCATE_TRIGGER, VERSION_COLUMN,
+};
+use shape::TableShape;
+
+pub use remote_apply::APPLY_ARGUMENTS;
+
+/// Everything one node needs for conflict resolution, in creation order within each list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictObjects {
+    /// `CREATE SCHEMA IF NOT EXISTS _pgconverge`.
+    pub schema_sql: String,
+    /// In `_pgconverge`: changes, tombstones, claims, conflicts.
+    pub internal_tables: Vec<InternalTable>,
+    /// node_name(), now_us(), refuse_truncate(), prune(), per-table stamp/log/apply
+    /// functions, and the change-log dispatcher `apply_change()` last.
+    pub functions: Vec<FunctionDef>,
+    /// Per data table (stamp, log, truncate guard), then the one on `_pgconverge.changes`.
+    pub triggers: Vec<TriggerDef>,
+    /// Added to every replicated table.
+    pub reserved_columns: Vec<ReservedColumn>,
+    /// What the node's publication must contain: the change log only.
+    pub published_tables: Vec<QualifiedName>,
+    /// The publication's `publish` list.
+    pub publish_operations: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalTable {
+    pub name: QualifiedName,
+    /// `CREATE TABLE IF NOT EXISTS …` then its indexes (`CREATE INDEX IF NOT EXISTS …`).
+    pub create_sql: Vec<String>,
+    /// Column name and `format_type` spelling, in table order.
+    pub columns: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionDef {
+    pub name: QualifiedName,
+    /// As `pg_get_function_identity_arguments` prints it (empty for no arguments).
+    pub identity_arguments: String,
+    /// Exactly what `pg_proc.prosrc` holds once `create_sql` has run.
+    pub body: String,
+    /// `CREATE OR REPLACE FUNCTION … SET search_path = '' AS $pgc$<body>$pgc$`.
+    pub create_sql: String,
+    /// Hex sha256 of `body.trim()`.
+    pub body_sha256: String,
+}
+
+impl FunctionDef {
+    fn new(
+        name: QualifiedName,
+        identity_arguments: &str,
+        returns: &str,
+        language: &str,
+        attributes: &str,
+        body: String,
+    ) -> FunctionDef {
+        let tag = dollar_tag(&body);
+        let attributes = if attributes.is_empty() {
+            String::new()
+        } else {
+            format!(" {attributes}")
+        };
+        let create_sql = format!(
+            "CREATE OR REPLACE FUNCTION {}.{}({identity_arguments}) RETURNS {returns} LANGUAGE {language}{attributes} SET search_path = '' AS {tag}{body}{tag}",
+            quote_ident(&name.schema),
+            quote_ident(&name.name),
+        );
+        FunctionDef {
+            body_sha256: sha256_hex(body.trim()),
+            identity_arguments: identity_arguments.to_string(),
+            name,
+            body,
+            create_sql,
+        }
+    }
+}
+
+/// `$pgc$`, or `$pgc_1$`, `$pgc_2$`, … when the body happens to contain it (identifiers in
+/// the body come from user configuration).
+fn dollar_tag(body: &str) -> String {
+    let mut n = 0u32;
+    loop {
+        let tag = if n == 0 {
+            "$pgc$".to_string()
+        } else {
+            format!("$pgc_{n}$")
+        };
+        if !body.contains(&tag) {
+            return tag;
+        }
+        n += 1;
+    }
+}
+
+/// When a trigger fires (`pg_trigger.tgenabled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerFiring {
+    /// `O`: local sessions only (the default).
+    Local,
+    /// `R`: apply workers only.
+    Replica,
+    /// `A`: both.
+    Always,
+}
+
+impl TriggerFiring {
+    pub fn tgenabled(self) -> &'static str {
+        match self {
+            TriggerFiring::Local => "O",
+            TriggerFiring::Replica => "R",
+            TriggerFiring::Always => "A",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerDef {
+    pub table: QualifiedName,
+    pub name: String,
+    pub function: QualifiedName,
+    pub enabled: TriggerFiring,
+    /// `CREATE OR REPLACE TRIGGER …`, then `ALTER TABLE … ENABLE REPLICA|ALWAYS TRIGGER …`
+    /// when it must not fire locally.
+    pub create_sql: Vec<String>,
+    pub drop_sql: String,
+}
+
+impl TriggerDef {
+    fn new(
+        table: &QualifiedName,
+        name: &str,
+        timing_events: &str,
+        level: &str,
+        function: QualifiedName,
+        enabled: TriggerFiring,
+    ) -> TriggerDef {
+        let on = format!(
+            "{}.{}",
+            quote_ident(&table.schema),
+            quote_ident(&table.name)
+        );
+        let mut create_sql = vec![format!(
+            "CREATE OR REPLACE TRIGGER {} {timing_events} ON {on} FOR EACH {level} EXECUTE FUNCTION {}.{}()",
+            quote_ident(name),
+            quote_ident(&function.schema),
+            quote_ident(&function.name)
+        )];
+        match enabled {
+            TriggerFiring::Local => {}
+            TriggerFiring::Replica => create_sql.push(format!(
+                "ALTER TABLE {on} ENABLE REPLICA TRIGGER {}",
+                quote_ident(name)
+            )),
+            TriggerFiring::Always => create_sql.push(format!(
+                "ALTER TABLE {on} ENABLE ALWAYS TRIGGER {}",
+                quote_ident(name)
+            )),
+        }
+        TriggerDef {
+            drop_sql: format!("DROP TRIGGER IF EXISTS {} ON {on}", quote_ident(name)),
+            table: table.clone(),
+            name: name.to_string(),
+            function,
+            enabled,
+            create_sql,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservedColumn {
+    pub name: String,
+    /// `format_type` spelling.
+    pub data_type: String,
+    pub not_null: bool,
+    /// As `pg_get_expr` prints it.
+    pub default: Option<String>,
+}
+
+/// The reserved columns every replicated table carries. Rows that existed before get the
+/// defaults, identical on every node, so comparisons against them are deterministic.
+pub fn reserved_columns() -> Vec<ReservedColumn> {
+    vec![
+        ReservedColumn {
+            name: VERSION_COLUMN.to_string(),
+            data_type: "bigint".to_string(),
+            not_null: true,
+            default: Some("0".to_string()),
+        },
+        ReservedColumn {
+            name: ORIGIN_COLUMN.to_string(),
+            data_type: "text".to_string(),
+            not_null: true,
+            default: Some("''::text".to_string()),
+        },
+    ]
+}
+
+/// The conflict-resolution objects of node `node_name` for `tables`. Function bodies depend
+/// only on the node name, the table definitions and the retention settings.
+pub fn node_objects(
+    node_name: &str,
+    tables: &[TableConfig],
+    replication: &ReplicationConfig,
+) -> ConflictObjects {
+    let node_literal = quote_literal(node_name);
+    let shapes: Vec<TableShape> = tables.iter().map(TableShape::new).collect();
+
+    let mut functions = vec![
+        internal::node_name_function(node_name),
+        internal::now_us_function(),
+        internal::refuse_truncate_function(),
+        internal::prune_function(replication),
+    ];
+    let mut triggers = Vec::new();
+    for shape in &shapes {
+        functions.push(local_writes::stamp_function(shape, &node_literal));
+        functions.push(local_writes::log_function(shape, &node_literal));
+        functions.push(remote_apply::apply_function(shape, &node_literal));
+        triggers.push(TriggerDef::new(
+            &shape.name,
+            STAMP_TRIGGER,
+            "BEFORE INSERT OR UPDATE",
+            "ROW",
+            shape.stamp_function.clone(),
+            TriggerFiring::Local,
+        ));
+        triggers.push(TriggerDef::new(
+            &shape.name,
+            LOG_TRIGGER,
+            "AFTER INSERT OR UPDATE OR DELETE",
+            "ROW",
+            shape.log_function.clone(),
+            TriggerFiring::Local,
+        ));
+        triggers.push(TriggerDef::new(
+            &shape.name,
+            TRUNCATE_TRIGGER,
+            "BEFORE TRUNCATE",
+            "STATEMENT",
+            internal_name(naming::REFUSE_TRUNCATE_FUNCTION),
+            TriggerFiring::Local,
+        ));
+    }
+    functions.push(remote_apply::dispatcher_function(&shapes, &node_literal));
+    triggers.push(TriggerDef::new(
+        &internal_name(CHANGES_TABLE),
+        APPLY_TRIGGER,
+        "BEFORE INSERT",
+        "ROW",
+        internal_name(naming::APPLY_CHANGE_FUNCTION),
+        TriggerFiring::Replica,
+    ));
+
+    ConflictObjects {
+        schema_sql: internal::schema_sql(),
+        internal_tables: internal::internal_tables(),
+        functions,
+        triggers,
+        reserved_columns: reserved_columns(),
+        published_tables: vec![internal_name(CHANGES_TABLE)],
+        publish_operations: vec!["insert".to_string()],
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+//! The `_pgconverge` tables (change log, tombstones, claims, conflict ledger) and the
+//! node-wide helper functions (node name, clock, pruning, TRUNCATE guard).
+
+use pgconverge_model::config::ReplicationConfig;
+use pgconverge_model::naming::INTERNAL_SCHEMA;
+
+use super::naming::{
+    internal, CHANGES_TABLE, CLAIMS_TABLE, CLOCK_OFFSET_SETTING, CONFLICTS_TABLE,
+    NODE_NAME_FUNCTION, NOW_US_FUNCTION, PRUNE_FUNCTION, REFUSE_TRUNCATE_FUNCTION,
+    TOMBSTONES_TABLE,
+};
+use super::{FunctionDef, InternalTable};
+use crate::sql::{quote_ident, quote_literal};
+
+/// Rows the prune function removes per table and call, so one call stays short.
+const PRUNE_BATCH: u32 = 10_000;
+
+pub fn schema_sql() -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        quote_ident(INTERNAL_SCHEMA)
+    )
+}
+
+fn qualified(table: &str) -> String {
+    format!("{}.{}", quote_ident(INTERNAL_SCHEMA), quote_ident(table))
+}
+
+fn columns(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect()
+}
+
+pub fn internal_tables() -> Vec<InternalTable> {
+    let changes = qualified(CHANGES_TABLE);
+    let tombstones = qualified(TOMBSTONES_TABLE);
+    let claims = qualified(CLAIMS_TABLE);
+    let conflicts = qualified(CONFLICTS_TABLE);
+    vec![
+        InternalTable {
+            name: internal(CHANGES_TABLE),
+            // The only published table. The origin inserts and at once deletes each row (the
+            // insert is decoded from WAL, the delete is not published); receivers' REPLICA
+            // trigger returns NULL. So it holds no rows and needs no key or sequence.
+            create_sql: vec![format!(
+                "CREATE TABLE IF NOT EXISTS {changes} (\n  \
+                 tbl text NOT NULL,\n  \
+                 op \"char\" NOT NULL,\n  \
+                 pk jsonb NOT NULL,\n  \
+                 \"row\" json NOT NULL,\n  \
+                 version bigint NOT NULL,\n  \
+                 origin text NOT NULL,\n  \
+                 prev_version bigint NOT NULL,\n  \
+                 prev_origin text NOT NULL\n)"
+            )],
+            columns: columns(&[
+                ("tbl", "text"),
+                ("op", "\"char\""),
+                ("pk", "jsonb"),
+                ("row", "json"),
+                ("version", "bigint"),
+                ("origin", "text"),
+                ("prev_version", "bigint"),
+                ("prev_origin", "text"),
+            ]),
+        },
+        InternalTable {
+            name: internal(TOMBSTONES_TABLE),
+            create_sql: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {tombstones} (\n  \
+                     tbl text NOT NULL,\n  \
+                     pk jsonb NOT NULL,\n  \
+                     version bigint NOT NULL,\n  \
+                     origin text NOT NULL,\n  \
+                     recorded_at timestamptz NOT NULL DEFAULT now(),\n  \
+                     PRIMARY KEY (tbl, pk)\n)"
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS tombstones_recorded_at_idx ON {tombstones} (recorded_at)"
+                ),
+            ],
+            columns: columns(&[
+                ("tbl", "text"),
+                ("pk", "jsonb"),
+                ("version", "bigint"),
+                ("origin", "text"),
+                ("recorded_at", "timestamp with time zone"),
+            ]),
+        },
+        InternalTable {
+            name: internal(CLAIMS_TABLE),
+            create_sql: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {claims} (\n  \
+                     tbl text NOT NULL,\n  \
+                     unique_columns text NOT NULL,\n  \
+                     value jsonb NOT NULL,\n  \
+                     version bigint NOT NULL,\n  \
+                     origin text NOT NULL,\n  \
+                     owner_pk jsonb NOT NULL,\n  \
+                     recorded_at timestamptz NOT NULL DEFAULT now(),\n  \
+                     PRIMARY KEY (tbl, unique_columns, value)\n)"
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS claims_recorded_at_idx ON {claims} (recorded_at)"
+                ),
+            ],
+            columns: columns(&[
+                ("tbl", "text"),
+                ("unique_columns", "text"),
+                ("value", "jsonb"),
+                ("version", "bigint"),
+                ("origin", "text"),
+                ("owner_pk", "jsonb"),
+                ("recorded_at", "timestamp with time zone"),
+            ]),
+        },
+        InternalTable {
+            name: internal(CONFLICTS_TABLE),
+            // Written only when a resolution discards a write, so an identity is no hot spot.
+            create_sql: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {conflicts} (\n  \
+                     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n  \
+                     at timestamptz NOT NULL DEFAULT now(),\n  \
+                     tbl text NOT NULL,\n  \
+                     pk jsonb NOT NULL,\n  \
+                     kind text NOT NULL,\n  \
+                     winner text NOT NULL,\n  \
+                     unique_columns text,\n  \
+                     local_row jsonb,\n  \
+                     remote_row jsonb,\n  \
+                     local_version bigint,\n  \
+                     local_origin text,\n  \
+                     remote_version bigint,\n  \
+                     remote_origin text\n)"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS conflicts_at_idx ON {conflicts} (at)"),
+            ],
+            columns: columns(&[
+                ("id", "bigint"),
+                ("at", "timestamp with time zone"),
+                ("tbl", "text"),
+                ("pk", "jsonb"),
+                ("kind", "text"),
+                ("winner", "text"),
+                ("unique_columns", "text"),
+                ("local_row", "jsonb"),
+                ("remote_row", "jsonb"),
+                ("local_version", "bigint"),
+                ("local_origin", "text"),
+                ("remote_version", "bigint"),
+                ("remote_origin", "text"),
+            ]),
+        },
+    ]
+}
+
+/// Wall clock in microseconds plus the `pgconverge.clock_offset_ms` setting. The same text
+/// is inlined into the stamp functions (a SQL function with a SET clause cannot be inlined).
+pub fn now_us_expression() -> String {
+    format!(
+        "(EXTRACT(EPOCH FROM pg_catalog.clock_timestamp()) * 1000000)::bigint + \
+         COALESCE(NULLIF(pg_catalog.current_setting({}, true), ''), '0')::bigint * 1000",
+        quote_literal(CLOCK_OFFSET_SETTING)
+    )
+}
+
+pub fn node_name_function(node_name: &str) -> FunctionDef {
+    FunctionDef::new(
+        internal(NODE_NAME_FUNCTION),
+        "",
+        "text",
+        "sql",
+        "IMMUTABLE PARALLEL SAFE",
+        format!("\nSELECT {}::text\n", quote_literal(node_name)),
+    )
+}
+
+pub fn now_us_function() -> FunctionDef {
+    FunctionDef::new(
+        internal(NOW_US_FUNCTION),
+        "",
+        "bigint",
+        "sql",
+        "VOLATILE PARALLEL SAFE",
+        format!("\nSELECT {}\n", now_us_expression()),
+    )
+}
+
+pub fn refuse_truncate_function() -> FunctionDef {
+    let body = "
+BEGIN
+  RAISE EXCEPTION USING
+    ERRCODE = 'feature_not_supported',
+    MESSAGE = pg_catalog.format('pgconverge: TRUNCATE of %I.%I would not reach the other nodes', TG_TABLE_SCHEMA, TG_TABLE_NAME),
+    HINT = 'Use DELETE, which every node replays. To empty this node only, disable trigger _pgc_95_truncate for the statement.';
+END
+";
+    FunctionDef::new(
+        internal(REFUSE_TRUNCATE_FUNCTION),
+        "",
+        "trigger",
+        "plpgsql",
+        "",
+        body.to_string(),
+    )
+}
+
+/// `_pgconverge.prune()`: removes ledger rows older than the conflict retention and
+/// tombstones / claims older than the tombstone retention, at most [`PRUNE_BATCH`] per table
+/// and call. Returns the number of rows removed. A retention of 0 days keeps rows forever.
+pub fn prune_function(replication: &ReplicationConfig) -> FunctionDef {
+    let mut body =
+        String::from("\nDECLARE\n  _pgc_removed bigint := 0;\n  _pgc_count bigint;\nBEGIN\n");
+    let batches = [
+        (
+            CONFLICTS_TABLE,
+            "id",
+            "at",
+            replication.conflict_retention_days,
+        ),
+        (
+            TOMBSTONES_TABLE,
+            "(tbl, pk)",
+            "recorded_at",
+            replication.tombstone_retention_days,
+        ),
+        (
+            CLAIMS_TABLE,
+            "(tbl, unique_columns, value)",
+            "recorded_at",
+            replication.tombstone_retention_days,
+        ),
+    ];
+    for (table, key, time_column, days) in batches {
+        if days == 0 {
+            continue;
+        }
+        let t = qualified(table);
+        let interval = quote_literal(&format!("{days} days"));
+        body.push_str(&format!(
+            "  DELETE FROM {t} WHERE {key} IN (\n    \
+             SELECT {key} FROM {t}\n    \
+             WHERE {time_column} < pg_catalog.now() - {interval}::interval\n    \
+             ORDER BY {time_column}\n    \
+             LIMIT {PRUNE_BATCH}\n  );\n  \
+             GET DIAGNOSTICS _pgc_count = ROW_COUNT;\n  \
+             _pgc_removed := _pgc_removed + _pgc_count;\n"
+        ));
+    }
+    body.push_str("  RETURN _pgc_removed;\nEND\n");
+    FunctionDef::new(internal(PRUNE_FUNCTION), "", "bigint", "plpgsql", "", body)
+}

@@ -1,0 +1,558 @@
+//! Trigger functions for local writes: stamping (BEFORE) and logging (AFTER).
+//!
+//! The stamp function never returns NULL, so a local UPDATE always reports the rows it
+//! matched. A new stamp is above the wall clock, the version it overwrites, the tombstone of a
+//! key it re-creates and the claims on unique values it takes; the log function records the
+//! write in the change log together with the version it overwrote.
+
+use super::internal::now_us_expression;
+use super::naming::{CHANGES_TABLE, CLAIMS_TABLE, TOMBSTONES_TABLE};
+use super::shape::{field, stamp_greater, TableShape, UniqueKey};
+use super::FunctionDef;
+use crate::sql::{quote_ident, quote_literal};
+use pgconverge_model::naming::INTERNAL_SCHEMA;
+
+/// Accumulates the lines of a PL/pgSQL body with two-space indentation.
+pub struct Body {
+    text: String,
+}
+
+impl Body {
+    pub fn new() -> Body {
+        Body {
+            text: String::from("\n"),
+        }
+    }
+
+    pub fn line(&mut self, depth: usize, line: impl AsRef<str>) {
+        for _ in 0..depth {
+            self.text.push_str("  ");
+        }
+        self.text.push_str(line.as_ref());
+        self.text.push('\n');
+    }
+
+    /// Adds a multi-line statement, each line indented by `depth` more.
+    pub fn block(&mut self, depth: usize, lines: &str) {
+        for l in lines.lines() {
+            self.line(depth, l);
+        }
+    }
+
+    pub fn finish(self) -> String {
+        self.text
+    }
+}
+
+pub fn internal_table(name: &str) -> String {
+    format!("{}.{}", quote_ident(INTERNAL_SCHEMA), quote_ident(name))
+}
+
+/// `INSERT … ON CONFLICT DO UPDATE … WHERE newer`: the tombstone register keeps the
+/// greatest stamp.
+pub fn tombstone_upsert(shape: &TableShape, key: &str, version: &str, origin: &str) -> String {
+    format!(
+        "INSERT INTO {t} AS t (tbl, pk, version, origin, recorded_at)\n\
+         VALUES ({tbl}, {key}, {version}, {origin}, pg_catalog.now())\n\
+         ON CONFLICT (tbl, pk) DO UPDATE\n  \
+         SET version = excluded.version, origin = excluded.origin, recorded_at = excluded.recorded_at\n  \
+         WHERE {newer};",
+        t = internal_table(TOMBSTONES_TABLE),
+        tbl = shape.key_literal,
+        newer = stamp_greater("excluded.version", "excluded.origin", "t.version", "t.origin"),
+    )
+}
+
+/// Merges a claim on unique value `value` of constraint `u` (a max-register per value).
+pub fn claim_upsert(
+    shape: &TableShape,
+    u: &UniqueKey,
+    value: &str,
+    version: &str,
+    origin: &str,
+    owner: &str,
+) -> String {
+    format!(
+        "INSERT INTO {c} AS c (tbl, unique_columns, value, version, origin, owner_pk, recorded_at)\n\
+         VALUES ({tbl}, {label}, {value}, {version}, {origin}, {owner}, pg_catalog.now())\n\
+         ON CONFLICT (tbl, unique_columns, value) DO UPDATE\n  \
+         SET version = excluded.version, origin = excluded.origin, owner_pk = excluded.owner_pk, recorded_at = excluded.recorded_at\n  \
+         WHERE {newer};",
+        c = internal_table(CLAIMS_TABLE),
+        tbl = shape.key_literal,
+        label = quote_literal(&u.label),
+        newer = stamp_greater("excluded.version", "excluded.origin", "c.version", "c.origin"),
+    )
+}
+
+/// Locks `_pgc_stripes` (an `integer[]` variable) in ascending order, in share or exclusive
+/// mode. Ascending everywhere, so two writers never wait for each other's stripes in a cycle.
+pub fn lock_stripes(body: &mut Body, depth: usize, shape: &TableShape, function: &str) {
+    body.line(depth, "IF pg_catalog.cardinality(_pgc_stripes) = 1 THEN");
+    body.line(
+        depth + 1,
+        format!(
+            "PERFORM pg_catalog.{function}({}, _pgc_stripes[1]);",
+            shape.stripe_class
+        ),
+    );
+    body.line(depth, "ELSIF pg_catalog.cardinality(_pgc_stripes) > 1 THEN");
+    body.line(
+        depth + 1,
+        "FOREACH _pgc_stripe IN ARRAY (SELECT pg_catalog.array_agg(DISTINCT s ORDER BY s) FROM pg_catalog.unnest(_pgc_stripes) AS s) LOOP",
+    );
+    body.line(
+        depth + 2,
+        format!(
+            "PERFORM pg_catalog.{function}({}, _pgc_stripe);",
+            shape.stripe_class
+        ),
+    );
+    body.line(depth + 1, "END LOOP;");
+    body.line(depth, "END IF;");
+}
+
+/// BEFORE INSERT OR UPDATE: stamps `_pgc_version` / `_pgc_origin` (and legacy columns).
+pub fn stamp_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
+    let tombstones = internal_table(TOMBSTONES_TABLE);
+    let claims = internal_table(CLAIMS_TABLE);
+    let mut b = Body::new();
+    b.line(0, "DECLARE");
+    b.line(1, format!("_pgc_stamp bigint := {};", now_us_expression()));
+    b.line(1, "_pgc_seen bigint;");
+    b.line(1, "_pgc_key jsonb;");
+    for (i, _) in shape.uniques.iter().enumerate() {
+        b.line(1, format!("_pgc_value_{i} jsonb;"));
+    }
+    b.line(1, "_pgc_stripes integer[] := '{}';");
+    b.line(1, "_pgc_stripe integer;");
+    b.line(0, "BEGIN");
+
+    // Which keys / values this write takes: the new key and every unique value on INSERT;
+    // on UPDATE only those that change (the row already holds the others).
+    let take_key = |b: &mut Body, depth: usize| {
+        b.line(depth, format!("_pgc_key := {};", shape.key_json("NEW")));
+        b.line(
+            depth,
+            format!(
+                "_pgc_stripes := _pgc_stripes || {};",
+                shape.stripe(shape.key_tag(), "_pgc_key")
+            ),
+        );
+    };
+    let take_value = |b: &mut Body, depth: usize, i: usize, u: &UniqueKey| {
+        b.line(
+            depth,
+            format!("_pgc_value_{i} := {};", shape.unique_json(u, "NEW")),
+        );
+        b.line(
+            depth,
+            format!(
+                "_pgc_stripes := _pgc_stripes || {};",
+                shape.stripe(&shape.unique_tag(u), &format!("_pgc_value_{i}"))
+            ),
+        );
+    };
+
+    b.line(1, "IF TG_OP = 'INSERT' THEN");
+    take_key(&mut b, 2);
+    for (i, u) in shape.uniques.iter().enumerate() {
+        b.line(2, format!("IF {} THEN", shape.unique_present(u, "NEW")));
+        take_value(&mut b, 3, i, u);
+        b.line(2, "END IF;");
+    }
+    b.line(1, "ELSE");
+    b.line(
+        2,
+        format!(
+            "_pgc_stamp := GREATEST(_pgc_stamp, {} + 1);",
+            field("OLD", super::naming::VERSION_COLUMN)
+        ),
+    );
+    b.line(
+        2,
+        format!(
+            "IF {} IS DISTINCT FROM {} THEN",
+            shape.key_tuple("NEW"),
+            shape.key_tuple("OLD")
+        ),
+    );
+    take_key(&mut b, 3);
+    b.line(2, "END IF;");
+    for (i, u) in shape.uniques.iter().enumerate() {
+        b.line(
+            2,
+            format!(
+                "IF {} AND {} IS DISTINCT FROM {} THEN",
+                shape.unique_present(u, "NEW"),
+                shape.unique_tuple(u, "NEW"),
+                shape.unique_tuple(u, "OLD")
+            ),
+        );
+        take_value(&mut b, 3, i, u);
+        b.line(2, "END IF;");
+    }
+    b.line(1, "END IF;");
+
+    b.line(
+        1,
+        "-- Share mode: local writers never wait for each other here; the apply path takes",
+    );
+    b.line(
+        1,
+        "-- a stripe exclusively before it records a tombstone or claim no locked row guards.",
+    );
+    lock_stripes(&mut b, 1, shape, "pg_advisory_xact_lock_shared");
+
+    b.line(1, "IF _pgc_key IS NOT NULL THEN");
+    b.line(
+        2,
+        format!(
+            "SELECT t.version INTO _pgc_seen FROM {tombstones} AS t WHERE t.tbl = {} AND t.pk = _pgc_key;",
+            shape.key_literal
+        ),
+    );
+    b.line(
+        2,
+        "IF FOUND THEN _pgc_stamp := GREATEST(_pgc_stamp, _pgc_seen + 1); END IF;",
+    );
+    b.line(1, "END IF;");
+    for (i, u) in shape.uniques.iter().enumerate() {
+        b.line(1, format!("IF _pgc_value_{i} IS NOT NULL THEN"));
+        b.line(
+            2,
+            format!(
+                "SELECT c.version INTO _pgc_seen FROM {claims} AS c WHERE c.tbl = {} AND c.unique_columns = {} AND c.value = _pgc_value_{i};",
+                shape.key_literal,
+                quote_literal(&u.label)
+            ),
+        );
+        b.line(
+            2,
+            "IF FOUND THEN _pgc_stamp := GREATEST(_pgc_stamp, _pgc_seen + 1); END IF;",
+        );
+        b.line(1, "END IF;");
+    }
+
+    b.line(
+        1,
+        format!(
+            "{} := _pgc_stamp;",
+            field("NEW", super::naming::VERSION_COLUMN)
+        ),
+    );
+    b.line(
+        1,
+        format!(
+            "{} := {node_literal};",
+            field("NEW", super::naming::ORIGIN_COLUMN)
+        ),
+    );
+    if let Some(column) = &shape.legacy_updated_at {
+        b.line(1, format!("{} := pg_catalog.now();", field("NEW", column)));
+    }
+    if let Some(column) = &shape.legacy_origin_node {
+        b.line(1, format!("{} := {node_literal};", field("NEW", column)));
+    }
+    b.line(1, "RETURN NEW;");
+    b.line(0, "END");
+
+    FunctionDef::new(
+        shape.stamp_function.clone(),
+        "",
+        "trigger",
+        "plpgsql",
+        "",
+        b.finish(),
+    )
+}
+
+/// Raises a serialization failure (the client retries) when a replicated write committed a
+/// tombstone or claim at or above this write's stamp after the stamp was taken.
+fn raise_concurrent(b: &mut Body, depth: usize, shape: &TableShape, what: &str, key: &str) {
+    b.line(depth, "RAISE EXCEPTION USING");
+    b.line(depth + 1, "ERRCODE = 'serialization_failure',");
+    b.line(
+        depth + 1,
+        format!(
+            "MESSAGE = pg_catalog.format('pgconverge: %s %s of %s was written concurrently by a replicated change', {}, {key}, {}),",
+            quote_literal(what),
+            shape.key_literal
+        ),
+    );
+    b.line(depth + 1, "HINT = 'Retry the transaction.';");
+}
+
+/// The new row takes over its key: the tombstone it supersedes goes.
+fn take_over_key(b: &mut Body, depth: usize, shape: &TableShape) {
+    let tombstones = internal_table(TOMBSTONES_TABLE);
+    b.block(
+        depth,
+        &format!(
+            "DELETE FROM {tombstones} AS t WHERE t.tbl = {} AND t.pk = {}\n  \
+             RETURNING t.version, t.origin INTO _pgc_seen_version, _pgc_seen_origin;",
+            shape.key_literal,
+            shape.key_json("NEW")
+        ),
+    );
+    b.line(depth, "IF FOUND THEN");
+    b.line(
+        depth + 1,
+        format!(
+            "IF NOT {} THEN",
+            stamp_greater(
+                &field("NEW", super::naming::VERSION_COLUMN),
+                &field("NEW", super::naming::ORIGIN_COLUMN),
+                "_pgc_seen_version",
+                "_pgc_seen_origin"
+            )
+        ),
+    );
+    raise_concurrent(b, depth + 2, shape, "key", &shape.key_json("NEW"));
+    b.line(depth + 1, "END IF;");
+    b.line(depth + 1, "_pgc_prev_version := _pgc_seen_version;");
+    b.line(depth + 1, "_pgc_prev_origin := _pgc_seen_origin;");
+    b.line(depth, "END IF;");
+}
+
+/// The new row takes over a unique value: the claim it supersedes goes.
+fn take_over_value(b: &mut Body, depth: usize, shape: &TableShape, u: &UniqueKey) {
+    let claims = internal_table(CLAIMS_TABLE);
+    let value = shape.unique_json(u, "NEW");
+    b.block(
+        depth,
+        &format!(
+            "DELETE FROM {claims} AS c WHERE c.tbl = {} AND c.unique_columns = {} AND c.value = {value}\n  \
+             RETURNING c.version, c.origin INTO _pgc_seen_version, _pgc_seen_origin;",
+            shape.key_literal,
+            quote_literal(&u.label)
+        ),
+    );
+    b.line(
+        depth,
+        format!(
+            "IF FOUND AND NOT {} THEN",
+            stamp_greater(
+                &field("NEW", super::naming::VERSION_COLUMN),
+                &field("NEW", super::naming::ORIGIN_COLUMN),
+                "_pgc_seen_version",
+                "_pgc_seen_origin"
+            )
+        ),
+    );
+    raise_concurrent(b, depth + 1, shape, "unique value", &value);
+    b.line(depth, "END IF;");
+}
+
+/// The old row gives up a unique value: its claim is kept at the old row's stamp.
+fn give_up_value(b: &mut Body, depth: usize, shape: &TableShape, u: &UniqueKey) {
+    b.block(
+        depth,
+        &claim_upsert(
+            shape,
+            u,
+            &shape.unique_json(u, "OLD"),
+            &field("OLD", super::naming::VERSION_COLUMN),
+            &field("OLD", super::naming::ORIGIN_COLUMN),
+            &shape.key_json("OLD"),
+        ),
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn log_change(
+    b: &mut Body,
+    depth: usize,
+    shape: &TableShape,
+    op: char,
+    key: &str,
+    row: &str,
+    version: &str,
+    origin: &str,
+) {
+    let changes = internal_table(CHANGES_TABLE);
+    b.block(
+        depth,
+        &format!(
+            "INSERT INTO {changes} (tbl, op, pk, \"row\", version, origin, prev_version, prev_origin)\n\
+             VALUES ({}, '{op}', {key}, {row}, {version}, {origin}, _pgc_prev_version, _pgc_prev_origin)\n\
+             RETURNING ctid INTO _pgc_logged;",
+            shape.key_literal
+        ),
+    );
+    b.line(
+        depth,
+        format!("DELETE FROM {changes} AS l WHERE l.ctid = _pgc_logged;"),
+    );
+}
+
+/// AFTER INSERT OR UPDATE OR DELETE: tombstones, claims, and the change-log record.
+pub fn log_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
+    let version = |rec: &str| field(rec, super::naming::VERSION_COLUMN);
+    let origin = |rec: &str| field(rec, super::naming::ORIGIN_COLUMN);
+    let mut b = Body::new();
+    b.line(0, "DECLARE");
+    b.line(1, "_pgc_prev_version bigint := 0;");
+    b.line(1, "_pgc_prev_origin text := '';");
+    b.line(1, "_pgc_seen_version bigint;");
+    b.line(1, "_pgc_seen_origin text;");
+    b.line(1, "_pgc_stamp bigint;");
+    b.line(1, "_pgc_logged tid;");
+    b.line(0, "BEGIN");
+
+    // DELETE: a tombstone above the deleted version; the row's unique values stay claimed
+    // at its version.
+    b.line(1, "IF TG_OP = 'DELETE' THEN");
+    b.line(
+        2,
+        format!(
+            "_pgc_stamp := GREATEST({}, {} + 1);",
+            now_us_expression(),
+            version("OLD")
+        ),
+    );
+    b.block(
+        2,
+        &tombstone_upsert(shape, &shape.key_json("OLD"), "_pgc_stamp", node_literal),
+    );
+    for u in &shape.uniques {
+        b.line(2, format!("IF {} THEN", shape.unique_present(u, "OLD")));
+        give_up_value(&mut b, 3, shape, u);
+        b.line(2, "END IF;");
+    }
+    b.line(2, format!("_pgc_prev_version := {};", version("OLD")));
+    b.line(2, format!("_pgc_prev_origin := {};", origin("OLD")));
+    log_change(
+        &mut b,
+        2,
+        shape,
+        'D',
+        &shape.key_json("OLD"),
+        &shape.key_row_json("OLD"),
+        "_pgc_stamp",
+        node_literal,
+    );
+    b.line(2, "RETURN NULL;");
+    b.line(1, "END IF;");
+
+    let unique_moves = |b: &mut Body, depth: usize| {
+        for u in &shape.uniques {
+            b.line(
+                depth,
+                format!(
+                    "IF {} IS DISTINCT FROM {} THEN",
+                    shape.unique_tuple(u, "NEW"),
+                    shape.unique_tuple(u, "OLD")
+                ),
+            );
+            b.line(
+                depth + 1,
+                format!("IF {} THEN", shape.unique_present(u, "OLD")),
+            );
+            give_up_value(b, depth + 2, shape, u);
+            b.line(depth + 1, "END IF;");
+            b.line(
+                depth + 1,
+                format!("IF {} THEN", shape.unique_present(u, "NEW")),
+            );
+            take_over_value(b, depth + 2, shape, u);
+            b.line(depth + 1, "END IF;");
+            b.line(depth, "END IF;");
+        }
+    };
+
+    b.line(1, "IF TG_OP = 'UPDATE' THEN");
+    b.line(
+        2,
+        format!(
+            "IF {} IS DISTINCT FROM {} THEN",
+            shape.key_tuple("NEW"),
+            shape.key_tuple("OLD")
+        ),
+    );
+    b.line(
+        3,
+        "-- A new primary key: the old key is deleted by this write, the new one created.",
+    );
+    b.block(
+        3,
+        &tombstone_upsert(
+            shape,
+            &shape.key_json("OLD"),
+            &version("NEW"),
+            &origin("NEW"),
+        ),
+    );
+    b.line(3, format!("_pgc_prev_version := {};", version("OLD")));
+    b.line(3, format!("_pgc_prev_origin := {};", origin("OLD")));
+    log_change(
+        &mut b,
+        3,
+        shape,
+        'D',
+        &shape.key_json("OLD"),
+        &shape.key_row_json("OLD"),
+        &version("NEW"),
+        &origin("NEW"),
+    );
+    b.line(3, "_pgc_prev_version := 0;");
+    b.line(3, "_pgc_prev_origin := '';");
+    take_over_key(&mut b, 3, shape);
+    unique_moves(&mut b, 3);
+    log_change(
+        &mut b,
+        3,
+        shape,
+        'I',
+        &shape.key_json("NEW"),
+        "pg_catalog.to_json(NEW)",
+        &version("NEW"),
+        &origin("NEW"),
+    );
+    b.line(3, "RETURN NULL;");
+    b.line(2, "END IF;");
+    b.line(2, format!("_pgc_prev_version := {};", version("OLD")));
+    b.line(2, format!("_pgc_prev_origin := {};", origin("OLD")));
+    unique_moves(&mut b, 2);
+    log_change(
+        &mut b,
+        2,
+        shape,
+        'U',
+        &shape.key_json("NEW"),
+        "pg_catalog.to_json(NEW)",
+        &version("NEW"),
+        &origin("NEW"),
+    );
+    b.line(2, "RETURN NULL;");
+    b.line(1, "END IF;");
+
+    // INSERT
+    take_over_key(&mut b, 1, shape);
+    for u in &shape.uniques {
+        b.line(1, format!("IF {} THEN", shape.unique_present(u, "NEW")));
+        take_over_value(&mut b, 2, shape, u);
+        b.line(1, "END IF;");
+    }
+    log_change(
+        &mut b,
+        1,
+        shape,
+        'I',
+        &shape.key_json("NEW"),
+        "pg_catalog.to_json(NEW)",
+        &version("NEW"),
+        &origin("NEW"),
+    );
+    b.line(1, "RETURN NULL;");
+    b.line(0, "END");
+
+    FunctionDef::new(
+        shape.log_function.clone(),
+        "",
+        "trigger",
+        "plpgsql",
+        "",
+        b.finish(),
+    )
+}

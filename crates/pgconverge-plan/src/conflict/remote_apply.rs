@@ -1,0 +1,826 @@
+//! Functions run by apply workers: the per-table merge of one incoming change and the
+//! dispatcher trigger on `_pgconverge.changes`.
+//!
+//! The merge is state-based. Per key, the write with the greatest `(version, origin)` wins
+//! and a delete leaves a tombstone; per unique value, the claim is the greatest stamp of any
+//! write that ever held it; a row is live when its latest write is not a delete and it holds
+//! the greatest claim on each of its unique values. Every incoming change only raises these
+//! maxima, so the result does not depend on the order changes arrive in.
+
+use super::local_writes::{claim_upsert, internal_table, lock_stripes, tombstone_upsert, Body};
+use super::naming::{
+    apply_lock_key, internal, APPLY_CHANGE_FUNCTION, APPLY_TXN_SETTING, CLAIMS_TABLE,
+    CONFLICTS_TABLE, ORIGIN_COLUMN, PRUNE_FUNCTION, TOMBSTONES_TABLE, VERSION_COLUMN,
+};
+use super::shape::{field, stamp_greater, TableShape};
+use super::FunctionDef;
+use crate::sql::{quote_ident, quote_literal};
+
+/// Arguments of every per-table apply function, spelled as
+/// `pg_get_function_identity_arguments` prints them.
+pub const APPLY_ARGUMENTS: &str = "_pgc_op \"char\", _pgc_row json, _pgc_stamp_version bigint, _pgc_stamp_origin text, _pgc_prev_version bigint, _pgc_prev_origin text";
+
+/// Passes after which a change that keeps meeting a concurrent conflicting row is reported
+/// as an error instead of looping.
+const MAX_PASSES: u32 = 10;
+
+/// How long an apply transaction waits on a lock before it checks for deadlock. Longer than
+/// any sensible session setting, so in a deadlock between a local transaction and an apply
+/// worker the local transaction is the one that detects it and aborts.
+const APPLY_DEADLOCK_TIMEOUT: &str = "10s";
+
+/// Chance per apply transaction of running `_pgconverge.prune()`.
+const PRUNE_PROBABILITY: &str = "0.001";
+
+const IN: &str = "_pgc_in";
+const CUR: &str = "_pgc_cur";
+
+fn incoming_stamp_greater(version: &str, origin: &str) -> String {
+    stamp_greater("_pgc_stamp_version", "_pgc_stamp_origin", version, origin)
+}
+
+fn holder(i: usize) -> String {
+    format!("_pgc_holder_{i}")
+}
+
+struct Ledger<'a> {
+    kind: &'a str,
+    winner: &'a str,
+    unique_columns: Option<&'a str>,
+    local_row: &'a str,
+    remote_row: &'a str,
+    local_version: &'a str,
+    local_origin: &'a str,
+}
+
+fn ledger_insert(b: &mut Body, depth: usize, shape: &TableShape, key: &str, entry: Ledger) {
+    let unique = entry
+        .unique_columns
+        .map(quote_literal)
+        .unwrap_or_else(|| "NULL".to_string());
+    b.block(
+        depth,
+        &format!(
+            "INSERT INTO {} (tbl, pk, kind, winner, unique_columns, local_row, remote_row, local_version, local_origin, remote_version, remote_origin)\n\
+             VALUES ({}, {key}, {}, {}, {unique}, {}, {}, {}, {}, _pgc_stamp_version, _pgc_stamp_origin);",
+            internal_table(CONFLICTS_TABLE),
+            shape.key_literal,
+            entry.kind,
+            quote_literal(entry.winner),
+            entry.local_row,
+            entry.remote_row,
+            entry.local_version,
+            entry.local_origin,
+        ),
+    );
+}
+
+/// The row in `rec` loses every claim and its key: deleted, tombstoned at its own stamp, its
+/// unique values kept as claims at that stamp. Its row lock guards these writes.
+fn retire_row(b: &mut Body, depth: usize, shape: &TableShape, rec: &str) {
+    let version = field(rec, VERSION_COLUMN);
+    let origin = field(rec, ORIGIN_COLUMN);
+    b.block(
+        depth,
+        &tombstone_upsert(shape, &shape.key_json(rec), &version, &origin),
+    );
+    for u in &shape.uniques {
+        b.line(depth, format!("IF {} THEN", shape.unique_present(u, rec)));
+        b.block(
+            depth + 1,
+            &claim_upsert(
+                shape,
+                u,
+                &shape.unique_json(u, rec),
+                &version,
+                &origin,
+                &shape.key_json(rec),
+            ),
+        );
+        b.line(depth, "END IF;");
+    }
+}
+
+fn delete_row(b: &mut Body, depth: usize, shape: &TableShape, rec: &str) {
+    b.line(
+        depth,
+        format!(
+            "DELETE FROM {} AS d WHERE {} = {};",
+            shape.qualified,
+            shape.key_tuple("d"),
+            shape.key_tuple(rec)
+        ),
+    );
+}
+
+/// Kills live holder `i` of an incoming unique value, which the incoming write outranks.
+fn kill_holder(b: &mut Body, depth: usize, shape: &TableShape, i: usize, remote_row: &str) {
+    let h = holder(i);
+    delete_row(b, depth, shape, &h);
+    b.line(depth, "GET DIAGNOSTICS _pgc_count = ROW_COUNT;");
+    b.line(depth, "IF _pgc_count > 0 THEN");
+    retire_row(b, depth + 1, shape, &h);
+    let local_row = format!("pg_catalog.to_jsonb({h})");
+    let local_version = field(&h, VERSION_COLUMN);
+    let local_origin = field(&h, ORIGIN_COLUMN);
+    ledger_insert(
+        b,
+        depth + 1,
+        shape,
+        &shape.key_json(&h),
+        Ledger {
+            kind: "'unique_collision'",
+            winner: "remote",
+            unique_columns: Some(&shape.uniques[i].label),
+            local_row: &local_row,
+            remote_row,
+            local_version: &local_version,
+            local_origin: &local_origin,
+        },
+    );
+    b.line(depth, "END IF;");
+}
+
+/// Adds the incoming write's claims on its unique values, whether or not it is live: each
+/// claim outranking the current holder kills that holder.
+fn merge_incoming_claims(b: &mut Body, depth: usize, shape: &TableShape, remote_row: &str) {
+    for (i, u) in shape.uniques.iter().enumerate() {
+        let h = holder(i);
+        b.line(
+            depth,
+            format!(
+                "IF _pgc_value_{i} IS NOT NULL AND (NOT _pgc_has_claim_{i} OR {}) THEN",
+                incoming_stamp_greater(
+                    &format!("_pgc_claim_version_{i}"),
+                    &format!("_pgc_claim_origin_{i}")
+                )
+            ),
+        );
+        b.line(
+            depth + 1,
+            format!(
+                "IF NOT _pgc_has_holder_{i} OR {} THEN",
+                incoming_stamp_greater(&field(&h, VERSION_COLUMN), &field(&h, ORIGIN_COLUMN))
+            ),
+        );
+        b.line(depth + 2, format!("IF _pgc_has_holder_{i} THEN"));
+        kill_holder(b, depth + 3, shape, i, remote_row);
+        b.line(depth + 2, "END IF;");
+        b.block(
+            depth + 2,
+            &claim_upsert(
+                shape,
+                u,
+                &format!("_pgc_value_{i}"),
+                "_pgc_stamp_version",
+                "_pgc_stamp_origin",
+                "_pgc_key",
+            ),
+        );
+        b.line(depth + 1, "END IF;");
+        b.line(depth, "END IF;");
+    }
+}
+
+/// `_pgconverge.apply_<table>_<hash>(…)`: merges one incoming change into the table.
+pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
+    let tombstones = internal_table(TOMBSTONES_TABLE);
+    let claims = internal_table(CLAIMS_TABLE);
+    let cur_version = field(CUR, VERSION_COLUMN);
+    let cur_origin = field(CUR, ORIGIN_COLUMN);
+    let remote_row = format!("pg_catalog.to_jsonb({IN})");
+    let cur_row = format!("pg_catalog.to_jsonb({CUR})");
+    let mut b = Body::new();
+
+    b.line(0, "DECLARE");
+    b.line(1, format!("{IN} {};", shape.qualified));
+    b.line(1, format!("{CUR} {};", shape.qualified));
+    b.line(1, "_pgc_key jsonb;");
+    b.line(1, "_pgc_has_cur boolean;");
+    b.line(1, "_pgc_has_reg boolean;");
+    b.line(1, "_pgc_reg_version bigint;");
+    b.line(1, "_pgc_reg_origin text;");
+    b.line(1, "_pgc_newest boolean;");
+    b.line(1, "_pgc_lost integer;");
+    for (i, _) in shape.uniques.iter().enumerate() {
+        b.line(1, format!("{} {};", holder(i), shape.qualified));
+        b.line(1, format!("_pgc_has_holder_{i} boolean;"));
+        b.line(1, format!("_pgc_value_{i} jsonb;"));
+        b.line(1, format!("_pgc_has_claim_{i} boolean;"));
+        b.line(1, format!("_pgc_claim_version_{i} bigint;"));
+        b.line(1, format!("_pgc_claim_origin_{i} text;"));
+    }
+    b.line(1, "_pgc_stripes integer[];");
+    b.line(1, "_pgc_held integer[] := '{}';");
+    b.line(1, "_pgc_stripe integer;");
+    b.line(1, "_pgc_pass integer := 0;");
+    b.line(1, "_pgc_count bigint;");
+    b.line(0, "BEGIN");
+    b.line(
+        1,
+        format!(
+            "{IN} := pg_catalog.json_populate_record(NULL::{}, _pgc_row);",
+            shape.qualified
+        ),
+    );
+    b.line(
+        1,
+        format!("{} := _pgc_stamp_version;", field(IN, VERSION_COLUMN)),
+    );
+    b.line(
+        1,
+        format!("{} := _pgc_stamp_origin;", field(IN, ORIGIN_COLUMN)),
+    );
+    b.line(1, format!("_pgc_key := {};", shape.key_json(IN)));
+    b.line(1, "<<resolve>>");
+    b.line(1, "LOOP");
+    b.line(2, "_pgc_pass := _pgc_pass + 1;");
+    b.line(2, format!("IF _pgc_pass > {MAX_PASSES} THEN"));
+    b.line(3, "RAISE EXCEPTION USING");
+    b.line(
+        4,
+        format!(
+            "MESSAGE = pg_catalog.format('pgconverge: change to %s key %s keeps colliding with a row', {}, _pgc_key),",
+            shape.key_literal
+        ),
+    );
+    b.line(
+        4,
+        "HINT = 'A unique index that pgconverge does not manage rejects it; declare the constraint in the configuration.';",
+    );
+    b.line(2, "END IF;");
+    b.line(2, "_pgc_stripes := '{}';");
+
+    // 1. The key register: the live row (locked) or the tombstone.
+    b.line(
+        2,
+        format!(
+            "SELECT d.* INTO {CUR} FROM {} AS d WHERE {} = {} FOR UPDATE;",
+            shape.qualified,
+            shape.key_tuple("d"),
+            shape.key_tuple(IN)
+        ),
+    );
+    b.line(2, "_pgc_has_cur := FOUND;");
+    b.line(2, "IF _pgc_has_cur THEN");
+    b.line(3, "_pgc_has_reg := true;");
+    b.line(3, format!("_pgc_reg_version := {cur_version};"));
+    b.line(3, format!("_pgc_reg_origin := {cur_origin};"));
+    b.line(2, "ELSE");
+    b.line(
+        3,
+        format!(
+            "SELECT t.version, t.origin INTO _pgc_reg_version, _pgc_reg_origin FROM {tombstones} AS t WHERE t.tbl = {} AND t.pk = _pgc_key;",
+            shape.key_literal
+        ),
+    );
+    b.line(3, "_pgc_has_reg := FOUND;");
+    b.line(2, "END IF;");
+    b.line(
+        2,
+        "IF _pgc_has_reg AND _pgc_reg_version = _pgc_stamp_version AND _pgc_reg_origin = _pgc_stamp_origin THEN",
+    );
+    b.line(3, "RETURN; -- this very write is already merged");
+    b.line(2, "END IF;");
+    b.line(
+        2,
+        format!(
+            "_pgc_newest := NOT _pgc_has_reg OR {};",
+            incoming_stamp_greater("_pgc_reg_version", "_pgc_reg_origin")
+        ),
+    );
+
+    // 2. Deletes.
+    b.line(2, "IF _pgc_op = 'D' THEN");
+    b.line(3, "IF NOT _pgc_newest THEN");
+    b.line(
+        4,
+        format!("IF _pgc_has_cur AND _pgc_reg_origin = {node_literal} THEN"),
+    );
+    ledger_insert(
+        &mut b,
+        5,
+        shape,
+        "_pgc_key",
+        Ledger {
+            kind: "'delete_update'",
+            winner: "local",
+            unique_columns: None,
+            local_row: &cur_row,
+            remote_row: "NULL",
+            local_version: &cur_version,
+            local_origin: &cur_origin,
+        },
+    );
+    b.line(4, "END IF;");
+    b.line(4, "RETURN;");
+    b.line(3, "END IF;");
+    b.line(3, "IF NOT _pgc_has_cur THEN");
+    b.line(
+        4,
+        "-- A tombstone for a key with no row: exclude local inserts of the key first.",
+    );
+    b.line(
+        4,
+        format!(
+            "_pgc_stripes := ARRAY[{}];",
+            shape.stripe(shape.key_tag(), "_pgc_key")
+        ),
+    );
+    b.line(4, "IF NOT (_pgc_stripes <@ _pgc_held) THEN");
+    lock_stripes(&mut b, 5, shape, "pg_advisory_xact_lock");
+    b.line(5, "_pgc_held := _pgc_held || _pgc_stripes;");
+    b.line(5, "CONTINUE resolve;");
+    b.line(4, "END IF;");
+    b.line(3, "ELSE");
+    delete_row(&mut b, 4, shape, CUR);
+    for u in &shape.uniques {
+        b.line(4, format!("IF {} THEN", shape.unique_present(u, CUR)));
+        b.block(
+            5,
+            &claim_upsert(
+                shape,
+                u,
+                &shape.unique_json(u, CUR),
+                &cur_version,
+                &cur_origin,
+                "_pgc_key",
+            ),
+        );
+        b.line(4, "END IF;");
+    }
+    b.line(
+        4,
+        format!("IF {cur_version} <> _pgc_prev_version OR {cur_origin} <> _pgc_prev_origin THEN"),
+    );
+    ledger_insert(
+        &mut b,
+        5,
+        shape,
+        "_pgc_key",
+        Ledger {
+            kind: "'delete_update'",
+            winner: "remote",
+            unique_columns: None,
+            local_row: &cur_row,
+            remote_row: "NULL",
+            local_version: &cur_version,
+            local_origin: &cur_origin,
+        },
+    );
+    b.line(4, "END IF;");
+    b.line(3, "END IF;");
+    b.block(
+        3,
+        &tombstone_upsert(shape, "_pgc_key", "_pgc_stamp_version", "_pgc_stamp_origin"),
+    );
+    b.line(3, "RETURN;");
+    b.line(2, "END IF;");
+
+    // 3. Upserts: live holders of the incoming unique values under other keys (locked), and
+    // the recorded claims on those values.
+    for (i, u) in shape.uniques.iter().enumerate() {
+        b.line(2, format!("IF {} THEN", shape.unique_present(u, IN)));
+        b.line(
+            3,
+            format!("_pgc_value_{i} := {};", shape.unique_json(u, IN)),
+        );
+        b.line(
+            3,
+            format!(
+                "SELECT d.* INTO {} FROM {} AS d WHERE {} = {} AND {} <> {} FOR UPDATE;",
+                holder(i),
+                shape.qualified,
+                shape.unique_tuple(u, "d"),
+                shape.unique_tuple(u, IN),
+                shape.key_tuple("d"),
+                shape.key_tuple(IN)
+            ),
+        );
+        b.line(3, format!("_pgc_has_holder_{i} := FOUND;"));
+        b.line(
+            3,
+            format!(
+                "SELECT c.version, c.origin INTO _pgc_claim_version_{i}, _pgc_claim_origin_{i} FROM {claims} AS c WHERE c.tbl = {} AND c.unique_columns = {} AND c.value = _pgc_value_{i};",
+                shape.key_literal,
+                quote_literal(&u.label)
+            ),
+        );
+        b.line(3, format!("_pgc_has_claim_{i} := FOUND;"));
+        b.line(2, "ELSE");
+        b.line(3, format!("_pgc_value_{i} := NULL;"));
+        b.line(3, format!("_pgc_has_holder_{i} := false;"));
+        b.line(3, format!("_pgc_has_claim_{i} := false;"));
+        b.line(2, "END IF;");
+    }
+
+    // Does a greater claim make the incoming write dead?
+    b.line(2, "_pgc_lost := NULL;");
+    b.line(2, "IF _pgc_newest THEN");
+    for (i, _) in shape.uniques.iter().enumerate().rev() {
+        let h = holder(i);
+        b.line(
+            3,
+            format!(
+                "IF (_pgc_has_holder_{i} AND {}) OR (_pgc_has_claim_{i} AND {}) THEN",
+                stamp_greater(
+                    &field(&h, VERSION_COLUMN),
+                    &field(&h, ORIGIN_COLUMN),
+                    "_pgc_stamp_version",
+                    "_pgc_stamp_origin"
+                ),
+                stamp_greater(
+                    &format!("_pgc_claim_version_{i}"),
+                    &format!("_pgc_claim_origin_{i}"),
+                    "_pgc_stamp_version",
+                    "_pgc_stamp_origin"
+                )
+            ),
+        );
+        b.line(4, format!("_pgc_lost := {i};"));
+        b.line(3, "END IF;");
+    }
+    b.line(2, "END IF;");
+
+    // Stripes to hold exclusively before writing: the key when no row guards it, and every
+    // incoming unique value this pass writes a claim for or takes.
+    b.line(2, "IF _pgc_newest AND NOT _pgc_has_cur THEN");
+    b.line(
+        3,
+        format!(
+            "_pgc_stripes := _pgc_stripes || {};",
+            shape.stripe(shape.key_tag(), "_pgc_key")
+        ),
+    );
+    b.line(2, "END IF;");
+    for (i, u) in shape.uniques.iter().enumerate() {
+        let h = holder(i);
+        b.line(
+            2,
+            format!(
+                "IF _pgc_value_{i} IS NOT NULL AND (_pgc_newest OR ((NOT _pgc_has_claim_{i} OR {}) AND (NOT _pgc_has_holder_{i} OR {}))) THEN",
+                incoming_stamp_greater(
+                    &format!("_pgc_claim_version_{i}"),
+                    &format!("_pgc_claim_origin_{i}")
+                ),
+                incoming_stamp_greater(&field(&h, VERSION_COLUMN), &field(&h, ORIGIN_COLUMN))
+            ),
+        );
+        b.line(
+            3,
+            format!(
+                "_pgc_stripes := _pgc_stripes || {};",
+                shape.stripe(&shape.unique_tag(u), &format!("_pgc_value_{i}"))
+            ),
+        );
+        b.line(2, "END IF;");
+    }
+    b.line(2, "IF NOT (_pgc_stripes <@ _pgc_held) THEN");
+    b.line(
+        3,
+        "_pgc_stripes := ARRAY(SELECT s FROM pg_catalog.unnest(_pgc_stripes) AS s WHERE NOT (s = ANY (_pgc_held)));",
+    );
+    lock_stripes(&mut b, 3, shape, "pg_advisory_xact_lock");
+    b.line(3, "_pgc_held := _pgc_held || _pgc_stripes;");
+    b.line(
+        3,
+        "CONTINUE resolve; -- read everything again under the stripes",
+    );
+    b.line(2, "END IF;");
+
+    // 4a. An older write of its key: only its claims count.
+    b.line(2, "IF NOT _pgc_newest THEN");
+    merge_incoming_claims(&mut b, 3, shape, &remote_row);
+    b.line(3, format!("IF _pgc_reg_origin = {node_literal} THEN"));
+    b.line(4, "IF _pgc_has_cur THEN");
+    ledger_insert(
+        &mut b,
+        5,
+        shape,
+        "_pgc_key",
+        Ledger {
+            kind: "CASE WHEN _pgc_op = 'I' THEN 'insert_exists' ELSE 'update_update' END",
+            winner: "local",
+            unique_columns: None,
+            local_row: &cur_row,
+            remote_row: &remote_row,
+            local_version: &cur_version,
+            local_origin: &cur_origin,
+        },
+    );
+    b.line(4, "ELSE");
+    ledger_insert(
+        &mut b,
+        5,
+        shape,
+        "_pgc_key",
+        Ledger {
+            kind: "'update_deleted'",
+            winner: "local",
+            unique_columns: None,
+            local_row: "NULL",
+            remote_row: &remote_row,
+            local_version: "_pgc_reg_version",
+            local_origin: "_pgc_reg_origin",
+        },
+    );
+    b.line(4, "END IF;");
+    b.line(3, "END IF;");
+    b.line(3, "RETURN;");
+    b.line(2, "END IF;");
+
+    // 4b. The newest write of its key, but a unique value it holds is claimed higher: the key
+    // is dead at this write's stamp.
+    if !shape.uniques.is_empty() {
+        b.line(2, "IF _pgc_lost IS NOT NULL THEN");
+        b.line(3, "IF _pgc_has_cur THEN");
+        delete_row(&mut b, 4, shape, CUR);
+        for u in &shape.uniques {
+            b.line(4, format!("IF {} THEN", shape.unique_present(u, CUR)));
+            b.block(
+                5,
+                &claim_upsert(
+                    shape,
+                    u,
+                    &shape.unique_json(u, CUR),
+                    &cur_version,
+                    &cur_origin,
+                    "_pgc_key",
+                ),
+            );
+            b.line(4, "END IF;");
+        }
+        b.line(3, "END IF;");
+        b.block(
+            3,
+            &tombstone_upsert(shape, "_pgc_key", "_pgc_stamp_version", "_pgc_stamp_origin"),
+        );
+        merge_incoming_claims(&mut b, 3, shape, &remote_row);
+        b.line(3, "CASE _pgc_lost");
+        for (i, u) in shape.uniques.iter().enumerate() {
+            let h = holder(i);
+            b.line(4, format!("WHEN {i} THEN"));
+            let local_row = format!("pg_catalog.to_jsonb({h})");
+            let local_version = format!(
+                "CASE WHEN _pgc_has_holder_{i} THEN {} ELSE _pgc_claim_version_{i} END",
+                field(&h, VERSION_COLUMN)
+            );
+            let local_origin = format!(
+                "CASE WHEN _pgc_has_holder_{i} THEN {} ELSE _pgc_claim_origin_{i} END",
+                field(&h, ORIGIN_COLUMN)
+            );
+            ledger_insert(
+                &mut b,
+                5,
+                shape,
+                "_pgc_key",
+                Ledger {
+                    kind: "'unique_collision'",
+                    winner: "local",
+                    unique_columns: Some(&u.label),
+                    local_row: &format!("CASE WHEN _pgc_has_holder_{i} THEN {local_row} END"),
+                    remote_row: &remote_row,
+                    local_version: &local_version,
+                    local_origin: &local_origin,
+                },
+            );
+        }
+        b.line(3, "END CASE;");
+        b.line(3, "RETURN;");
+        b.line(2, "END IF;");
+    }
+
+    // 4c. The newest write of its key and live: holders it outranks go, then it is stored.
+    for (i, _) in shape.uniques.iter().enumerate() {
+        b.line(2, format!("IF _pgc_has_holder_{i} THEN"));
+        kill_holder(&mut b, 3, shape, i, &remote_row);
+        b.line(2, "END IF;");
+    }
+    b.line(2, "IF _pgc_has_cur THEN");
+    for u in &shape.uniques {
+        b.line(
+            3,
+            format!(
+                "IF {} AND {} IS DISTINCT FROM {} THEN",
+                shape.unique_present(u, CUR),
+                shape.unique_tuple(u, CUR),
+                shape.unique_tuple(u, IN)
+            ),
+        );
+        b.block(
+            4,
+            &claim_upsert(
+                shape,
+                u,
+                &shape.unique_json(u, CUR),
+                &cur_version,
+                &cur_origin,
+                "_pgc_key",
+            ),
+        );
+        b.line(3, "END IF;");
+    }
+    let targets: Vec<String> = shape
+        .non_key_columns()
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect();
+    let sources: Vec<String> = shape
+        .non_key_columns()
+        .iter()
+        .map(|c| field(IN, c))
+        .collect();
+    b.line(
+        3,
+        format!(
+            "UPDATE {} AS d SET ({}) = ROW({}) WHERE {} = {};",
+            shape.qualified,
+            targets.join(", "),
+            sources.join(", "),
+            shape.key_tuple("d"),
+            shape.key_tuple(CUR)
+        ),
+    );
+    b.line(
+        3,
+        format!("IF {cur_version} <> _pgc_prev_version OR {cur_origin} <> _pgc_prev_origin THEN"),
+    );
+    ledger_insert(
+        &mut b,
+        4,
+        shape,
+        "_pgc_key",
+        Ledger {
+            kind: "CASE WHEN _pgc_op = 'I' THEN 'insert_exists' ELSE 'update_update' END",
+            winner: "remote",
+            unique_columns: None,
+            local_row: &cur_row,
+            remote_row: &remote_row,
+            local_version: &cur_version,
+            local_origin: &cur_origin,
+        },
+    );
+    b.line(3, "END IF;");
+    b.line(2, "ELSE");
+    b.line(
+        3,
+        format!(
+            "INSERT INTO {} VALUES ({IN}.*) ON CONFLICT DO NOTHING;",
+            shape.qualified
+        ),
+    );
+    b.line(3, "GET DIAGNOSTICS _pgc_count = ROW_COUNT;");
+    b.line(3, "IF _pgc_count = 0 THEN");
+    b.line(
+        4,
+        "CONTINUE resolve; -- a row committed meanwhile: merge against it",
+    );
+    b.line(3, "END IF;");
+    b.line(3, "IF _pgc_has_reg THEN");
+    b.line(
+        4,
+        format!(
+            "DELETE FROM {tombstones} AS t WHERE t.tbl = {} AND t.pk = _pgc_key;",
+            shape.key_literal
+        ),
+    );
+    b.line(
+        4,
+        "IF _pgc_reg_version <> _pgc_prev_version OR _pgc_reg_origin <> _pgc_prev_origin THEN",
+    );
+    ledger_insert(
+        &mut b,
+        5,
+        shape,
+        "_pgc_key",
+        Ledger {
+            kind: "'update_deleted'",
+            winner: "remote",
+            unique_columns: None,
+            local_row: "NULL",
+            remote_row: &remote_row,
+            local_version: "_pgc_reg_version",
+            local_origin: "_pgc_reg_origin",
+        },
+    );
+    b.line(4, "END IF;");
+    b.line(3, "END IF;");
+    b.line(2, "END IF;");
+    for (i, u) in shape.uniques.iter().enumerate() {
+        b.line(2, format!("IF _pgc_has_claim_{i} THEN"));
+        b.line(
+            3,
+            format!(
+                "DELETE FROM {claims} AS c WHERE c.tbl = {} AND c.unique_columns = {} AND c.value = _pgc_value_{i};",
+                shape.key_literal,
+                quote_literal(&u.label)
+            ),
+        );
+        b.line(2, "END IF;");
+    }
+    b.line(2, "RETURN;");
+    b.line(1, "END LOOP;");
+    b.line(0, "END");
+
+    FunctionDef::new(
+        shape.apply_function.clone(),
+        APPLY_ARGUMENTS,
+        "void",
+        "plpgsql",
+        "",
+        b.finish(),
+    )
+}
+
+/// `_pgconverge.apply_change()`: REPLICA trigger on the change log. Merges the change into
+/// its table and returns NULL, so the receiver stores nothing in the log.
+pub fn dispatcher_function(shapes: &[TableShape], node_literal: &str) -> FunctionDef {
+    let mut b = Body::new();
+    b.line(0, "BEGIN");
+    b.line(
+        1,
+        format!(
+            "IF pg_catalog.current_setting({}, true) IS DISTINCT FROM '1' THEN",
+            quote_literal(APPLY_TXN_SETTING)
+        ),
+    );
+    b.line(
+        2,
+        "-- One apply transaction at a time on this node: apply workers never wait for each",
+    );
+    b.line(2, "-- other's row locks and stripes in opposite orders.");
+    b.line(
+        2,
+        format!(
+            "PERFORM pg_catalog.pg_advisory_xact_lock({});",
+            apply_lock_key()
+        ),
+    );
+    b.line(
+        2,
+        format!(
+            "PERFORM pg_catalog.set_config({}, '1', true);",
+            quote_literal(APPLY_TXN_SETTING)
+        ),
+    );
+    b.line(
+        2,
+        "IF pg_catalog.has_parameter_privilege('deadlock_timeout', 'SET') THEN",
+    );
+    b.line(
+        3,
+        format!(
+            "PERFORM pg_catalog.set_config('deadlock_timeout', {}, true);",
+            quote_literal(APPLY_DEADLOCK_TIMEOUT)
+        ),
+    );
+    b.line(2, "END IF;");
+    b.line(
+        2,
+        format!("IF pg_catalog.random() < {PRUNE_PROBABILITY} THEN"),
+    );
+    let prune = internal(PRUNE_FUNCTION);
+    b.line(
+        3,
+        format!(
+            "PERFORM {}.{}();",
+            quote_ident(&prune.schema),
+            quote_ident(&prune.name)
+        ),
+    );
+    b.line(2, "END IF;");
+    b.line(1, "END IF;");
+    b.line(1, format!("IF NEW.origin = {node_literal} THEN"));
+    b.line(2, "RETURN NULL; -- written here: already merged");
+    b.line(1, "END IF;");
+    let raise_unknown = "RAISE EXCEPTION USING\n  MESSAGE = pg_catalog.format('pgconverge: change for table %s, which this node does not replicate', NEW.tbl),\n  HINT = 'Apply the configuration to this node; the change is retried until then.';";
+    if shapes.is_empty() {
+        b.block(1, raise_unknown);
+    } else {
+        b.line(1, "CASE NEW.tbl");
+        for shape in shapes {
+            b.line(2, format!("WHEN {} THEN", shape.key_literal));
+            b.line(
+                3,
+                format!(
+                    "PERFORM {}.{}(NEW.op, NEW.\"row\", NEW.version, NEW.origin, NEW.prev_version, NEW.prev_origin);",
+                    quote_ident(&shape.apply_function.schema),
+                    quote_ident(&shape.apply_function.name)
+                ),
+            );
+        }
+        b.line(2, "ELSE");
+        b.block(3, raise_unknown);
+        b.line(1, "END CASE;");
+    }
+    b.line(1, "RETURN NULL;");
+    b.line(0, "END");
+    FunctionDef::new(
+        internal(APPLY_CHANGE_FUNCTION),
+        "",
+        "trigger",
+        "plpgsql",
+        "",
+        b.finish(),
+    )
+}

@@ -1,0 +1,162 @@
+//! Unit tests of the rendered conflict-resolution SQL (its behaviour is tested against real
+//! servers in tests/conflict_triggers.rs and tests/convergence.rs).
+
+use super::*;
+use pgconverge_model::config::ColumnConfig;
+
+fn column(name: &str, data_type: &str) -> ColumnConfig {
+    ColumnConfig {
+        name: name.to_string(),
+        data_type: data_type.to_string(),
+        nullable: true,
+        default: None,
+    }
+}
+
+fn table(schema: &str, name: &str) -> TableConfig {
+    serde_json::from_value(serde_json::json!({
+        "name": name,
+        "schema": schema,
+        "columns": [],
+        "primary_key": [],
+    }))
+    .unwrap_or_else(|e| panic!("test table: {e}"))
+}
+
+fn users() -> TableConfig {
+    let mut t = table("public", "users");
+    t.columns = vec![
+        column("id", "uuid"),
+        column("email", "text"),
+        column("tenant", "int"),
+        column("handle", "text"),
+        column("created", "timestamptz"),
+    ];
+    t.primary_key = vec!["id".into()];
+    t.unique = vec![
+        vec!["email".into()],
+        vec!["tenant".into(), "handle".into()],
+        vec!["handle".into(), "tenant".into()],
+        vec!["id".into(), "email".into()],
+    ];
+    t
+}
+
+fn objects(node: &str, tables: &[TableConfig]) -> ConflictObjects {
+    node_objects(node, tables, &ReplicationConfig::default())
+}
+
+#[test]
+fn same_input_gives_identical_bytes() {
+    assert_eq!(objects("n1", &[users()]), objects("n1", &[users()]));
+}
+
+#[test]
+fn bodies_differ_between_nodes_only_by_the_node_name() {
+    let a = objects("node_a", &[users()]);
+    let b = objects("node_b", &[users()]);
+    assert_eq!(a.functions.len(), b.functions.len());
+    for (fa, fb) in a.functions.iter().zip(&b.functions) {
+        assert_eq!(fa.name, fb.name);
+        assert_eq!(fa.body.replace("'node_a'", "'node_b'"), fb.body);
+    }
+}
+
+#[test]
+fn create_sql_holds_the_body_verbatim_and_its_fingerprint() {
+    for f in objects("n1", &[users()]).functions {
+        assert!(
+            f.create_sql.contains(&format!("$pgc${}$pgc$", f.body)),
+            "{}",
+            f.create_sql
+        );
+        assert!(f.create_sql.contains("SET search_path = ''"));
+        assert_eq!(f.body_sha256, naming::sha256_hex(f.body.trim()));
+        assert_eq!(f.body_sha256.len(), 64);
+    }
+}
+
+#[test]
+fn redundant_unique_constraints_are_not_claimed() {
+    let objs = objects("n1", &[users()]);
+    let apply = objs
+        .functions
+        .iter()
+        .find(|f| f.name.name.starts_with("apply_users_"))
+        .unwrap_or_else(|| panic!("no apply function"));
+    // email, and (tenant, handle) once: the reversed duplicate and the one covering the key
+    // are dropped.
+    assert!(apply.body.contains("_pgc_value_1 jsonb"));
+    assert!(!apply.body.contains("_pgc_value_2"));
+    assert!(apply.body.contains("'tenant, handle'"));
+}
+
+#[test]
+fn user_names_are_quoted_and_cannot_end_the_body() {
+    let mut t = table("My Schema", "Order$pgc$");
+    t.columns = vec![column("row", "int"), column("it's", "bytea")];
+    t.primary_key = vec!["row".into()];
+    t.unique = vec![vec!["it's".into()]];
+    let objs = objects("n1", &[t]);
+    for f in &objs.functions {
+        if f.body.contains("$pgc$") {
+            assert!(f.create_sql.contains("$pgc_1$"), "{}", f.create_sql);
+        }
+    }
+    let stamp = objs
+        .functions
+        .iter()
+        .find(|f| f.name.name.starts_with("stamp_"))
+        .unwrap_or_else(|| panic!("no stamp function"));
+    assert!(stamp.body.contains("\"My Schema\".\"Order$pgc$\""));
+    assert!(stamp.body.contains("NEW.\"row\""));
+    assert!(stamp.body.contains("NEW.\"it's\""));
+    assert!(stamp.body.contains("'\"My Schema\".\"Order$pgc$\"'"));
+    assert!(stamp
+        .body
+        .contains("pg_catalog.encode(NEW.\"it's\", 'hex')"));
+}
+
+#[test]
+fn change_log_is_the_only_published_table_and_its_trigger_fires_in_apply_workers() {
+    let objs = objects("n1", &[users()]);
+    assert_eq!(
+        objs.published_tables,
+        vec![QualifiedName::new("_pgconverge", "changes")]
+    );
+    assert_eq!(objs.publish_operations, vec!["insert".to_string()]);
+    let apply = objs
+        .triggers
+        .iter()
+        .find(|t| t.name == APPLY_TRIGGER)
+        .unwrap_or_else(|| panic!("no apply trigger"));
+    assert_eq!(apply.enabled.tgenabled(), "R");
+    assert_eq!(
+        apply.create_sql[1],
+        "ALTER TABLE _pgconverge.changes ENABLE REPLICA TRIGGER _pgc_apply"
+    );
+    let local: Vec<&TriggerDef> = objs
+        .triggers
+        .iter()
+        .filter(|t| t.table.name == "users")
+        .collect();
+    assert_eq!(local.len(), 3);
+    assert!(local.iter().all(|t| t.enabled == TriggerFiring::Local));
+}
+
+#[test]
+fn timestamptz_keys_are_compared_in_utc() {
+    let objs = objects("n1", &[users()]);
+    let mut t = users();
+    t.primary_key = vec!["created".into()];
+    let objs_ts = objects("n1", &[t]);
+    let stamp = |o: &ConflictObjects| {
+        o.functions
+            .iter()
+            .find(|f| f.name.name.starts_with("stamp_"))
+            .map(|f| f.body.clone())
+            .unwrap_or_default()
+    };
+    assert!(!stamp(&objs).contains("AT TIME ZONE 'UTC'"));
+    assert!(stamp(&objs_ts).contains("pg_catalog.to_jsonb(NEW.created AT TIME ZONE 'UTC')"));
+}

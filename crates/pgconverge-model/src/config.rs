@@ -33,12 +33,14 @@ pub struct NodeConfig {
     pub host: String,
     /// Port pgconverge connects to (default 5432).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub port: Option<u16>,
     /// Address peers use in their subscriptions to this node (default: `host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_host: Option<String>,
     /// Port peers use in their subscriptions to this node (default: `port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub peer_port: Option<u16>,
     /// Database name.
     pub db: String,
@@ -56,6 +58,7 @@ pub struct NodeConfig {
     pub password_command: Option<Vec<String>>,
     /// libpq `sslmode` for connections to this node (default `prefer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full", null]))]
     pub sslmode: Option<String>,
     /// Managed elsewhere: pgconverge plans for it but `sandbox` never starts it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -143,6 +146,7 @@ pub struct ForeignKeyConfig {
     pub references: ForeignKeyTarget,
     /// `ON DELETE` action: `no action` (default), `cascade`, `set null`, `restrict`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["no action", "cascade", "set null", "restrict", null]))]
     pub on_delete: Option<String>,
 }
 
@@ -202,10 +206,12 @@ impl LegacyColumns {
 pub struct ReplicationConfig {
     /// Days resolved conflicts are kept in each node's conflict ledger (default 7).
     #[serde(default = "default_retention_days")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
     pub conflict_retention_days: u32,
     /// Days tombstones of deleted rows are kept (default 7). A node offline for longer
     /// must be rejoined.
     #[serde(default = "default_retention_days")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
     pub tombstone_retention_days: u32,
 }
 

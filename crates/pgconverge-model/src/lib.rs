@@ -7,8 +7,13 @@ pub mod diagnostics;
 pub mod legacy;
 pub mod load;
 pub mod naming;
+mod schema_check;
+mod source_map;
 pub mod types;
+mod validate;
 
 pub use catalog::NodeCatalog;
 pub use config::{ClusterConfig, ColumnConfig, NodeConfig, TableConfig};
 pub use diagnostics::{Diagnostic, Diagnostics};
+pub use legacy::to_unified_json;
+pub use load::{load_legacy, load_unified, ConfigSource};

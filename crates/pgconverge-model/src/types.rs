@@ -302,6 +302,7 @@ pub fn normalize_default(expr: &str) -> String {
         strip_typed_literal_prefixes(&mut tokens);
         strip_literal_casts(&mut tokens);
         unwrap_parenthesised_literals(&mut tokens);
+        collapse_double_parentheses(&mut tokens);
         if tokens.len() == before {
             break;
         }
@@ -410,12 +411,8 @@ fn expression_tokens(expr: &str) -> Vec<ExprToken> {
                 i += 1;
             }
             let end = i.min(chars.len());
-            let mut literal: String = chars[start..end].iter().collect();
-            // PostgreSQL prints the escape-string prefix as a capital `E`.
-            if let Some(rest) = literal.strip_prefix('e') {
-                literal = format!("E{rest}");
-            }
-            tokens.push(ExprToken::Str(literal));
+            let literal: String = chars[start..end].iter().collect();
+            tokens.push(ExprToken::Str(standard_string(&literal)));
         } else if c == '"' {
             let start = i;
             i += 1;
@@ -477,6 +474,45 @@ fn expression_tokens(expr: &str) -> Vec<ExprToken> {
         }
     }
     tokens
+}
+
+/// An escape string (`E'a\nb'`) as the plain string PostgreSQL prints for it (`'a` newline
+/// `b'`); left as written (with a capital `E`) when it uses escapes this does not decode.
+fn standard_string(literal: &str) -> String {
+    let Some(body) = literal
+        .strip_prefix(['e', 'E'])
+        .and_then(|l| l.strip_prefix('\''))
+        .and_then(|l| l.strip_suffix('\''))
+    else {
+        return literal.to_string();
+    };
+    let mut decoded = String::new();
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        let plain = match c {
+            '\'' => {
+                // A doubled quote inside the literal is one quote character.
+                chars.next_if_eq(&'\'');
+                '\''
+            }
+            '\\' => match chars.next() {
+                Some('n') => '\n',
+                Some('t') => '\t',
+                Some('r') => '\r',
+                Some('b') => '\u{8}',
+                Some('f') => '\u{c}',
+                Some(q @ ('\\' | '\'')) => q,
+                _ => return format!("E{}", &literal[1..]),
+            },
+            other => other,
+        };
+        // Quotes stay doubled, as in a standard string literal.
+        if plain == '\'' {
+            decoded.push('\'');
+        }
+        decoded.push(plain);
+    }
+    format!("'{decoded}'")
 }
 
 /// Index just past the closing parenthesis matching the `(` at `open`, if any.
@@ -611,6 +647,25 @@ fn unwrap_parenthesised_literals(tokens: &mut Vec<ExprToken>) {
         {
             tokens.remove(i + 2);
             tokens.remove(i);
+        }
+        i += 1;
+    }
+}
+
+/// `((x))` → `(x)`: PostgreSQL wraps a cast's operand in a second pair.
+fn collapse_double_parentheses(tokens: &mut Vec<ExprToken>) {
+    let mut i = 0;
+    while i + 1 < tokens.len() {
+        if tokens[i] == ExprToken::Punct('(') && tokens[i + 1] == ExprToken::Punct('(') {
+            if let (Some(outer_end), Some(inner_end)) =
+                (matching_close(tokens, i), matching_close(tokens, i + 1))
+            {
+                if outer_end == inner_end + 1 {
+                    tokens.remove(outer_end - 1);
+                    tokens.remove(i);
+                    continue;
+                }
+            }
         }
         i += 1;
     }
@@ -835,6 +890,19 @@ mod tests {
         );
         assert_eq!(normalize_default("('now'::text)::date"), "'now'");
         assert_eq!(normalize_default("(a) + (b)"), "(a)+(b)");
+        assert_eq!(
+            normalize_default("((EXTRACT(epoch FROM now()) * (1000)::numeric))::bigint"),
+            normalize_default("(extract(epoch from now()) * 1000)::bigint")
+        );
+    }
+
+    #[test]
+    fn escape_strings_compare_as_the_plain_strings_postgres_prints() {
+        assert_eq!(normalize_default("E'a\\nb'"), "'a\nb'");
+        assert_eq!(normalize_default("'a\nb'::text"), "'a\nb'");
+        assert_eq!(normalize_default("e'it\\'s'"), "'it''s'");
+        assert_eq!(normalize_default("E'\\x41'"), "E'\\x41'");
+        assert_eq!(normalize_default("E'it''s'"), "'it''s'");
     }
 
     #[test]

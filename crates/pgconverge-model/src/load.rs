@@ -19,6 +19,9 @@ use crate::schema_check::StructureChecker;
 use crate::source_map::{self, Anchor, FieldPath, SourceFile};
 use crate::validate::{self, Findings, Layout, Parts};
 
+/// Rendering a loaded configuration as unified JSON, next to the loaders (`import`).
+pub use crate::legacy::to_unified_json;
+
 /// A configuration file's name (as the user gave it, used in diagnostics) and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigSource {

@@ -16,7 +16,10 @@ pub struct QualifiedName {
 
 impl QualifiedName {
     pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
-        QualifiedName { schema: schema.into(), name: name.into() }
+        QualifiedName {
+            schema: schema.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -212,7 +215,9 @@ mod tests {
     #[test]
     fn catalogs_round_trip_through_json() {
         let mut catalog = NodeCatalog::default();
-        catalog.tables.insert(QualifiedName::new("public", "t"), TableCatalog::default());
+        catalog
+            .tables
+            .insert(QualifiedName::new("public", "t"), TableCatalog::default());
         let text = serde_json::to_string(&catalog).expect("serialises");
         let back: NodeCatalog = serde_json::from_str(&text).expect("parses");
         assert_eq!(back, catalog);

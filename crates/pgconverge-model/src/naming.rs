@@ -24,7 +24,9 @@ pub fn subscription_name(subscriber: &str, publisher: &str) -> String {
 pub fn is_valid_slot_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_IDENTIFIER_BYTES
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Whether `name` is acceptable as a node name: starts with a lowercase letter, then
@@ -34,7 +36,9 @@ pub fn node_name_problem(name: &str) -> Option<String> {
         return Some("node name is empty".into());
     }
     if !name.as_bytes()[0].is_ascii_lowercase()
-        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
         return Some(format!(
             "node name {name:?} must start with a lowercase letter and contain only lowercase letters, digits and '_' (it becomes part of replication slot names)"

@@ -1,0 +1,426 @@
+//! Test-only mesh setup from `pgconverge_plan::conflict::node_objects`: DDL, publication and
+//! subscriptions on every node, plus the waits and checks the conflict tests share.
+//!
+//! This stands in for `pgconverge apply` so the generated SQL can be tested on its own; it
+//! creates exactly the objects the planner is told to create, in the planner's order.
+
+// Each test binary includes this file and uses a different subset of it.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use pgconverge_model::naming::{publication_name, subscription_name};
+use pgconverge_model::TableConfig;
+use pgconverge_plan::conflict::{node_objects, ConflictObjects};
+use pgconverge_plan::sql::{quote_ident, quote_ident_list, quote_literal, quote_qualified};
+use pgconverge_tests::TestCluster;
+use tokio_postgres::Client;
+
+/// Replicated table the catch-up wait writes to; not part of any comparison.
+pub const SYNC_TABLE: &str = "pgc_test_sync";
+
+/// A table config from JSON (the same shape as in pgconverge.json).
+pub fn table(json: serde_json::Value) -> TableConfig {
+    serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("test table config {json}: {e}"))
+}
+
+fn sync_table() -> TableConfig {
+    table(serde_json::json!({
+        "name": SYNC_TABLE,
+        "columns": [{"name": "node", "type": "text"}, {"name": "n", "type": "bigint"}],
+        "primary_key": ["node"],
+    }))
+}
+
+/// `CREATE TABLE` for a replicated table: configured columns, reserved columns, keys.
+pub fn data_table_sql(table: &TableConfig, objects: &ConflictObjects) -> String {
+    let mut items: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| {
+            let mut item = format!("{} {}", quote_ident(&c.name), c.data_type);
+            if !c.nullable || table.primary_key.contains(&c.name) {
+                item.push_str(" NOT NULL");
+            }
+            if let Some(default) = &c.default {
+                item.push_str(&format!(" DEFAULT {default}"));
+            }
+            item
+        })
+        .collect();
+    for r in &objects.reserved_columns {
+        let mut item = format!("{} {}", quote_ident(&r.name), r.data_type);
+        if r.not_null {
+            item.push_str(" NOT NULL");
+        }
+        if let Some(default) = &r.default {
+            item.push_str(&format!(" DEFAULT {default}"));
+        }
+        items.push(item);
+    }
+    items.push(format!(
+        "PRIMARY KEY ({})",
+        quote_ident_list(&table.primary_key)
+    ));
+    for u in &table.unique {
+        items.push(format!("UNIQUE ({})", quote_ident_list(u)));
+    }
+    format!(
+        "CREATE TABLE {} (\n  {}\n)",
+        quote_qualified(&table.schema, &table.name),
+        items.join(",\n  ")
+    )
+}
+
+/// The conflict-resolution mesh over a [`TestCluster`].
+pub struct Mesh<'a> {
+    pub cluster: &'a TestCluster,
+    /// The configured tables (without the sync table).
+    pub tables: Vec<TableConfig>,
+    sync_round: std::sync::atomic::AtomicI64,
+}
+
+impl<'a> Mesh<'a> {
+    /// Creates schema, internal tables, data tables, functions, triggers and publication on
+    /// every node, then every node's subscriptions to every other node.
+    pub async fn install(cluster: &'a TestCluster, tables: Vec<TableConfig>) -> Mesh<'a> {
+        let mut all = tables.clone();
+        all.push(sync_table());
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            let objects = node_objects(&node.name, &all, &Default::default());
+            let mut statements = vec![objects.schema_sql.clone()];
+            for t in &objects.internal_tables {
+                statements.extend(t.create_sql.iter().cloned());
+            }
+            let mut schemas: Vec<&String> = all.iter().map(|t| &t.schema).collect();
+            schemas.sort();
+            schemas.dedup();
+            for s in schemas {
+                statements.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(s)));
+            }
+            for t in &all {
+                statements.push(data_table_sql(t, &objects));
+            }
+            for f in &objects.functions {
+                statements.push(f.create_sql.clone());
+            }
+            for t in &objects.triggers {
+                statements.extend(t.create_sql.iter().cloned());
+            }
+            let published: Vec<String> = objects
+                .published_tables
+                .iter()
+                .map(|t| quote_qualified(&t.schema, &t.name))
+                .collect();
+            statements.push(format!(
+                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = {})",
+                quote_ident(&publication_name(&node.name)),
+                published.join(", "),
+                quote_literal(&objects.publish_operations.join(", "))
+            ));
+            let client = cluster.client(i).await;
+            for statement in statements {
+                if let Err(e) = client.batch_execute(&statement).await {
+                    panic!("{} refused:\n{statement}\n{e:?}", node.name);
+                }
+            }
+        }
+        for (i, subscriber) in cluster.nodes.iter().enumerate() {
+            let client = cluster.client(i).await;
+            for publisher in &cluster.nodes {
+                if publisher.name == subscriber.name {
+                    continue;
+                }
+                let conninfo = format!(
+                    "host=127.0.0.1 port={} dbname={} user={}",
+                    publisher.port, publisher.db, publisher.user
+                );
+                let statement = format!(
+                    "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} \
+                     WITH (origin = none, copy_data = false, streaming = on)",
+                    quote_ident(&subscription_name(&subscriber.name, &publisher.name)),
+                    quote_literal(&conninfo),
+                    quote_ident(&publication_name(&publisher.name))
+                );
+                if let Err(e) = client.batch_execute(&statement).await {
+                    panic!("{} refused:\n{statement}\n{e:?}", subscriber.name);
+                }
+            }
+        }
+        Mesh {
+            cluster,
+            tables,
+            sync_round: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    fn node_count(&self) -> usize {
+        self.cluster.nodes.len()
+    }
+
+    /// Enables or disables the subscription on `subscriber` that receives from `publisher`.
+    /// Disabling waits until its apply worker has exited, so later writes stay unseen.
+    pub async fn set_subscription(&self, subscriber: usize, publisher: usize, enabled: bool) {
+        let name = subscription_name(
+            &self.cluster.nodes[subscriber].name,
+            &self.cluster.nodes[publisher].name,
+        );
+        let client = self.cluster.client(subscriber).await;
+        let action = if enabled { "ENABLE" } else { "DISABLE" };
+        client
+            .batch_execute(&format!(
+                "ALTER SUBSCRIPTION {} {action}",
+                quote_ident(&name)
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("ALTER SUBSCRIPTION {name} {action}: {e:?}"));
+        if !enabled {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let running: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL",
+                        &[&name],
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("pg_stat_subscription: {e:?}"))
+                    .get(0);
+                if running == 0 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "apply worker of {name} still running 30 s after DISABLE"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// Enables or disables every subscription of the mesh.
+    pub async fn set_all_subscriptions(&self, enabled: bool) {
+        for s in 0..self.node_count() {
+            self.set_subscriptions_of(s, enabled).await;
+        }
+    }
+
+    /// Enables or disables every subscription on node `subscriber`.
+    pub async fn set_subscriptions_of(&self, subscriber: usize, enabled: bool) {
+        for p in 0..self.node_count() {
+            if p != subscriber {
+                self.set_subscription(subscriber, p, enabled).await;
+            }
+        }
+    }
+
+    /// Waits until every node has applied everything every other node committed before the
+    /// call: each node bumps its row in the sync table and waits for the others to see it.
+    /// Changes from one origin are applied in commit order, so seeing the marker is enough.
+    pub async fn wait_for_catch_up(&self, timeout: Duration) {
+        let round = self
+            .sync_round
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        let sync = quote_ident(SYNC_TABLE);
+        let deadline = Instant::now() + timeout;
+        let mut clients = Vec::new();
+        for i in 0..self.node_count() {
+            clients.push(self.cluster.client(i).await);
+        }
+        for (i, client) in clients.iter().enumerate() {
+            let name = &self.cluster.nodes[i].name;
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {sync} (node, n) VALUES ($1, $2) \
+                         ON CONFLICT (node) DO UPDATE SET n = excluded.n"
+                    ),
+                    &[name, &round],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("sync marker on {name}: {e:?}"));
+        }
+        for (i, client) in clients.iter().enumerate() {
+            loop {
+                let seen: i64 = client
+                    .query_one(
+                        &format!("SELECT count(*) FROM {sync} WHERE n >= $1"),
+                        &[&round],
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("reading sync markers: {e:?}"))
+                    .get(0);
+                if seen as usize == self.node_count() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let errors = self.apply_errors().await;
+                    panic!(
+                        "{} saw {seen} of {} sync markers after {timeout:?}; apply errors: {errors:?}\n\
+                         server log tail:\n{}",
+                        self.cluster.nodes[i].name,
+                        self.node_count(),
+                        log_tail(&self.cluster.server_log(i), 40)
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// `apply_error_count` of every subscription, as (subscription, count).
+    pub async fn apply_errors(&self) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        for i in 0..self.node_count() {
+            let client = self.cluster.client(i).await;
+            let rows = client
+                .query(
+                    "SELECT subname::text, apply_error_count FROM pg_stat_subscription_stats ORDER BY 1",
+                    &[],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("pg_stat_subscription_stats: {e:?}"));
+            for row in rows {
+                out.push((row.get(0), row.get(1)));
+            }
+        }
+        out
+    }
+
+    pub async fn assert_no_apply_errors(&self) {
+        let errors: Vec<(String, i64)> = self
+            .apply_errors()
+            .await
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if !errors.is_empty() {
+            let logs: Vec<String> = (0..self.node_count())
+                .map(|i| {
+                    format!(
+                        "--- {} ---\n{}",
+                        self.cluster.nodes[i].name,
+                        log_tail(&self.cluster.server_log(i), 30)
+                    )
+                })
+                .collect();
+            panic!("apply errors: {errors:?}\n{}", logs.join("\n"));
+        }
+    }
+
+    /// Every row of `table` on node `node`, as text in key order, with session settings
+    /// fixed so that the same rows print the same on every node.
+    pub async fn rows(&self, node: usize, table: &TableConfig) -> Vec<String> {
+        let client = self.cluster.client(node).await;
+        stable_session(&client).await;
+        let sql = format!(
+            "SELECT t::text FROM {} AS t ORDER BY {}",
+            quote_qualified(&table.schema, &table.name),
+            table
+                .primary_key
+                .iter()
+                .map(|c| format!("t.{}", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        client
+            .query(&sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    /// md5 of all rows of `table` on `node` in key order, and the row count.
+    pub async fn checksum(&self, node: usize, table: &TableConfig) -> (String, i64) {
+        let client = self.cluster.client(node).await;
+        stable_session(&client).await;
+        let sql = format!(
+            "SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY {}), '')), count(*) FROM {} AS t",
+            table
+                .primary_key
+                .iter()
+                .map(|c| format!("t.{}", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            quote_qualified(&table.schema, &table.name)
+        );
+        let row = client
+            .query_one(&sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        (row.get(0), row.get(1))
+    }
+
+    /// Asserts every configured table holds the same rows on every node; on a mismatch the
+    /// message shows the rows that differ.
+    pub async fn assert_converged(&self) {
+        for table in &self.tables {
+            let mut sums = Vec::new();
+            for i in 0..self.node_count() {
+                sums.push(self.checksum(i, table).await);
+            }
+            if sums.iter().all(|s| *s == sums[0]) {
+                continue;
+            }
+            let mut report = format!("{} diverged: {sums:?}\n", table.name);
+            let first = self.rows(0, table).await;
+            for i in 1..self.node_count() {
+                let other = self.rows(i, table).await;
+                for r in first.iter().filter(|r| !other.contains(r)).take(10) {
+                    report.push_str(&format!("  only on n1 (vs n{}): {r}\n", i + 1));
+                }
+                for r in other.iter().filter(|r| !first.contains(r)).take(10) {
+                    report.push_str(&format!("  only on n{}: {r}\n", i + 1));
+                }
+            }
+            panic!("{report}");
+        }
+    }
+
+    /// Rows in the change log on any node (it must stay empty: the origin deletes its rows
+    /// at once and receivers never store them).
+    pub async fn change_log_rows(&self) -> i64 {
+        let mut total = 0;
+        for i in 0..self.node_count() {
+            let client = self.cluster.client(i).await;
+            let n: i64 = client
+                .query_one("SELECT count(*) FROM _pgconverge.changes", &[])
+                .await
+                .unwrap_or_else(|e| panic!("counting _pgconverge.changes: {e:?}"))
+                .get(0);
+            total += n;
+        }
+        total
+    }
+
+    /// Conflict-ledger entries of `kind` on node `node`.
+    pub async fn ledger_count(&self, node: usize, kind: &str) -> i64 {
+        let client = self.cluster.client(node).await;
+        client
+            .query_one(
+                "SELECT count(*) FROM _pgconverge.conflicts WHERE kind = $1",
+                &[&kind],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reading the conflict ledger: {e:?}"))
+            .get(0)
+    }
+}
+
+/// Session settings under which a row prints the same on every node.
+pub async fn stable_session(client: &Client) {
+    client
+        .batch_execute(
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+             SET extra_float_digits = 1; SET bytea_output = 'hex'",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("session settings: {e:?}"));
+}
+
+pub fn log_tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

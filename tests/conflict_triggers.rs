@@ -1,0 +1,549 @@
+//! Conflict-resolution triggers on a real 3-node mesh: one focused case per kind of
+//! conflict, each ending with identical tables everywhere and zero apply errors.
+
+#[path = "common/mesh.rs"]
+mod mesh;
+
+use std::time::Duration;
+
+use mesh::{table, Mesh};
+use pgconverge_model::TableConfig;
+use pgconverge_tests::TestCluster;
+use tokio_postgres::types::ToSql;
+
+const CATCH_UP: Duration = Duration::from_secs(60);
+
+fn accounts() -> TableConfig {
+    table(serde_json::json!({
+        "name": "accounts",
+        "columns": [
+            {"name": "id", "type": "int"},
+            {"name": "email", "type": "text"},
+            {"name": "tenant", "type": "int"},
+            {"name": "handle", "type": "text"},
+            {"name": "note", "type": "text"},
+            {"name": "updated_at", "type": "timestamp"},
+            {"name": "origin_node", "type": "text"}
+        ],
+        "primary_key": ["id"],
+        "unique": [["email"], ["tenant", "handle"]],
+        "legacy_columns": {"updated_at": "updated_at", "origin_node": "origin_node"}
+    }))
+}
+
+async fn exec(mesh: &Mesh<'_>, node: usize, sql: &str, params: &[&(dyn ToSql + Sync)]) -> u64 {
+    let client = mesh.cluster.client(node).await;
+    client
+        .execute(sql, params)
+        .await
+        .unwrap_or_else(|e| panic!("n{}: {sql}: {e:?}", node + 1))
+}
+
+/// `(version, origin)` of the row a write produced, read back with RETURNING.
+async fn stamped(mesh: &Mesh<'_>, node: usize, sql: &str) -> (i64, String) {
+    let client = mesh.cluster.client(node).await;
+    let row = client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("n{}: {sql}: {e:?}", node + 1));
+    (row.get(0), row.get(1))
+}
+
+async fn notes(mesh: &Mesh<'_>, node: usize) -> Vec<(i32, Option<String>)> {
+    let client = mesh.cluster.client(node).await;
+    client
+        .query("SELECT id, note FROM accounts ORDER BY id", &[])
+        .await
+        .unwrap_or_else(|e| panic!("reading accounts: {e:?}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+async fn settle(mesh: &Mesh<'_>) {
+    mesh.wait_for_catch_up(CATCH_UP).await;
+    mesh.assert_converged().await;
+    mesh.assert_no_apply_errors().await;
+    assert_eq!(
+        mesh.change_log_rows().await,
+        0,
+        "the change log must stay empty"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_update_without_reserved_columns_reports_one_row_and_replicates() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    exec(
+        &mesh,
+        0,
+        "INSERT INTO accounts (id, email, note) VALUES (1, 'a@x', 'first')",
+        &[],
+    )
+    .await;
+    mesh.wait_for_catch_up(CATCH_UP).await;
+
+    let (before, _) = stamped(
+        &mesh,
+        1,
+        "SELECT _pgc_version, _pgc_origin FROM accounts WHERE id = 1",
+    )
+    .await;
+    let updated = exec(
+        &mesh,
+        1,
+        "UPDATE accounts SET note = 'second' WHERE id = 1",
+        &[],
+    )
+    .await;
+    assert_eq!(updated, 1, "a local UPDATE must report the row it matched");
+    let (after, origin) = stamped(
+        &mesh,
+        1,
+        "SELECT _pgc_version, _pgc_origin FROM accounts WHERE id = 1",
+    )
+    .await;
+    assert!(after > before, "version {after} must exceed {before}");
+    assert_eq!(origin, "n2");
+
+    // An UPDATE that matches several rows reports them all, and one that matches none, none.
+    exec(
+        &mesh,
+        2,
+        "INSERT INTO accounts (id, email) VALUES (2, 'b@x'), (3, 'c@x')",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        exec(&mesh, 2, "UPDATE accounts SET note = 'many'", &[]).await,
+        3
+    );
+    assert_eq!(
+        exec(
+            &mesh,
+            2,
+            "UPDATE accounts SET note = 'none' WHERE id = 99",
+            &[]
+        )
+        .await,
+        0
+    );
+    settle(&mesh).await;
+
+    for node in 0..3 {
+        let client = cluster.client(node).await;
+        let row = client
+            .query_one(
+                "SELECT note, origin_node, updated_at IS NOT NULL FROM accounts WHERE id = 1",
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(row.get::<_, String>(0), "many");
+        assert_eq!(
+            row.get::<_, String>(1),
+            "n3",
+            "legacy origin_node follows the writer"
+        );
+        assert!(row.get::<_, bool>(2), "legacy updated_at is set");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insert_insert_on_one_key_converges_to_the_higher_version() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    mesh.set_all_subscriptions(false).await;
+    let mut stamps = Vec::new();
+    for node in 0..3 {
+        let sql = format!(
+            "INSERT INTO accounts (id, email, note) VALUES (7, 'k7-{n}', 'from n{n}') RETURNING _pgc_version, _pgc_origin",
+            n = node + 1
+        );
+        stamps.push((stamped(&mesh, node, &sql).await, node));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    mesh.set_all_subscriptions(true).await;
+    settle(&mesh).await;
+
+    let ((_, winner_origin), winner) = stamps
+        .iter()
+        .max()
+        .cloned()
+        .unwrap_or_else(|| panic!("no stamps"));
+    assert_eq!(winner_origin, format!("n{}", winner + 1));
+    for node in 0..3 {
+        assert_eq!(
+            notes(&mesh, node).await,
+            vec![(7, Some(format!("from n{}", winner + 1)))]
+        );
+    }
+    let mut logged = 0;
+    for node in 0..3 {
+        logged += mesh.ledger_count(node, "insert_exists").await;
+    }
+    assert!(
+        logged >= 2,
+        "each losing insert is recorded somewhere, got {logged}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unique_collisions_converge_with_one_winner_and_a_ledger_entry() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    mesh.set_all_subscriptions(false).await;
+    // Stamps rise in this order: 1 < 2 < 3. Row 1 collides with 2 on email and with 3 on
+    // (tenant, handle); the later claim wins each value, so row 1 dies and 2 and 3 live.
+    exec(
+        &mesh,
+        0,
+        "INSERT INTO accounts (id, email, tenant, handle) VALUES (1, 'same@x', 1, 'h')",
+        &[],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    exec(
+        &mesh,
+        1,
+        "INSERT INTO accounts (id, email, tenant, handle) VALUES (2, 'same@x', 2, 'k')",
+        &[],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    exec(
+        &mesh,
+        2,
+        "INSERT INTO accounts (id, email, tenant, handle) VALUES (3, 'other@x', 1, 'h')",
+        &[],
+    )
+    .await;
+    // NULLs never collide, in single- or multi-column constraints.
+    exec(
+        &mesh,
+        0,
+        "INSERT INTO accounts (id, email, tenant, handle) VALUES (4, NULL, 9, NULL)",
+        &[],
+    )
+    .await;
+    exec(
+        &mesh,
+        1,
+        "INSERT INTO accounts (id, email, tenant, handle) VALUES (5, NULL, 9, NULL)",
+        &[],
+    )
+    .await;
+    exec(
+        &mesh,
+        2,
+        "INSERT INTO accounts (id, email, tenant, handle) VALUES (6, NULL, NULL, NULL)",
+        &[],
+    )
+    .await;
+    mesh.set_all_subscriptions(true).await;
+    settle(&mesh).await;
+
+    for node in 0..3 {
+        let ids: Vec<i32> = notes(&mesh, node)
+            .await
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids, vec![2, 3, 4, 5, 6], "on n{}", node + 1);
+    }
+    // n1 held row 1 and saw it lose: the ledger there records it.
+    assert!(mesh.ledger_count(0, "unique_collision").await >= 1);
+    let client = cluster.client(0).await;
+    let row = client
+        .query_one(
+            "SELECT winner, pk::text FROM _pgconverge.conflicts WHERE kind = 'unique_collision' ORDER BY id LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(row.get::<_, String>(0), "remote");
+    assert_eq!(
+        row.get::<_, String>(1),
+        r#"{"id": 1}"#
+    );
+
+    // The dead key can be written again: the new write is stamped above its tombstone.
+    exec(
+        &mesh,
+        0,
+        "INSERT INTO accounts (id, email, note) VALUES (1, 'fresh@x', 'back')",
+        &[],
+    )
+    .await;
+    settle(&mesh).await;
+    for node in 0..3 {
+        let rows = notes(&mesh, node).await;
+        assert_eq!(rows[0], (1, Some("back".to_string())), "on n{}", node + 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn update_delete_converges_to_the_later_write() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    exec(
+        &mesh,
+        0,
+        "INSERT INTO accounts (id, email, note) VALUES (1, 'a', 'x'), (2, 'b', 'x')",
+        &[],
+    )
+    .await;
+    mesh.wait_for_catch_up(CATCH_UP).await;
+    mesh.set_all_subscriptions(false).await;
+    // Row 1: delete then a later update, which wins. Row 2: update then a later delete.
+    exec(&mesh, 1, "DELETE FROM accounts WHERE id = 1", &[]).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        exec(
+            &mesh,
+            2,
+            "UPDATE accounts SET note = 'kept' WHERE id = 1",
+            &[]
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        exec(
+            &mesh,
+            1,
+            "UPDATE accounts SET note = 'lost' WHERE id = 2",
+            &[]
+        )
+        .await,
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    exec(&mesh, 2, "DELETE FROM accounts WHERE id = 2", &[]).await;
+    mesh.set_all_subscriptions(true).await;
+    settle(&mesh).await;
+    for node in 0..3 {
+        assert_eq!(
+            notes(&mesh, node).await,
+            vec![(1, Some("kept".to_string()))]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn update_arriving_before_its_insert_is_kept() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    // n3 hears nothing from n1 until the end: it gets n2's update of n1's row first.
+    mesh.set_subscription(2, 0, false).await;
+    exec(
+        &mesh,
+        0,
+        "INSERT INTO accounts (id, email, note) VALUES (1, 'a', 'inserted by n1')",
+        &[],
+    )
+    .await;
+    wait_for_note(&mesh, 1, 1, Some("inserted by n1")).await;
+    assert_eq!(
+        exec(
+            &mesh,
+            1,
+            "UPDATE accounts SET note = 'updated by n2' WHERE id = 1",
+            &[]
+        )
+        .await,
+        1
+    );
+    wait_for_note(&mesh, 2, 1, Some("updated by n2")).await;
+    mesh.set_subscription(2, 0, true).await;
+    settle(&mesh).await;
+    for node in 0..3 {
+        assert_eq!(
+            notes(&mesh, node).await,
+            vec![(1, Some("updated by n2".to_string()))]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_and_reinsert_arriving_in_either_order_keep_the_row() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    exec(
+        &mesh,
+        0,
+        "INSERT INTO accounts (id, email, note) VALUES (1, 'a', 'v1'), (2, 'b', 'v1')",
+        &[],
+    )
+    .await;
+    mesh.wait_for_catch_up(CATCH_UP).await;
+
+    // Key 1: n1 deletes, n2 re-inserts after seeing the delete; n3 gets the re-insert first.
+    mesh.set_subscription(2, 0, false).await;
+    exec(&mesh, 0, "DELETE FROM accounts WHERE id = 1", &[]).await;
+    wait_for_note(&mesh, 1, 1, None).await;
+    exec(
+        &mesh,
+        1,
+        "INSERT INTO accounts (id, email, note) VALUES (1, 'a', 're-inserted')",
+        &[],
+    )
+    .await;
+    wait_for_note(&mesh, 2, 1, Some("re-inserted")).await;
+    mesh.set_subscription(2, 0, true).await;
+
+    // Key 2: the same, but n3 gets the delete first and the re-insert after.
+    mesh.set_subscription(2, 1, false).await;
+    exec(&mesh, 0, "DELETE FROM accounts WHERE id = 2", &[]).await;
+    wait_for_note(&mesh, 1, 2, None).await;
+    wait_for_note(&mesh, 2, 2, None).await;
+    exec(
+        &mesh,
+        1,
+        "INSERT INTO accounts (id, email, note) VALUES (2, 'b', 're-inserted')",
+        &[],
+    )
+    .await;
+    mesh.set_subscription(2, 1, true).await;
+    settle(&mesh).await;
+    for node in 0..3 {
+        assert_eq!(
+            notes(&mesh, node).await,
+            vec![
+                (1, Some("re-inserted".to_string())),
+                (2, Some("re-inserted".to_string()))
+            ],
+            "on n{}",
+            node + 1
+        );
+    }
+
+    // A delete concurrent with the re-insert it did not see: the later stamp wins everywhere.
+    mesh.set_all_subscriptions(false).await;
+    exec(&mesh, 2, "DELETE FROM accounts WHERE id = 1", &[]).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    exec(
+        &mesh,
+        0,
+        "UPDATE accounts SET note = 'after the delete' WHERE id = 1",
+        &[],
+    )
+    .await;
+    mesh.set_all_subscriptions(true).await;
+    settle(&mesh).await;
+    for node in 0..3 {
+        assert_eq!(
+            notes(&mesh, node).await[0],
+            (1, Some("after the delete".to_string()))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn causally_later_update_from_a_node_skewed_back_wins() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    let skewed = cluster.client(2).await;
+    skewed
+        .batch_execute("ALTER DATABASE app SET pgconverge.clock_offset_ms = '-300000'")
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    drop(skewed);
+
+    let (v1, _) = stamped(&mesh, 0, "INSERT INTO accounts (id, email, note) VALUES (1, 'a', 'n1') RETURNING _pgc_version, _pgc_origin").await;
+    mesh.wait_for_catch_up(CATCH_UP).await;
+    // A new session on n3 runs five minutes behind…
+    let (fresh, _) = stamped(&mesh, 2, "INSERT INTO accounts (id, email, note) VALUES (2, 'b', 'n3') RETURNING _pgc_version, _pgc_origin").await;
+    assert!(
+        fresh < v1 - 200_000_000,
+        "n3's clock is not skewed: {fresh} vs {v1}"
+    );
+    // …yet its update of n1's row is stamped just above the version it overwrote.
+    let (v3, origin) = stamped(&mesh, 2, "UPDATE accounts SET note = 'n3 after seeing n1' WHERE id = 1 RETURNING _pgc_version, _pgc_origin").await;
+    assert_eq!((v3, origin.as_str()), (v1 + 1, "n3"));
+    settle(&mesh).await;
+    for node in 0..3 {
+        assert_eq!(
+            notes(&mesh, node).await[0],
+            (1, Some("n3 after seeing n1".to_string()))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_inserts_of_shared_keys_cause_no_apply_errors() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    let mut tasks = Vec::new();
+    for node in 0..3 {
+        let client = cluster.client(node).await;
+        tasks.push(tokio::spawn(async move {
+            for round in 0..150i32 {
+                let id = round % 12;
+                let note = format!("n{} round {round}", node + 1);
+                let email = format!("e{}", (round * 7 + node as i32) % 12);
+                // Colliding keys and unique values on every node at once. A unique violation
+                // against a row already here is the application's own error; anything else
+                // is not expected.
+                let result = client
+                    .execute(
+                        "INSERT INTO accounts (id, email, note) VALUES ($1, $2, $3) \
+                         ON CONFLICT (id) DO UPDATE SET note = excluded.note",
+                        &[&id, &email, &note],
+                    )
+                    .await;
+                if let Err(e) = result {
+                    let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+                    assert!(
+                        ["23505", "40001", "40P01"].contains(&code.as_str()),
+                        "unexpected error: {e:?}"
+                    );
+                }
+                if round % 5 == 0 {
+                    let _ = client
+                        .execute("DELETE FROM accounts WHERE id = $1", &[&((round + 3) % 12)])
+                        .await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap_or_else(|e| panic!("writer task: {e:?}"));
+    }
+    settle(&mesh).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncate_is_refused_with_a_hint() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    let client = cluster.client(0).await;
+    let err = client
+        .batch_execute("TRUNCATE accounts")
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("TRUNCATE must be refused"));
+    let db = err.as_db_error().unwrap_or_else(|| panic!("{err:?}"));
+    assert!(
+        db.message().contains("TRUNCATE of public.accounts"),
+        "{}",
+        db.message()
+    );
+    assert!(db.hint().unwrap_or_default().contains("DELETE"));
+    settle(&mesh).await;
+}
+
+/// Waits until `accounts` row `id` on `node` has `note` (None: the row is absent).
+async fn wait_for_note(mesh: &Mesh<'_>, node: usize, id: i32, note: Option<&str>) {
+    let want = note.map(|n| (id, Some(n.to_string())));
+    for _ in 0..600 {
+        let rows = notes(mesh, node).await;
+        let got = rows.into_iter().find(|(i, _)| *i == id);
+        if got == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("n{}: accounts row {id} never became {want:?}", node + 1);
+}

@@ -1,0 +1,235 @@
+//! Reads a node's catalogs into a [`NodeCatalog`] with one set-based `pg_catalog` query per
+//! object kind, all pipelined on one connection inside one read-only snapshot.
+//!
+//! No `information_schema` (its views are slow on large schemas) and no per-table round
+//! trips: the cost is a handful of round trips whatever the number of tables. Every list is
+//! sorted here, so unchanged catalogs always produce an equal snapshot.
+//!
+//! Server-side cost matters as much as round trips: every node's catalogs are read at once
+//! and a fresh session starts with cold catalog caches, so per-row functions that look
+//! catalogs up (`pg_get_indexdef`, `pg_get_expr` with a table) are avoided where the same text
+//! can be had from plain columns.
+
+mod decode;
+mod queries;
+mod tables;
+
+use futures_util::future::join_all;
+use pgconverge_model::{NodeCatalog, NodeConfig};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row};
+
+use crate::connect::{connect, ConnectError};
+use crate::credentials::Secret;
+use crate::query_error::QueryError;
+use queries::*;
+
+/// Which schemas' tables and functions to read. Schemas, publications, subscriptions, slots
+/// and settings are read whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntrospectScope {
+    /// e.g. `["public", "_pgconverge"]`.
+    pub schemas: Vec<String>,
+}
+
+/// Server settings that decide whether logical replication can work, read from `pg_settings`.
+pub const REPLICATION_SETTINGS: [&str; 6] = [
+    "max_logical_replication_workers",
+    "max_replication_slots",
+    "max_sync_workers_per_subscription",
+    "max_wal_senders",
+    "max_worker_processes",
+    "wal_level",
+];
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot read {what}: {error}")]
+pub struct IntrospectError {
+    /// The object kind being read, e.g. `tables`.
+    pub what: &'static str,
+    pub error: QueryError,
+}
+
+/// Connecting to or reading one node failed; names the node.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("node {node}: {error}")]
+    Introspect {
+        node: String,
+        error: IntrospectError,
+    },
+}
+
+impl NodeError {
+    pub fn node(&self) -> &str {
+        match self {
+            NodeError::Connect(error) => &error.node,
+            NodeError::Introspect { node, .. } => node,
+        }
+    }
+}
+
+/// Connects to every node concurrently and introspects it. One result per node, in the order
+/// given; a node that fails does not stop the others.
+pub async fn introspect_nodes(
+    nodes: &[(NodeConfig, Option<Secret>)],
+    scope: &IntrospectScope,
+) -> Vec<Result<NodeCatalog, NodeError>> {
+    join_all(nodes.iter().map(|(node, password)| async move {
+        let client = connect(node, password.as_ref()).await?;
+        introspect(&client, scope)
+            .await
+            .map_err(|error| NodeError::Introspect {
+                node: node.name.clone(),
+                error,
+            })
+    }))
+    .await
+}
+
+/// Reads the catalog snapshot of the database `client` is connected to.
+///
+/// Runs inside `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY` so all queries see the same
+/// catalog state; the client must not be inside a transaction of its own. The transaction
+/// sets an empty `search_path`, so every name that `pg_get_constraintdef`, `pg_get_indexdef`,
+/// `pg_get_expr` and `format_type` print outside `pg_catalog` is schema-qualified: the same
+/// objects print the same on every node, whatever its database or role settings.
+pub async fn introspect(
+    client: &Client,
+    scope: &IntrospectScope,
+) -> Result<NodeCatalog, IntrospectError> {
+    client
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL search_path = ''",
+        )
+        .await
+        .map_err(failed("a catalog snapshot"))?;
+    let result = read_catalog(client, scope).await;
+    // Read-only: ending it either way changes nothing, and COMMIT also ends an aborted one.
+    let end = client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(failed("a catalog snapshot"));
+    let catalog = result?;
+    end?;
+    Ok(catalog)
+}
+
+fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> IntrospectError {
+    move |error| IntrospectError {
+        what,
+        error: QueryError::from(&error),
+    }
+}
+
+async fn read_catalog(
+    client: &Client,
+    scope: &IntrospectScope,
+) -> Result<NodeCatalog, IntrospectError> {
+    let scope_params: [(&(dyn ToSql + Sync), Type); 1] = [(&scope.schemas, Type::TEXT_ARRAY)];
+    let settings_names: Vec<&str> = REPLICATION_SETTINGS.to_vec();
+    let settings_params: [(&(dyn ToSql + Sync), Type); 1] = [(&settings_names, Type::TEXT_ARRAY)];
+
+    // Issued together, so tokio-postgres pipelines them: a few round trips in all. The
+    // subscription query waits for the server query because the columns it may select depend
+    // on the role's privileges.
+    let server_and_subscriptions = async {
+        let rows = query(client, "server", SERVER_SQL, &[]).await?;
+        let server = decode::decode_server(&rows)?;
+        let sql = if server.can_read_conninfo {
+            SUBSCRIPTIONS_SQL
+        } else {
+            SUBSCRIPTIONS_WITHOUT_CONNINFO_SQL
+        };
+        let rows = query(client, "subscriptions", sql, &[]).await?;
+        Ok::<_, IntrospectError>((server, rows))
+    };
+    let (
+        (server, subscription_rows),
+        setting_rows,
+        schema_rows,
+        table_rows,
+        constraint_rows,
+        index_rows,
+        opclass_rows,
+        trigger_rows,
+        function_rows,
+        publication_rows,
+        slot_rows,
+    ) = futures_util::try_join!(
+        server_and_subscriptions,
+        query(client, "settings", SETTINGS_SQL, &settings_params),
+        query(client, "schemas", SCHEMAS_SQL, &[]),
+        query(client, "tables", TABLES_SQL, &scope_params),
+        query(client, "constraints", CONSTRAINTS_SQL, &scope_params),
+        query(client, "indexes", INDEXES_SQL, &scope_params),
+        query(client, "operator classes", DEFAULT_BTREE_OPCLASSES_SQL, &[]),
+        query(client, "triggers", TRIGGERS_SQL, &scope_params),
+        query(client, "functions", FUNCTIONS_SQL, &scope_params),
+        query(client, "publications", PUBLICATIONS_SQL, &[]),
+        query(client, "replication slots", SLOTS_SQL, &[]),
+    )?;
+
+    let (mut tables, table_columns) = tables::decode_tables(&table_rows)?;
+    tables::attach_constraints(&mut tables, &table_columns, &constraint_rows)?;
+    let default_opclasses = decode::decode_default_opclasses(&opclass_rows)?;
+    let (indexes, needing_server_definition) =
+        tables::decode_indexes(&table_columns, &default_opclasses, &index_rows)?;
+    // One more round trip, only for indexes this crate cannot print itself.
+    let definition_rows = if needing_server_definition.is_empty() {
+        Vec::new()
+    } else {
+        let oids: [(&(dyn ToSql + Sync), Type); 1] =
+            [(&needing_server_definition, Type::OID_ARRAY)];
+        query(client, "index definitions", INDEX_DEFINITIONS_SQL, &oids).await?
+    };
+    tables::attach_indexes(&mut tables, indexes, &definition_rows)?;
+    tables::attach_triggers(&mut tables, &trigger_rows)?;
+
+    Ok(NodeCatalog {
+        server_version_num: server.version_num,
+        server_version: server.version,
+        settings: decode::decode_pairs(&setting_rows, "settings")?,
+        database_settings: server.database_settings,
+        role: server.role,
+        schemas: decode::decode_schemas(&schema_rows)?,
+        tables,
+        functions: decode::decode_functions(&function_rows)?,
+        publications: decode::decode_publications(&publication_rows)?,
+        subscriptions: decode::decode_subscriptions(&subscription_rows)?,
+        slots: decode::decode_slots(&slot_rows)?,
+    })
+}
+
+async fn query(
+    client: &Client,
+    what: &'static str,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<Vec<Row>, IntrospectError> {
+    client.query_typed(sql, params).await.map_err(failed(what))
+}
+
+/// Reads column `index` of `row`, naming the object kind if the value has an unexpected type.
+pub(super) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+    what: &'static str,
+) -> Result<T, IntrospectError> {
+    row.try_get(index).map_err(failed(what))
+}
+
+/// An error for rows that contradict each other, which one snapshot should never produce.
+pub(super) fn inconsistent(what: &'static str, message: String) -> IntrospectError {
+    IntrospectError {
+        what,
+        error: QueryError {
+            sqlstate: None,
+            message,
+            detail: None,
+            hint: None,
+        },
+    }
+}

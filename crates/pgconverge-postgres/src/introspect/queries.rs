@@ -1,0 +1,184 @@
+//! The catalog queries, one per object kind.
+//!
+//! Every catalog name is schema-qualified so a hostile search_path cannot shadow it, and every
+//! `name`/`"char"` column is cast to text so it decodes as a Rust String. `$1` is the scope's
+//! schemas as `text[]`.
+
+pub(super) const SERVER_SQL: &str = "
+SELECT pg_catalog.current_setting('server_version_num')::int4,
+       pg_catalog.current_setting('server_version'),
+       r.rolname::text,
+       r.rolsuper,
+       r.rolreplication,
+       r.rolsuper OR EXISTS (
+           SELECT 1 FROM pg_catalog.pg_roles g
+           WHERE g.rolname = 'pg_create_subscription'
+             AND pg_catalog.pg_has_role(r.oid, g.oid, 'USAGE')),
+       pg_catalog.has_column_privilege('pg_catalog.pg_subscription', 'subconninfo', 'SELECT'),
+       ARRAY(SELECT pg_catalog.unnest(s.setconfig)
+             FROM pg_catalog.pg_db_role_setting s
+             JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
+             WHERE d.datname = pg_catalog.current_database() AND s.setrole = 0)
+FROM pg_catalog.pg_roles r
+WHERE r.rolname = current_user";
+
+pub(super) const SETTINGS_SQL: &str = "
+SELECT name::text, setting FROM pg_catalog.pg_settings WHERE name = ANY($1)";
+
+pub(super) const SCHEMAS_SQL: &str = "
+SELECT nspname::text FROM pg_catalog.pg_namespace
+WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'";
+
+/// One row per table, its columns as parallel arrays. The aggregates have no ORDER BY (eleven
+/// sorts per table cost more than the scan): all of them see the rows in the same order, and
+/// the columns are put in `attnum` order in Rust.
+pub(super) const TABLES_SQL: &str = "
+SELECT n.nspname::text, c.relname::text, c.relreplident::text, c.reltuples::float8,
+       cols.names, cols.types, cols.not_nulls, cols.defaults, cols.attnums,
+       cols.quoted_names, cols.type_oids, cols.collations
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN LATERAL (
+    SELECT pg_catalog.array_agg(a.attnum) AS attnums,
+           pg_catalog.array_agg(a.attname::text) AS names,
+           pg_catalog.array_agg(pg_catalog.quote_ident(a.attname))
+               AS quoted_names,
+           pg_catalog.array_agg(a.atttypid) AS type_oids,
+           pg_catalog.array_agg(a.attcollation) AS collations,
+           pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod)) AS types,
+           pg_catalog.array_agg(a.attnotnull) AS not_nulls,
+           -- A generated column's expression is not a default. A default cannot refer to
+           -- a column, so it is printed without the table as context (relid 0): naming the
+           -- table would open every table, the main cost of this query on large schemas.
+           pg_catalog.array_agg(CASE WHEN a.attgenerated = ''
+                                     THEN pg_catalog.pg_get_expr(d.adbin, 0) END) AS defaults
+    FROM pg_catalog.pg_attribute a
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+) cols ON true
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')";
+
+/// Key columns as attribute numbers, named from the tables' columns in Rust: resolving them in
+/// SQL, one subquery per constraint, cost more than all the rest of the query. Columns of a
+/// referenced table outside the scope are the exception, resolved here.
+/// PostgreSQL 18's not-null constraints (`n`) are read as column attributes instead.
+pub(super) const CONSTRAINTS_SQL: &str = "
+SELECT n.nspname::text, c.relname::text, k.conname::text, k.contype::text, k.conkey,
+       pg_catalog.pg_get_constraintdef(k.oid),
+       fn.nspname::text, fc.relname::text, k.confkey,
+       CASE WHEN fn.nspname <> ALL($1) THEN
+           ARRAY(SELECT a.attname::text
+                 FROM pg_catalog.unnest(k.confkey) WITH ORDINALITY AS u(attnum, ord)
+                 JOIN pg_catalog.pg_attribute a
+                   ON a.attrelid = k.confrelid AND a.attnum = u.attnum
+                 ORDER BY u.ord)
+       END
+FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid
+LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')
+  AND k.contype IN ('p', 'u', 'f', 'c', 'x')";
+
+/// Valid indexes that no primary key, unique or exclusion constraint of the table owns. (A
+/// foreign key also points at an index, on the referenced table: that does not make the index
+/// part of a constraint of its own table.) Key attribute numbers (0 for an expression), each
+/// expression key as `pg_get_indexdef` prints it, and what deciding whether the definition
+/// can be printed without `pg_get_indexdef` needs (see `tables::plain_index_definition`).
+pub(super) const INDEXES_SQL: &str = "
+SELECT n.nspname::text, c.relname::text, ic.relname::text, i.indisunique,
+       i.indkey::int2[], i.indnkeyatts,
+       CASE WHEN 0 = ANY(i.indkey) THEN
+           ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k, true)
+                 FROM pg_catalog.generate_series(1, i.indnkeyatts::int4) AS k
+                 ORDER BY k)
+       END,
+       i.indexrelid,
+       pg_catalog.quote_ident(n.nspname), pg_catalog.quote_ident(c.relname),
+       pg_catalog.quote_ident(ic.relname), c.relkind::text, am.amname::text,
+       i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[],
+       i.indexprs IS NULL AND i.indpred IS NULL AND ic.reloptions IS NULL
+           AND NOT i.indnullsnotdistinct
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND i.indisvalid
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_catalog.pg_constraint k
+      WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid
+        AND k.contype IN ('p', 'u', 'x'))";
+
+/// Default btree operator classes and the type each is for.
+pub(super) const DEFAULT_BTREE_OPCLASSES_SQL: &str = "
+SELECT c.oid, c.opcintype
+FROM pg_catalog.pg_opclass c
+JOIN pg_catalog.pg_am am ON am.oid = c.opcmethod
+WHERE c.opcdefault AND am.amname = 'btree'";
+
+/// Definitions of the indexes, by oid in `$1`, that only the server can print.
+pub(super) const INDEX_DEFINITIONS_SQL: &str = "
+SELECT i.oid, pg_catalog.pg_get_indexdef(i.oid)
+FROM pg_catalog.unnest($1::pg_catalog.oid[]) AS i(oid)";
+
+pub(super) const TRIGGERS_SQL: &str = "
+SELECT n.nspname::text, c.relname::text, t.tgname::text, pn.nspname::text, p.proname::text,
+       t.tgenabled::text, pg_catalog.pg_get_triggerdef(t.oid)
+FROM pg_catalog.pg_trigger t
+JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+WHERE NOT t.tgisinternal AND n.nspname = ANY($1) AND c.relkind IN ('r', 'p')";
+
+/// Plain functions only: `pg_get_functiondef` fails on aggregates, and procedures and window
+/// functions are not pgconverge's. Functions owned by an extension are the extension's.
+pub(super) const FUNCTIONS_SQL: &str = "
+SELECT n.nspname::text, p.proname::text, pg_catalog.pg_get_functiondef(p.oid), p.prosrc,
+       pg_catalog.pg_get_function_identity_arguments(p.oid)
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = ANY($1) AND p.prokind = 'f'
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid
+        AND d.deptype = 'e')";
+
+/// Tables listed explicitly (`pg_publication_rel`). Schema membership (`FOR TABLES IN
+/// SCHEMA`, `pg_publication_namespace`), row filters and column lists have no place in
+/// `PublicationCatalog` and are not read: pgconverge creates table-list publications only.
+pub(super) const PUBLICATIONS_SQL: &str = "
+SELECT p.pubname::text, p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate,
+       rel.schemas, rel.names
+FROM pg_catalog.pg_publication p
+LEFT JOIN LATERAL (
+    SELECT pg_catalog.array_agg(n.nspname::text ORDER BY n.nspname, c.relname) AS schemas,
+           pg_catalog.array_agg(c.relname::text ORDER BY n.nspname, c.relname) AS names
+    FROM pg_catalog.pg_publication_rel r
+    JOIN pg_catalog.pg_class c ON c.oid = r.prrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE r.prpubid = p.oid
+) rel ON true";
+
+/// Subscriptions of the current database. `subconninfo` is revoked from roles other than
+/// superusers, so the second form selects NULL in its place.
+pub(super) const SUBSCRIPTIONS_SQL: &str = "
+SELECT s.subname::text, s.subconninfo, s.subpublications, s.subenabled, s.suborigin,
+       s.subslotname::text, pg_catalog.pg_get_userbyid(s.subowner)::text
+FROM pg_catalog.pg_subscription s
+JOIN pg_catalog.pg_database d ON d.oid = s.subdbid
+WHERE d.datname = pg_catalog.current_database()";
+
+pub(super) const SUBSCRIPTIONS_WITHOUT_CONNINFO_SQL: &str = "
+SELECT s.subname::text, NULL::text, s.subpublications, s.subenabled, s.suborigin,
+       s.subslotname::text, pg_catalog.pg_get_userbyid(s.subowner)::text
+FROM pg_catalog.pg_subscription s
+JOIN pg_catalog.pg_database d ON d.oid = s.subdbid
+WHERE d.datname = pg_catalog.current_database()";
+
+pub(super) const SLOTS_SQL: &str = "
+SELECT slot_name::text, plugin::text, slot_type, database::text, active, wal_status,
+       confirmed_flush_lsn::text
+FROM pg_catalog.pg_replication_slots";

@@ -1,0 +1,563 @@
+//! Turns the table, constraint, index and trigger rows into [`TableCatalog`]s.
+//!
+//! Key columns arrive as attribute numbers and are named here from the tables' own columns;
+//! plain btree index definitions are printed here too (see [`plain_index_definition`]). Both
+//! replace per-row catalog work on the server that dominated introspection of large schemas.
+
+use std::collections::{BTreeMap, HashMap};
+
+use pgconverge_model::catalog::{
+    ColumnCatalog, ConstraintCatalog, ConstraintKind, IndexCatalog, QualifiedName, TableCatalog,
+    TriggerCatalog,
+};
+use tokio_postgres::Row;
+
+use super::{get, inconsistent, IntrospectError};
+
+/// What naming and printing keys needs to know of a table column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct KeyColumn {
+    pub name: String,
+    /// `quote_ident(attname)`, as the server quotes it.
+    pub quoted: String,
+    pub type_oid: u32,
+    pub collation: u32,
+}
+
+/// Every table's columns by attribute number.
+pub(super) type TableColumns = HashMap<QualifiedName, HashMap<i16, KeyColumn>>;
+
+pub(super) fn decode_tables(
+    rows: &[Row],
+) -> Result<(BTreeMap<QualifiedName, TableCatalog>, TableColumns), IntrospectError> {
+    const WHAT: &str = "tables";
+    let mut tables = BTreeMap::new();
+    let mut table_columns = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let name = row_table(row, WHAT)?;
+        let names: Vec<String> = get::<Option<_>>(row, 4, WHAT)?.unwrap_or_default();
+        let types: Vec<String> = get::<Option<_>>(row, 5, WHAT)?.unwrap_or_default();
+        let not_nulls: Vec<bool> = get::<Option<_>>(row, 6, WHAT)?.unwrap_or_default();
+        let defaults: Vec<Option<String>> = get::<Option<_>>(row, 7, WHAT)?.unwrap_or_default();
+        let attnums: Vec<i16> = get::<Option<_>>(row, 8, WHAT)?.unwrap_or_default();
+        let quoted: Vec<String> = get::<Option<_>>(row, 9, WHAT)?.unwrap_or_default();
+        let type_oids: Vec<u32> = get::<Option<_>>(row, 10, WHAT)?.unwrap_or_default();
+        let collations: Vec<u32> = get::<Option<_>>(row, 11, WHAT)?.unwrap_or_default();
+        if [
+            types.len(),
+            not_nulls.len(),
+            defaults.len(),
+            attnums.len(),
+            quoted.len(),
+        ]
+        .iter()
+        .chain([type_oids.len(), collations.len()].iter())
+        .any(|len| *len != names.len())
+        {
+            return Err(inconsistent(
+                WHAT,
+                format!("column arrays of {name} differ in length"),
+            ));
+        }
+        let by_attnum = attnums
+            .iter()
+            .copied()
+            .zip(names.iter().cloned())
+            .zip(quoted)
+            .zip(type_oids.into_iter().zip(collations))
+            .map(|(((attnum, name), quoted), (type_oid, collation))| {
+                (
+                    attnum,
+                    KeyColumn {
+                        name,
+                        quoted,
+                        type_oid,
+                        collation,
+                    },
+                )
+            })
+            .collect();
+        table_columns.insert(name.clone(), by_attnum);
+        let mut columns: Vec<(i16, ColumnCatalog)> = attnums
+            .into_iter()
+            .zip(names)
+            .zip(types)
+            .zip(not_nulls.into_iter().zip(defaults))
+            .map(|(((attnum, name), data_type), (not_null, default))| {
+                (
+                    attnum,
+                    ColumnCatalog {
+                        name,
+                        data_type,
+                        not_null,
+                        default,
+                    },
+                )
+            })
+            .collect();
+        columns.sort_by_key(|(attnum, _)| *attnum);
+        let columns = columns.into_iter().map(|(_, column)| column).collect();
+        let reltuples: f64 = get(row, 3, WHAT)?;
+        tables.insert(
+            name,
+            TableCatalog {
+                columns,
+                replica_identity: get(row, 2, WHAT)?,
+                // `as` saturates; reltuples is a float estimate, -1 when never analysed.
+                estimated_rows: reltuples as i64,
+                ..TableCatalog::default()
+            },
+        );
+    }
+    Ok((tables, table_columns))
+}
+
+/// The column `attnum` of `table`. Keys always name live columns of their own table, so a
+/// miss means the snapshot is inconsistent and is reported, not papered over.
+fn key_column<'c>(
+    table_columns: &'c TableColumns,
+    table: &QualifiedName,
+    attnum: i16,
+    what: &'static str,
+) -> Result<&'c KeyColumn, IntrospectError> {
+    table_columns
+        .get(table)
+        .and_then(|columns| columns.get(&attnum))
+        .ok_or_else(|| inconsistent(what, format!("{table} has no column number {attnum}")))
+}
+
+fn key_names(
+    table_columns: &TableColumns,
+    table: &QualifiedName,
+    attnums: &[i16],
+    what: &'static str,
+) -> Result<Vec<String>, IntrospectError> {
+    attnums
+        .iter()
+        .map(|attnum| {
+            Ok(key_column(table_columns, table, *attnum, what)?
+                .name
+                .clone())
+        })
+        .collect()
+}
+
+pub(super) fn constraint_kind(contype: &str) -> Option<ConstraintKind> {
+    match contype {
+        "p" => Some(ConstraintKind::PrimaryKey),
+        "u" => Some(ConstraintKind::Unique),
+        "f" => Some(ConstraintKind::ForeignKey),
+        "c" => Some(ConstraintKind::Check),
+        "x" => Some(ConstraintKind::Exclusion),
+        _ => None,
+    }
+}
+
+/// The table a row belongs to (its first two columns). Rows of a table missing from the map
+/// (impossible inside one snapshot) are dropped rather than invented.
+fn row_table(row: &Row, what: &'static str) -> Result<QualifiedName, IntrospectError> {
+    Ok(QualifiedName::new(
+        get::<String>(row, 0, what)?,
+        get::<String>(row, 1, what)?,
+    ))
+}
+
+pub(super) fn attach_constraints(
+    tables: &mut BTreeMap<QualifiedName, TableCatalog>,
+    table_columns: &TableColumns,
+    rows: &[Row],
+) -> Result<(), IntrospectError> {
+    const WHAT: &str = "constraints";
+    for row in rows {
+        let contype: String = get(row, 3, WHAT)?;
+        let Some(kind) = constraint_kind(&contype) else {
+            continue;
+        };
+        let table_name = row_table(row, WHAT)?;
+        let conkey: Vec<i16> = get::<Option<_>>(row, 4, WHAT)?.unwrap_or_default();
+        // Exclusion keys on expressions have attnum 0 and no column: left out.
+        let conkey: Vec<i16> = conkey.into_iter().filter(|attnum| *attnum != 0).collect();
+        let references = match (
+            get::<Option<String>>(row, 6, WHAT)?,
+            get::<Option<String>>(row, 7, WHAT)?,
+        ) {
+            (Some(schema), Some(name)) if kind == ConstraintKind::ForeignKey => {
+                let referenced = QualifiedName::new(schema, name);
+                let columns = match get::<Option<Vec<String>>>(row, 9, WHAT)? {
+                    Some(outside_scope) => outside_scope,
+                    None => {
+                        let confkey: Vec<i16> = get::<Option<_>>(row, 8, WHAT)?.unwrap_or_default();
+                        key_names(table_columns, &referenced, &confkey, WHAT)?
+                    }
+                };
+                Some((referenced, columns))
+            }
+            _ => None,
+        };
+        let constraint = ConstraintCatalog {
+            name: get(row, 2, WHAT)?,
+            kind,
+            columns: key_names(table_columns, &table_name, &conkey, WHAT)?,
+            definition: get(row, 5, WHAT)?,
+            references,
+        };
+        if let Some(table) = tables.get_mut(&table_name) {
+            table.constraints.push(constraint);
+        }
+    }
+    for table in tables.values_mut() {
+        table.constraints.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(())
+}
+
+/// An index read, its definition possibly still to be fetched.
+pub(super) struct PendingIndex {
+    pub table: QualifiedName,
+    pub index_oid: u32,
+    pub index: IndexCatalog,
+}
+
+/// Decodes the index rows. Plain btree indexes get their definition printed here; the others
+/// come back with an empty definition and are listed in the second value, to be filled by
+/// [`fill_index_definitions`] from `pg_get_indexdef`.
+pub(super) fn decode_indexes(
+    table_columns: &TableColumns,
+    default_btree_opclasses: &HashMap<u32, u32>,
+    rows: &[Row],
+) -> Result<(Vec<PendingIndex>, Vec<u32>), IntrospectError> {
+    const WHAT: &str = "indexes";
+    let mut indexes = Vec::with_capacity(rows.len());
+    let mut needing_server_definition = Vec::new();
+    for row in rows {
+        let table = row_table(row, WHAT)?;
+        let shape = IndexShape {
+            quoted_schema: get(row, 8, WHAT)?,
+            quoted_table: get(row, 9, WHAT)?,
+            quoted_name: get(row, 10, WHAT)?,
+            table_kind: get(row, 11, WHAT)?,
+            access_method: get(row, 12, WHAT)?,
+            unique: get(row, 3, WHAT)?,
+            indkey: get(row, 4, WHAT)?,
+            key_count: usize::try_from(get::<i16>(row, 5, WHAT)?).unwrap_or(0),
+            opclasses: get(row, 13, WHAT)?,
+            collations: get(row, 14, WHAT)?,
+            options: get(row, 15, WHAT)?,
+            no_expressions_predicate_or_storage_options: get(row, 16, WHAT)?,
+        };
+        let expressions: Option<Vec<String>> = get(row, 6, WHAT)?;
+        let mut columns = Vec::with_capacity(shape.key_count);
+        for (position, attnum) in shape.indkey.iter().take(shape.key_count).enumerate() {
+            let column = match (*attnum, &expressions) {
+                (0, Some(expressions)) => expressions.get(position).cloned().ok_or_else(|| {
+                    inconsistent(
+                        WHAT,
+                        format!("an index of {table} lacks expression {position}"),
+                    )
+                })?,
+                (0, None) => {
+                    return Err(inconsistent(
+                        WHAT,
+                        format!("an index of {table} has an expression but no text for it"),
+                    ))
+                }
+                (attnum, _) => key_column(table_columns, &table, attnum, WHAT)?
+                    .name
+                    .clone(),
+            };
+            columns.push(column);
+        }
+        let index_oid: u32 = get(row, 7, WHAT)?;
+        let definition = match table_columns
+            .get(&table)
+            .and_then(|columns| plain_index_definition(&shape, columns, default_btree_opclasses))
+        {
+            Some(definition) => definition,
+            None => {
+                needing_server_definition.push(index_oid);
+                String::new()
+            }
+        };
+        indexes.push(PendingIndex {
+            table,
+            index_oid,
+            index: IndexCatalog {
+                name: get(row, 2, WHAT)?,
+                columns,
+                unique: shape.unique,
+                definition,
+            },
+        });
+    }
+    Ok((indexes, needing_server_definition))
+}
+
+/// Sets the definitions fetched from the server (rows of `oid, pg_get_indexdef(oid)`) and adds
+/// the indexes to their tables, sorted by name.
+pub(super) fn attach_indexes(
+    tables: &mut BTreeMap<QualifiedName, TableCatalog>,
+    mut indexes: Vec<PendingIndex>,
+    definition_rows: &[Row],
+) -> Result<(), IntrospectError> {
+    const WHAT: &str = "index definitions";
+    let mut definitions = HashMap::with_capacity(definition_rows.len());
+    for row in definition_rows {
+        definitions.insert(get::<u32>(row, 0, WHAT)?, get::<String>(row, 1, WHAT)?);
+    }
+    for pending in &mut indexes {
+        if pending.index.definition.is_empty() {
+            pending.index.definition = definitions.remove(&pending.index_oid).ok_or_else(|| {
+                inconsistent(
+                    WHAT,
+                    format!("no definition for index {}", pending.index.name),
+                )
+            })?;
+        }
+    }
+    for pending in indexes {
+        if let Some(table) = tables.get_mut(&pending.table) {
+            table.indexes.push(pending.index);
+        }
+    }
+    for table in tables.values_mut() {
+        table.indexes.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(())
+}
+
+/// What [`plain_index_definition`] needs of an index row.
+pub(super) struct IndexShape {
+    pub quoted_schema: String,
+    pub quoted_table: String,
+    pub quoted_name: String,
+    /// `relkind` of the indexed table.
+    pub table_kind: String,
+    pub access_method: String,
+    pub unique: bool,
+    /// `indkey`: key columns then INCLUDE columns; 0 for an expression.
+    pub indkey: Vec<i16>,
+    pub key_count: usize,
+    /// `indclass`, `indcollation`, `indoption`: one per key column.
+    pub opclasses: Vec<u32>,
+    pub collations: Vec<u32>,
+    pub options: Vec<i16>,
+    /// No `indexprs`, no `indpred`, no `reloptions`, not `NULLS NOT DISTINCT`.
+    pub no_expressions_predicate_or_storage_options: bool,
+}
+
+/// The text `pg_get_indexdef` prints for a plain btree index, or `None` when the index is not
+/// plain and only the server can print it.
+///
+/// `pg_get_indexdef` looks up the default operator class of every key column with a catalog
+/// scan, which made it most of the cost of introspecting a large schema. For an index whose
+/// keys are all plain columns with their type's own default btree operator class, their own
+/// collation and default ordering, on an ordinary table, without predicate or storage
+/// options, it prints exactly
+/// `CREATE [UNIQUE ]INDEX name ON schema.table USING btree (a, b)[ INCLUDE (c)]`
+/// with every identifier quoted by `quote_ident`: that is what this builds. Anything else
+/// (expressions, DESC, COLLATE, an operator class the server would name, partitioned tables,
+/// other access methods) is left to the server. A test compares the two on many shapes.
+pub(super) fn plain_index_definition(
+    shape: &IndexShape,
+    columns: &HashMap<i16, KeyColumn>,
+    default_btree_opclasses: &HashMap<u32, u32>,
+) -> Option<String> {
+    if !shape.no_expressions_predicate_or_storage_options
+        || shape.table_kind != "r"
+        || shape.access_method != "btree"
+        || shape.key_count == 0
+        || shape.key_count > shape.indkey.len()
+        || shape.opclasses.len() < shape.key_count
+        || shape.collations.len() < shape.key_count
+        || shape.options.len() < shape.key_count
+    {
+        return None;
+    }
+    let (keys, included) = shape.indkey.split_at(shape.key_count);
+    let mut key_list = Vec::with_capacity(keys.len());
+    for (position, attnum) in keys.iter().enumerate() {
+        let column = columns.get(attnum)?;
+        let opclass_type = default_btree_opclasses.get(&shape.opclasses[position])?;
+        if *opclass_type != column.type_oid
+            || shape.collations[position] != column.collation
+            || shape.options[position] != 0
+        {
+            return None;
+        }
+        key_list.push(column.quoted.as_str());
+    }
+    let mut definition = format!(
+        "CREATE {}INDEX {} ON {}.{} USING btree ({})",
+        if shape.unique { "UNIQUE " } else { "" },
+        shape.quoted_name,
+        shape.quoted_schema,
+        shape.quoted_table,
+        key_list.join(", ")
+    );
+    if !included.is_empty() {
+        let included: Option<Vec<&str>> = included
+            .iter()
+            .map(|attnum| columns.get(attnum).map(|c| c.quoted.as_str()))
+            .collect();
+        definition.push_str(&format!(" INCLUDE ({})", included?.join(", ")));
+    }
+    Some(definition)
+}
+
+pub(super) fn attach_triggers(
+    tables: &mut BTreeMap<QualifiedName, TableCatalog>,
+    rows: &[Row],
+) -> Result<(), IntrospectError> {
+    const WHAT: &str = "triggers";
+    for row in rows {
+        let table_name = row_table(row, WHAT)?;
+        let trigger = TriggerCatalog {
+            name: get(row, 2, WHAT)?,
+            function: QualifiedName::new(
+                get::<String>(row, 3, WHAT)?,
+                get::<String>(row, 4, WHAT)?,
+            ),
+            enabled: get(row, 5, WHAT)?,
+            definition: get(row, 6, WHAT)?,
+        };
+        if let Some(table) = tables.get_mut(&table_name) {
+            table.triggers.push(trigger);
+        }
+    }
+    for table in tables.values_mut() {
+        table.triggers.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INT4: u32 = 23;
+    const TEXT: u32 = 25;
+    const VARCHAR: u32 = 1043;
+    const INT4_OPS: u32 = 1978;
+    const TEXT_OPS: u32 = 3126;
+    const DEFAULT_COLLATION: u32 = 100;
+
+    fn columns() -> HashMap<i16, KeyColumn> {
+        let column = |name: &str, quoted: &str, type_oid, collation| KeyColumn {
+            name: name.into(),
+            quoted: quoted.into(),
+            type_oid,
+            collation,
+        };
+        HashMap::from([
+            (1, column("id", "id", INT4, 0)),
+            (2, column("Label", "\"Label\"", TEXT, DEFAULT_COLLATION)),
+            (3, column("code", "code", VARCHAR, DEFAULT_COLLATION)),
+        ])
+    }
+
+    fn opclasses() -> HashMap<u32, u32> {
+        HashMap::from([(INT4_OPS, INT4), (TEXT_OPS, TEXT)])
+    }
+
+    fn shape(
+        indkey: Vec<i16>,
+        key_count: usize,
+        opclasses: Vec<u32>,
+        collations: Vec<u32>,
+    ) -> IndexShape {
+        let options = vec![0; opclasses.len()];
+        IndexShape {
+            quoted_schema: "public".into(),
+            quoted_table: "\"Items\"".into(),
+            quoted_name: "items_idx".into(),
+            table_kind: "r".into(),
+            access_method: "btree".into(),
+            unique: false,
+            indkey,
+            key_count,
+            opclasses,
+            collations,
+            options,
+            no_expressions_predicate_or_storage_options: true,
+        }
+    }
+
+    #[test]
+    fn constraint_kinds_map_and_not_null_is_skipped() {
+        assert_eq!(constraint_kind("p"), Some(ConstraintKind::PrimaryKey));
+        assert_eq!(constraint_kind("x"), Some(ConstraintKind::Exclusion));
+        assert_eq!(constraint_kind("n"), None);
+    }
+
+    #[test]
+    fn prints_plain_btree_index_with_include() {
+        let shape = shape(
+            vec![2, 1, 3],
+            2,
+            vec![TEXT_OPS, INT4_OPS],
+            vec![DEFAULT_COLLATION, 0],
+        );
+        assert_eq!(
+            plain_index_definition(&shape, &columns(), &opclasses()).as_deref(),
+            Some("CREATE INDEX items_idx ON public.\"Items\" USING btree (\"Label\", id) INCLUDE (code)")
+        );
+    }
+
+    #[test]
+    fn prints_unique() {
+        let mut shape = shape(vec![1], 1, vec![INT4_OPS], vec![0]);
+        shape.unique = true;
+        assert_eq!(
+            plain_index_definition(&shape, &columns(), &opclasses()).as_deref(),
+            Some("CREATE UNIQUE INDEX items_idx ON public.\"Items\" USING btree (id)")
+        );
+    }
+
+    #[test]
+    fn leaves_everything_else_to_the_server() {
+        let plain = || shape(vec![1], 1, vec![INT4_OPS], vec![0]);
+        let cases: Vec<(&str, IndexShape)> = vec![
+            (
+                "varchar column: the server resolves text_ops by coercion",
+                { shape(vec![3], 1, vec![TEXT_OPS], vec![DEFAULT_COLLATION]) },
+            ),
+            (
+                "non-default collation",
+                shape(vec![2], 1, vec![TEXT_OPS], vec![950]),
+            ),
+            (
+                "unknown operator class",
+                shape(vec![1], 1, vec![9999], vec![0]),
+            ),
+            ("DESC", {
+                let mut s = plain();
+                s.options = vec![3];
+                s
+            }),
+            ("expression", shape(vec![0], 1, vec![INT4_OPS], vec![0])),
+            ("partitioned table", {
+                let mut s = plain();
+                s.table_kind = "p".into();
+                s
+            }),
+            ("hash", {
+                let mut s = plain();
+                s.access_method = "hash".into();
+                s
+            }),
+            ("predicate or options", {
+                let mut s = plain();
+                s.no_expressions_predicate_or_storage_options = false;
+                s
+            }),
+            ("short arrays", shape(vec![1], 1, vec![], vec![])),
+        ];
+        for (case, shape) in cases {
+            assert_eq!(
+                plain_index_definition(&shape, &columns(), &opclasses()),
+                None,
+                "{case}"
+            );
+        }
+    }
+}

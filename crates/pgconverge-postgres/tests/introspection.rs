@@ -1,0 +1,608 @@
+//! Introspection and statement execution against real servers (the test support's
+//! `TestCluster`): every kind of object lands in the snapshot as PostgreSQL has it, a
+//! subscription's password never does, an unchanged database gives an equal snapshot, and
+//! failures name the node and the statement.
+
+use pgconverge_model::catalog::{ConstraintKind, QualifiedName};
+use pgconverge_model::{NodeCatalog, NodeConfig};
+use pgconverge_postgres::{
+    advisory_unlock, connect, execute_statements, introspect, introspect_nodes, try_advisory_lock,
+    IntrospectScope, NodeError,
+};
+use pgconverge_tests::TestCluster;
+
+/// Contains a space and single quotes, the hard cases for conninfo quoting and redaction.
+const SUBSCRIPTION_PASSWORD: &str = "s3cr3t 'quoted' pw";
+
+fn scope() -> IntrospectScope {
+    IntrospectScope {
+        schemas: vec!["public".to_string(), "_pgconverge".to_string()],
+    }
+}
+
+fn node_config(name: &str, port: u16, db: &str, user: &str) -> NodeConfig {
+    NodeConfig {
+        name: name.to_string(),
+        host: "127.0.0.1".to_string(),
+        port: Some(port),
+        peer_host: None,
+        peer_port: None,
+        db: db.to_string(),
+        user: user.to_string(),
+        password: None,
+        password_env: None,
+        password_command: None,
+        sslmode: Some("prefer".to_string()),
+        external: false,
+    }
+}
+
+fn table<'a>(catalog: &'a NodeCatalog, name: &str) -> &'a pgconverge_model::catalog::TableCatalog {
+    catalog
+        .tables
+        .get(&QualifiedName::new("public", name))
+        .unwrap_or_else(|| panic!("table public.{name} in snapshot"))
+}
+
+/// A conninfo for `CREATE SUBSCRIPTION … CONNECTION`, as an SQL literal.
+fn subscription_connection_literal() -> String {
+    let escaped_password = SUBSCRIPTION_PASSWORD
+        .replace('\\', "\\\\")
+        .replace('\'', "\\'");
+    let conninfo =
+        format!("host=127.0.0.1 port=1 dbname=nowhere user=nobody password='{escaped_password}'");
+    format!("'{}'", conninfo.replace('\'', "''"))
+}
+
+fn schema_sql() -> String {
+    format!(
+        r#"
+CREATE SCHEMA _pgconverge;
+CREATE SCHEMA outside_scope;
+CREATE TABLE public.accounts (
+    tenant int NOT NULL,
+    id bigint NOT NULL,
+    dropped_later text,
+    email varchar(200) NOT NULL,
+    balance numeric(12,2) DEFAULT 0,
+    created timestamptz NOT NULL DEFAULT now(),
+    doubled int GENERATED ALWAYS AS (tenant * 2) STORED,
+    PRIMARY KEY (id, tenant),
+    CONSTRAINT accounts_email_key UNIQUE (email),
+    CONSTRAINT accounts_balance_check CHECK (balance >= 0)
+);
+ALTER TABLE public.accounts DROP COLUMN dropped_later;
+CREATE TABLE public.orders (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant int,
+    account bigint,
+    note text,
+    FOREIGN KEY (account, tenant) REFERENCES public.accounts (id, tenant) ON DELETE CASCADE
+);
+CREATE INDEX orders_note_idx ON public.orders (note);
+CREATE UNIQUE INDEX orders_lower_note_idx ON public.orders (lower(note), tenant) INCLUDE (account);
+ALTER TABLE public.orders REPLICA IDENTITY FULL;
+CREATE TABLE outside_scope.hidden (id int PRIMARY KEY);
+CREATE FUNCTION _pgconverge.orders_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER orders_touch BEFORE INSERT OR UPDATE ON public.orders
+    FOR EACH ROW EXECUTE FUNCTION _pgconverge.orders_touch();
+ALTER TABLE public.orders ENABLE REPLICA TRIGGER orders_touch;
+CREATE AGGREGATE _pgconverge.total(int) (sfunc = int4pl, stype = int);
+CREATE PROCEDURE _pgconverge.noop() LANGUAGE sql AS $$ SELECT 1 $$;
+INSERT INTO public.accounts (tenant, id, email) VALUES (1, 1, 'a@x'), (1, 2, 'b@x'), (2, 1, 'c@x');
+ANALYZE public.accounts;
+CREATE PUBLICATION pgc_n1 FOR TABLE public.orders, public.accounts
+    WITH (publish = 'insert, update, delete');
+CREATE SUBSCRIPTION pgc_n1_from_n2 CONNECTION {connection} PUBLICATION pgc_n2, pgc_extra
+    WITH (connect = false, enabled = false, slot_name = NONE, origin = none);
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET work_mem = %L', current_database(), '8MB');
+END $$;
+"#,
+        connection = subscription_connection_literal()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_is_idempotent_and_holds_every_kind_of_object_but_no_password() {
+    let cluster = TestCluster::start(1);
+    let node = &cluster.nodes[0];
+    let client = cluster.client(0).await;
+    client
+        .batch_execute(&schema_sql())
+        .await
+        .expect("schema created");
+    // Not in the batch above: a slot cannot be created in a transaction that wrote.
+    client
+        .batch_execute("SELECT pg_create_logical_replication_slot('pgc_test_slot', 'pgoutput')")
+        .await
+        .expect("slot created");
+
+    let catalog = introspect(&client, &scope()).await.expect("introspection");
+
+    assert!(
+        catalog.server_version_num >= 160000,
+        "{}",
+        catalog.server_version_num
+    );
+    assert!(!catalog.server_version.is_empty());
+    for setting in [
+        "max_logical_replication_workers",
+        "max_replication_slots",
+        "max_sync_workers_per_subscription",
+        "max_wal_senders",
+        "max_worker_processes",
+    ] {
+        assert!(
+            catalog.settings.contains_key(setting),
+            "{setting} in {:?}",
+            catalog.settings
+        );
+    }
+    assert_eq!(
+        catalog.settings.get("wal_level").map(String::as_str),
+        Some("logical")
+    );
+    assert_eq!(
+        catalog
+            .database_settings
+            .get("work_mem")
+            .map(String::as_str),
+        Some("8MB")
+    );
+
+    let superuser: bool = client
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .expect("role row")
+        .get(0);
+    assert_eq!(catalog.role.name, node.user);
+    assert_eq!(catalog.role.superuser, superuser);
+    assert!(
+        catalog.role.create_subscription,
+        "the test role created a subscription"
+    );
+
+    assert!(catalog.schemas.contains(&"_pgconverge".to_string()));
+    assert!(catalog.schemas.contains(&"public".to_string()));
+    assert!(catalog.schemas.contains(&"outside_scope".to_string()));
+    assert!(catalog
+        .schemas
+        .iter()
+        .all(|s| !s.starts_with("pg_") && s != "information_schema"));
+
+    // Only the scope's tables.
+    let table_names: Vec<String> = catalog.tables.keys().map(|name| name.to_string()).collect();
+    assert_eq!(table_names, ["public.accounts", "public.orders"]);
+
+    let accounts = table(&catalog, "accounts");
+    let columns: Vec<(&str, &str, bool, Option<&str>)> = accounts
+        .columns
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.data_type.as_str(),
+                c.not_null,
+                c.default.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("tenant", "integer", true, None),
+            ("id", "bigint", true, None),
+            ("email", "character varying(200)", true, None),
+            ("balance", "numeric(12,2)", false, Some("0")),
+            ("created", "timestamp with time zone", true, Some("now()")),
+            ("doubled", "integer", false, None),
+        ]
+    );
+    let constraints: Vec<(&str, ConstraintKind, Vec<&str>)> = accounts
+        .constraints
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.kind,
+                c.columns.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        constraints,
+        [
+            (
+                "accounts_balance_check",
+                ConstraintKind::Check,
+                vec!["balance"]
+            ),
+            ("accounts_email_key", ConstraintKind::Unique, vec!["email"]),
+            (
+                "accounts_pkey",
+                ConstraintKind::PrimaryKey,
+                vec!["id", "tenant"]
+            ),
+        ]
+    );
+    let primary_key = &accounts.constraints[2];
+    assert_eq!(primary_key.definition, "PRIMARY KEY (id, tenant)");
+    assert_eq!(primary_key.references, None);
+    assert!(
+        accounts.indexes.is_empty(),
+        "constraint indexes are not listed: {:?}",
+        accounts.indexes
+    );
+    assert_eq!(accounts.replica_identity, "d");
+    assert!(accounts.triggers.is_empty());
+    assert_eq!(accounts.estimated_rows, 3);
+
+    let orders = table(&catalog, "orders");
+    assert_eq!(
+        orders.column("id").and_then(|c| c.default.as_deref()),
+        Some("gen_random_uuid()")
+    );
+    let foreign_key = orders
+        .constraints
+        .iter()
+        .find(|c| c.kind == ConstraintKind::ForeignKey)
+        .expect("foreign key");
+    assert_eq!(foreign_key.name, "orders_account_tenant_fkey");
+    assert_eq!(foreign_key.columns, ["account", "tenant"]);
+    assert_eq!(
+        foreign_key.references,
+        Some((
+            QualifiedName::new("public", "accounts"),
+            vec!["id".to_string(), "tenant".to_string()]
+        ))
+    );
+    // Printed with an empty search_path: the referenced table is schema-qualified.
+    assert_eq!(
+        foreign_key.definition,
+        "FOREIGN KEY (account, tenant) REFERENCES public.accounts(id, tenant) ON DELETE CASCADE"
+    );
+    let indexes: Vec<(&str, Vec<&str>, bool)> = orders
+        .indexes
+        .iter()
+        .map(|i| {
+            (
+                i.name.as_str(),
+                i.columns.iter().map(String::as_str).collect(),
+                i.unique,
+            )
+        })
+        .collect();
+    assert_eq!(
+        indexes,
+        [
+            ("orders_lower_note_idx", vec!["lower(note)", "tenant"], true),
+            ("orders_note_idx", vec!["note"], false),
+        ]
+    );
+    assert_eq!(
+        orders.indexes[1].definition,
+        "CREATE INDEX orders_note_idx ON public.orders USING btree (note)"
+    );
+    assert_eq!(orders.replica_identity, "f");
+    assert_eq!(orders.estimated_rows, -1, "never analysed");
+    assert_eq!(orders.triggers.len(), 1);
+    let trigger = &orders.triggers[0];
+    assert_eq!(trigger.name, "orders_touch");
+    assert_eq!(
+        trigger.function,
+        QualifiedName::new("_pgconverge", "orders_touch")
+    );
+    assert_eq!(trigger.enabled, "R");
+    assert!(trigger
+        .definition
+        .starts_with("CREATE TRIGGER orders_touch BEFORE INSERT OR UPDATE"));
+
+    // The aggregate and the procedure are skipped; the trigger function is read whole.
+    let function_names: Vec<String> = catalog.functions.keys().map(|n| n.to_string()).collect();
+    assert_eq!(function_names, ["_pgconverge.orders_touch"]);
+    let function = &catalog.functions[&QualifiedName::new("_pgconverge", "orders_touch")];
+    assert!(function
+        .definition
+        .starts_with("CREATE OR REPLACE FUNCTION _pgconverge.orders_touch()"));
+    assert_eq!(function.identity_arguments, "");
+    assert_eq!(function.body_sha256.len(), 64);
+    assert!(function.body_sha256.chars().all(|c| c.is_ascii_hexdigit()));
+
+    let publication = &catalog.publications["pgc_n1"];
+    assert!(!publication.all_tables);
+    assert_eq!(publication.publish, ["insert", "update", "delete"]);
+    assert_eq!(
+        publication.tables,
+        [
+            QualifiedName::new("public", "accounts"),
+            QualifiedName::new("public", "orders")
+        ]
+    );
+
+    let subscription = &catalog.subscriptions["pgc_n1_from_n2"];
+    if superuser {
+        assert_eq!(
+            subscription.conninfo_redacted,
+            "host=127.0.0.1 port=1 dbname=nowhere user=nobody password=********"
+        );
+        assert_eq!(subscription.conninfo_sha256.len(), 64);
+    }
+    assert_eq!(subscription.publications, ["pgc_extra", "pgc_n2"]);
+    assert!(!subscription.enabled);
+    assert_eq!(subscription.origin, "none");
+    assert_eq!(subscription.slot_name, None);
+    assert_eq!(subscription.owner, node.user);
+
+    let slot = &catalog.slots["pgc_test_slot"];
+    assert_eq!(slot.plugin.as_deref(), Some("pgoutput"));
+    assert_eq!(slot.slot_type, "logical");
+    assert_eq!(slot.database.as_deref(), Some(node.db.as_str()));
+    assert!(!slot.active);
+    assert!(slot.confirmed_flush_lsn.is_some());
+
+    let serialized = serde_json::to_string(&catalog).expect("snapshot serialises");
+    assert!(
+        !serialized.contains(SUBSCRIPTION_PASSWORD),
+        "password in snapshot"
+    );
+    assert!(
+        !serialized.contains("s3cr3t"),
+        "part of the password in snapshot"
+    );
+
+    let again = introspect(&client, &scope())
+        .await
+        .expect("second introspection");
+    assert_eq!(
+        catalog, again,
+        "an unchanged database gives an equal snapshot"
+    );
+
+    client
+        .batch_execute("ALTER TABLE public.orders ENABLE ALWAYS TRIGGER orders_touch")
+        .await
+        .expect("trigger altered");
+    let changed = introspect(&client, &scope())
+        .await
+        .expect("third introspection");
+    assert_eq!(table(&changed, "orders").triggers[0].enabled, "A");
+
+    client
+        .batch_execute("SELECT pg_drop_replication_slot('pgc_test_slot')")
+        .await
+        .expect("slot dropped");
+}
+
+/// Index definitions of plain btree indexes are printed without `pg_get_indexdef`; on every
+/// shape here they must equal what the server prints, and the others come from the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_definitions_equal_pg_get_indexdef() {
+    let cluster = TestCluster::start(1);
+    let client = cluster.client(0).await;
+    client
+        .batch_execute(
+            r#"
+CREATE TYPE public.mood AS ENUM ('sad', 'happy');
+CREATE DOMAIN public.positive AS int CHECK (VALUE > 0);
+CREATE TABLE public."Mixed Case" (
+    id bigint PRIMARY KEY,
+    "select" text,
+    "user" int,
+    "quote""d" text,
+    "Upper" varchar(20),
+    plain_text text,
+    at timestamptz,
+    amount numeric(10,2),
+    flag boolean,
+    uid uuid,
+    tags text[],
+    doc jsonb,
+    mood public.mood,
+    small public.positive,
+    letter "char"
+);
+CREATE INDEX "Mixed Case_select_idx" ON public."Mixed Case" ("select");
+CREATE INDEX mixed_user_idx ON public."Mixed Case" ("user", "quote""d");
+CREATE UNIQUE INDEX mixed_unique_idx ON public."Mixed Case" (uid) INCLUDE ("user", flag);
+CREATE INDEX mixed_varchar_idx ON public."Mixed Case" ("Upper");
+CREATE INDEX mixed_collate_idx ON public."Mixed Case" (plain_text COLLATE "C");
+CREATE INDEX mixed_desc_idx ON public."Mixed Case" (at DESC, amount NULLS FIRST);
+CREATE INDEX mixed_pattern_idx ON public."Mixed Case" (plain_text text_pattern_ops);
+CREATE INDEX mixed_partial_idx ON public."Mixed Case" (amount) WHERE flag;
+CREATE INDEX mixed_expression_idx ON public."Mixed Case" (lower(plain_text), id);
+CREATE INDEX mixed_hash_idx ON public."Mixed Case" USING hash (plain_text);
+CREATE INDEX mixed_gin_idx ON public."Mixed Case" USING gin (doc);
+CREATE INDEX mixed_array_idx ON public."Mixed Case" (tags);
+CREATE INDEX mixed_enum_idx ON public."Mixed Case" (mood);
+CREATE INDEX mixed_domain_idx ON public."Mixed Case" (small);
+CREATE INDEX mixed_char_idx ON public."Mixed Case" (letter, flag, at, amount);
+CREATE INDEX mixed_fillfactor_idx ON public."Mixed Case" (id) WITH (fillfactor = 70);
+CREATE UNIQUE INDEX mixed_nulls_idx ON public."Mixed Case" ("user") NULLS NOT DISTINCT;
+CREATE TABLE public.parted (id int, k int) PARTITION BY RANGE (k);
+CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (10);
+CREATE INDEX parted_k_idx ON public.parted (k);
+"#,
+        )
+        .await
+        .expect("indexes created");
+
+    let catalog = introspect(&client, &scope()).await.expect("introspection");
+    client
+        .batch_execute("SET search_path = ''")
+        .await
+        .expect("search_path");
+    let expected: std::collections::BTreeMap<String, String> = client
+        .query(
+            "SELECT c.relname::text, pg_catalog.pg_get_indexdef(c.oid)
+             FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+             WHERE i.indrelid IN ('public.\"Mixed Case\"'::pg_catalog.regclass,
+                                  'public.parted'::pg_catalog.regclass,
+                                  'public.parted_1'::pg_catalog.regclass)
+               AND NOT i.indisprimary",
+            &[],
+        )
+        .await
+        .expect("server definitions")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let introspected: std::collections::BTreeMap<String, String> = catalog
+        .tables
+        .values()
+        .flat_map(|table| table.indexes.iter())
+        .map(|index| (index.name.clone(), index.definition.clone()))
+        .collect();
+    assert_eq!(introspected.len(), 19, "{introspected:#?}");
+    assert_eq!(introspected, expected);
+
+    let mixed = table(&catalog, "Mixed Case");
+    let columns_of = |name: &str| {
+        mixed
+            .indexes
+            .iter()
+            .find(|i| i.name == name)
+            .map(|i| i.columns.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(columns_of("mixed_user_idx"), ["user", "quote\"d"]);
+    assert_eq!(
+        columns_of("mixed_unique_idx"),
+        ["uid"],
+        "INCLUDE columns are not keys"
+    );
+    assert_eq!(
+        columns_of("mixed_expression_idx"),
+        ["lower(plain_text)", "id"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_introspected_concurrently_and_failures_name_the_node() {
+    let cluster = TestCluster::start(2);
+    let mut nodes: Vec<(NodeConfig, Option<pgconverge_postgres::Secret>)> = cluster
+        .nodes
+        .iter()
+        .map(|n| (node_config(&n.name, n.port, &n.db, &n.user), None))
+        .collect();
+    // Nothing listens on port 1.
+    nodes.push((node_config("unreachable", 1, "postgres", "postgres"), None));
+
+    let results = introspect_nodes(&nodes, &scope()).await;
+    assert_eq!(results.len(), 3);
+    for result in &results[..2] {
+        let catalog = result.as_ref().expect("reachable node introspected");
+        assert!(catalog.server_version_num >= 160000);
+    }
+    let error = results[2].as_ref().expect_err("unreachable node fails");
+    assert!(matches!(error, NodeError::Connect(_)), "{error}");
+    assert_eq!(error.node(), "unreachable");
+    let message = error.to_string();
+    assert!(
+        message.contains("unreachable") && message.contains("127.0.0.1:1"),
+        "{message}"
+    );
+
+    let first = &cluster.nodes[0];
+    let mut disabled = node_config(&first.name, first.port, &first.db, &first.user);
+    disabled.sslmode = Some("disable".to_string());
+    let client = connect(&disabled, None)
+        .await
+        .expect("connects without TLS");
+    let application: String = client
+        .query_one("SELECT current_setting('application_name')", &[])
+        .await
+        .expect("setting")
+        .get(0);
+    assert_eq!(application, "pgconverge");
+
+    let mut unsupported = disabled.clone();
+    unsupported.sslmode = Some("verify-full".to_string());
+    let error = connect(&unsupported, None)
+        .await
+        .expect_err("verify-full refused");
+    assert!(error.to_string().contains("verify-full"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_run_in_one_transaction_or_alone_and_errors_are_redacted() {
+    let cluster = TestCluster::start(1);
+    let mut client = cluster.client(0).await;
+    pgconverge_postgres::set_session_defaults(&client)
+        .await
+        .expect("session defaults");
+    let lock_timeout: String = client
+        .query_one("SHOW lock_timeout", &[])
+        .await
+        .expect("setting")
+        .get(0);
+    assert_eq!(lock_timeout, "10s");
+
+    // A failure rolls the whole transaction back and names the statement.
+    let statements = vec![
+        "CREATE TABLE public.kept_only_if_all_succeed (id int PRIMARY KEY)".to_string(),
+        "CREATE TABLE public.kept_only_if_all_succeed (id int PRIMARY KEY)".to_string(),
+    ];
+    let error = execute_statements(&mut client, &statements, true)
+        .await
+        .expect_err("duplicate table");
+    assert_eq!(error.statement_index, Some(1));
+    assert_eq!(error.sqlstate(), Some("42P07"));
+    assert!(error.to_string().contains("statement 2 failed"), "{error}");
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('public.kept_only_if_all_succeed') IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("lookup")
+        .get(0);
+    assert!(!exists, "the first statement was rolled back");
+
+    // Outside a transaction: CREATE INDEX CONCURRENTLY is accepted; earlier statements stay.
+    let statements = vec![
+        "CREATE TABLE public.items (id int PRIMARY KEY, label text)".to_string(),
+        "CREATE INDEX CONCURRENTLY items_label_idx ON public.items (label)".to_string(),
+    ];
+    execute_statements(&mut client, &statements, false)
+        .await
+        .expect("concurrent index");
+    let catalog = introspect(&client, &scope()).await.expect("introspection");
+    assert_eq!(table(&catalog, "items").indexes[0].name, "items_label_idx");
+
+    // The same statement inside a transaction is refused by the server.
+    let statements =
+        vec!["CREATE INDEX CONCURRENTLY items_id_label ON public.items (id, label)".to_string()];
+    let error = execute_statements(&mut client, &statements, true)
+        .await
+        .expect_err("concurrently inside a transaction");
+    assert_eq!(error.sqlstate(), Some("25001"));
+
+    // A failing statement carrying a password: the error must not show it.
+    let statements = vec![format!(
+        "CREATE SUBSCRIPTION broken CONNECTION {} PUBLICATION p WITH (no_such_option = true)",
+        subscription_connection_literal()
+    )];
+    let error = execute_statements(&mut client, &statements, false)
+        .await
+        .expect_err("bad option");
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert!(error.sqlstate().is_some());
+
+    // Advisory locks are polled, not waited for.
+    let other = cluster.client(0).await;
+    assert!(try_advisory_lock(&client, 4242).await.expect("lock"));
+    assert!(!try_advisory_lock(&other, 4242).await.expect("lock attempt"));
+    assert!(advisory_unlock(&client, 4242).await.expect("unlock"));
+    assert!(try_advisory_lock(&other, 4242)
+        .await
+        .expect("lock after release"));
+}

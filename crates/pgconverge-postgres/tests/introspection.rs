@@ -166,6 +166,10 @@ async fn introspection_is_idempotent_and_holds_every_kind_of_object_but_no_passw
     assert_eq!(catalog.role.name, node.user);
     assert_eq!(catalog.role.superuser, superuser);
     assert!(
+        superuser,
+        "the test role is a superuser: it reads subconninfo"
+    );
+    assert!(
         catalog.role.create_subscription,
         "the test role created a subscription"
     );
@@ -328,13 +332,11 @@ async fn introspection_is_idempotent_and_holds_every_kind_of_object_but_no_passw
     );
 
     let subscription = &catalog.subscriptions["pgc_n1_from_n2"];
-    if superuser {
-        assert_eq!(
-            subscription.conninfo_redacted,
-            "host=127.0.0.1 port=1 dbname=nowhere user=nobody password=********"
-        );
-        assert_eq!(subscription.conninfo_sha256.len(), 64);
-    }
+    assert_eq!(
+        subscription.conninfo_redacted,
+        "host=127.0.0.1 port=1 dbname=nowhere user=nobody password=********"
+    );
+    assert_eq!(subscription.conninfo_sha256.len(), 64);
     assert_eq!(subscription.publications, ["pgc_extra", "pgc_n2"]);
     assert!(!subscription.enabled);
     assert_eq!(subscription.origin, "none");
@@ -374,6 +376,33 @@ async fn introspection_is_idempotent_and_holds_every_kind_of_object_but_no_passw
         .await
         .expect("third introspection");
     assert_eq!(table(&changed, "orders").triggers[0].enabled, "A");
+
+    // A role that is not a superuser may not read subconninfo: the subscription is still
+    // listed, its connection string left empty.
+    client
+        .batch_execute("CREATE ROLE reader LOGIN; GRANT pg_create_subscription TO reader")
+        .await
+        .expect("reader role");
+    let reader_node = node_config(&node.name, node.port, &node.db, "reader");
+    let reader = connect(&reader_node, None).await.expect("reader connects");
+    let seen_by_reader = introspect(&reader, &scope())
+        .await
+        .expect("reader introspection");
+    assert_eq!(seen_by_reader.role.name, "reader");
+    assert!(!seen_by_reader.role.superuser);
+    assert!(!seen_by_reader.role.replication);
+    assert!(
+        seen_by_reader.role.create_subscription,
+        "member of pg_create_subscription"
+    );
+    let hidden = &seen_by_reader.subscriptions["pgc_n1_from_n2"];
+    assert_eq!(hidden.conninfo_redacted, "");
+    assert_eq!(hidden.conninfo_sha256, "");
+    assert_eq!(hidden.publications, subscription.publications);
+    assert_eq!(
+        seen_by_reader.tables, changed.tables,
+        "tables read the same by any role"
+    );
 
     client
         .batch_execute("SELECT pg_drop_replication_slot('pgc_test_slot')")

@@ -1,5 +1,19 @@
 //! Pure planning: desired state + observed catalogs → typed changes → dependency-ordered plan.
 //! No I/O; the same inputs always give a byte-identical plan.
 
+pub mod address;
+pub mod change;
 pub mod conflict;
+pub mod dag;
+pub mod desired;
+pub mod diff;
+pub mod plan;
+pub mod prereq;
+pub mod render;
 pub mod sql;
+pub mod statement;
+
+pub use address::ObjectAddress;
+pub use change::{Action, Change};
+pub use plan::{make_plan, Plan, PlanInput, Summary};
+pub use statement::Statement;

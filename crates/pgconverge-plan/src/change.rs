@@ -1,0 +1,61 @@
+//! A change is one step's worth of work on one node: what object, which action, the SQL that
+//! performs it, and why it is needed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::address::ObjectAddress;
+use crate::statement::Statement;
+
+/// What a change does to its object, with Terraform's symbols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+
+    /// Terraform's `actions` list for the JSON view.
+    pub fn json_actions(self) -> &'static [&'static str] {
+        match self {
+            Action::Create => &["create"],
+            Action::Update => &["update"],
+            Action::Replace => &["delete", "create"],
+            Action::Delete => &["delete"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub node: String,
+    pub address: ObjectAddress,
+    pub action: Action,
+    /// Run in order; in one transaction when `transactional`.
+    pub statements: Vec<Statement>,
+    /// False for statements PostgreSQL refuses inside a transaction block
+    /// (CREATE/DROP SUBSCRIPTION with a slot).
+    pub transactional: bool,
+    /// Why this change is needed, when it is not simply "missing".
+    pub reason: Option<String>,
+    /// Unified diff of a function body that changed.
+    pub body_diff: Option<String>,
+    /// What could go wrong (table rewrites, locks, data loss).
+    pub hazards: Vec<String>,
+    /// Execution phase on its node; lower runs first (see `dag`).
+    pub phase: u16,
+    /// The object is one pgconverge manages and it was changed or removed outside pgconverge.
+    #[serde(default)]
+    pub drift: bool,
+}

@@ -1,0 +1,263 @@
+//! What every node should look like, derived from the config alone: schemas, tables with the
+//! reserved conflict columns, constraints, indexes, the conflict machinery, the publication
+//! and one subscription per peer.
+
+use pgconverge_model::catalog::QualifiedName;
+use pgconverge_model::config::{ClusterConfig, NodeConfig, TableConfig};
+use pgconverge_model::naming::{
+    publication_name, subscription_name, INTERNAL_SCHEMA, MAX_IDENTIFIER_BYTES,
+};
+use pgconverge_model::types::{normalize_default, normalize_type};
+use sha2::{Digest, Sha256};
+
+use crate::conflict::{self, FunctionDef, InternalTable, TriggerDef};
+use crate::statement::ConninfoSpec;
+
+#[derive(Debug, Clone)]
+pub struct DesiredNode {
+    pub name: String,
+    /// Schemas that must exist, internal schema first.
+    pub schemas: Vec<String>,
+    pub internal_tables: Vec<InternalTable>,
+    pub tables: Vec<DesiredTable>,
+    pub functions: Vec<FunctionDef>,
+    pub triggers: Vec<TriggerDef>,
+    pub publication: DesiredPublication,
+    pub subscriptions: Vec<DesiredSubscription>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredTable {
+    pub name: QualifiedName,
+    pub columns: Vec<DesiredColumn>,
+    pub primary_key: ConstraintSpec,
+    pub uniques: Vec<ConstraintSpec>,
+    pub foreign_keys: Vec<ForeignKeySpec>,
+    pub indexes: Vec<IndexSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredColumn {
+    pub name: String,
+    /// As `format_type` prints it.
+    pub data_type: String,
+    pub not_null: bool,
+    /// SQL expression as configured (compared after normalisation).
+    pub default: Option<String>,
+    /// Added by pgconverge for conflict resolution.
+    pub reserved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintSpec {
+    pub name: String,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKeySpec {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub ref_table: QualifiedName,
+    pub ref_columns: Vec<String>,
+    pub on_delete: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: String,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredPublication {
+    pub name: String,
+    pub tables: Vec<QualifiedName>,
+    pub publish: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredSubscription {
+    pub name: String,
+    /// Node this subscription receives from (and whose slot it uses).
+    pub publisher: String,
+    pub publication: String,
+    pub conninfo: ConninfoSpec,
+}
+
+/// Desired state of every node, in config order.
+pub fn desired_cluster(config: &ClusterConfig) -> Vec<DesiredNode> {
+    config
+        .nodes
+        .iter()
+        .map(|node| desired_node(config, node))
+        .collect()
+}
+
+fn desired_node(config: &ClusterConfig, node: &NodeConfig) -> DesiredNode {
+    let objects = conflict::node_objects(&node.name, &config.tables, &config.replication);
+    let mut schemas = vec![INTERNAL_SCHEMA.to_string()];
+    for table in &config.tables {
+        if !schemas.contains(&table.schema) {
+            schemas.push(table.schema.clone());
+        }
+    }
+    let tables = config
+        .tables
+        .iter()
+        .map(|t| desired_table(t, &objects.reserved_columns))
+        .collect();
+    let subscriptions = config
+        .nodes
+        .iter()
+        .filter(|peer| peer.name != node.name)
+        .map(|peer| DesiredSubscription {
+            name: subscription_name(&node.name, &peer.name),
+            publisher: peer.name.clone(),
+            publication: publication_name(&peer.name),
+            conninfo: ConninfoSpec {
+                host: peer.peer_host().to_string(),
+                port: peer.peer_port(),
+                dbname: peer.db.clone(),
+                user: peer.user.clone(),
+                sslmode: peer.sslmode.clone(),
+                password_of: Some(peer.name.clone()),
+            },
+        })
+        .collect();
+    DesiredNode {
+        name: node.name.clone(),
+        schemas,
+        internal_tables: objects.internal_tables,
+        tables,
+        functions: objects.functions,
+        triggers: objects.triggers,
+        publication: DesiredPublication {
+            name: publication_name(&node.name),
+            tables: objects.published_tables,
+            publish: objects.publish_operations,
+        },
+        subscriptions,
+    }
+}
+
+fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> DesiredTable {
+    let name = QualifiedName::new(&table.schema, &table.name);
+    let mut columns: Vec<DesiredColumn> = table
+        .columns
+        .iter()
+        .map(|c| DesiredColumn {
+            name: c.name.clone(),
+            data_type: normalize_type(&c.data_type),
+            not_null: !c.nullable || table.primary_key.contains(&c.name),
+            // PostgreSQL stores no default for `DEFAULT NULL`; treat it as none.
+            default: c.default.clone().filter(|d| normalize_default(d) != "null"),
+            reserved: false,
+        })
+        .collect();
+    columns.extend(reserved.iter().map(|r| DesiredColumn {
+        name: r.name.clone(),
+        data_type: r.data_type.clone(),
+        not_null: r.not_null,
+        default: r.default.clone(),
+        reserved: true,
+    }));
+    let primary_key = ConstraintSpec {
+        name: object_name(&[&table.name], "pkey"),
+        columns: table.primary_key.clone(),
+    };
+    let uniques = table
+        .unique
+        .iter()
+        .map(|cols| ConstraintSpec {
+            name: object_name(&name_parts(&table.name, cols), "key"),
+            columns: cols.clone(),
+        })
+        .collect();
+    let foreign_keys = table
+        .foreign_keys
+        .iter()
+        .map(|fk| ForeignKeySpec {
+            name: object_name(&name_parts(&table.name, &fk.columns), "fkey"),
+            columns: fk.columns.clone(),
+            ref_table: parse_table_ref(&fk.references.table, "public"),
+            ref_columns: fk.references.columns.clone(),
+            on_delete: fk.on_delete.clone(),
+        })
+        .collect();
+    let indexes = table
+        .indexes
+        .iter()
+        .map(|ix| IndexSpec {
+            name: ix
+                .name
+                .clone()
+                .unwrap_or_else(|| object_name(&name_parts(&table.name, &ix.columns), "idx")),
+            columns: ix.columns.clone(),
+        })
+        .collect();
+    DesiredTable {
+        name,
+        columns,
+        primary_key,
+        uniques,
+        foreign_keys,
+        indexes,
+    }
+}
+
+fn name_parts<'a>(table: &'a str, columns: &'a [String]) -> Vec<&'a str> {
+    std::iter::once(table)
+        .chain(columns.iter().map(String::as_str))
+        .collect()
+}
+
+/// `schema.table` or a bare table name (in `default_schema`).
+pub fn parse_table_ref(reference: &str, default_schema: &str) -> QualifiedName {
+    match reference.split_once('.') {
+        Some((schema, name)) => QualifiedName::new(schema, name),
+        None => QualifiedName::new(default_schema, reference),
+    }
+}
+
+/// PostgreSQL-style object name `<parts>_<suffix>`; names that would exceed 63 bytes are cut
+/// and given a short hash so they stay unique and stable.
+pub fn object_name(parts: &[&str], suffix: &str) -> String {
+    let full = format!("{}_{suffix}", parts.join("_"));
+    if full.len() <= MAX_IDENTIFIER_BYTES {
+        return full;
+    }
+    let hash = Sha256::digest(full.as_bytes());
+    let tag: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let keep = MAX_IDENTIFIER_BYTES - tag.len() - suffix.len() - 2;
+    let mut cut = keep;
+    while !full.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}_{tag}_{suffix}", &full[..cut])
+}
+
+/// Whether a configured default and a live default (`pg_get_expr`) mean the same.
+pub fn defaults_match(desired: Option<&str>, live: Option<&str>) -> bool {
+    match (desired, live) {
+        (None, None) => true,
+        (Some(d), Some(l)) => normalize_default(d) == normalize_default(l),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_object_names_are_cut_with_a_stable_hash() {
+        let long = "a".repeat(80);
+        let name = object_name(&[&long, "b"], "key");
+        assert!(name.len() <= 63, "{name}");
+        assert!(name.ends_with("_key"));
+        assert_eq!(name, object_name(&[&long, "b"], "key"));
+        assert_ne!(name, object_name(&[&long, "c"], "key"));
+        assert_eq!(object_name(&["users", "email"], "key"), "users_email_key");
+    }
+}

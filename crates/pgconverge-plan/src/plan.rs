@@ -1,0 +1,303 @@
+//! The plan: a value computed from config + live catalogs, consumed by apply. It carries the
+//! fingerprints that make a saved plan refuse to run against a cluster that moved on.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use pgconverge_model::catalog::NodeCatalog;
+use pgconverge_model::config::ClusterConfig;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::address::ObjectAddress;
+use crate::change::Action;
+use crate::dag::{order_changes, CycleError, GraphContext, OrderedChange};
+use crate::desired::{desired_cluster, DesiredNode};
+use crate::diff::{diff_node, NodeDiffInput};
+use crate::prereq::{check_node, Blocker};
+
+/// Version of the plan file and of the JSON view; bumped on incompatible changes.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub pgconverge_version: String,
+    /// sha256 of the canonical JSON of the config the plan was made from.
+    pub config_fingerprint: String,
+    /// sha256 of each node's structural catalog snapshot at planning time.
+    pub node_fingerprints: BTreeMap<String, String>,
+    pub nodes: Vec<PlannedNode>,
+    /// Unmet prerequisites; a plan with blockers cannot be applied.
+    pub blockers: Vec<Blocker>,
+    pub steps: Vec<OrderedChange>,
+    /// Every object pgconverge will manage on each node once the plan is applied (the state
+    /// file's `managed` set).
+    pub managed_after: BTreeMap<String, BTreeSet<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedNode {
+    pub name: String,
+    /// `host:port` pgconverge connects to.
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+pub struct PlanInput<'a> {
+    pub config: &'a ClusterConfig,
+    /// Live catalog of every configured node.
+    pub observed: &'a BTreeMap<String, NodeCatalog>,
+    /// Objects pgconverge created earlier, per node (from the state file).
+    pub managed: &'a BTreeMap<String, BTreeSet<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("node {0} has no introspected catalog")]
+    MissingCatalog(String),
+    #[error(transparent)]
+    Cycle(#[from] CycleError),
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for step in &self.steps {
+            match step.change.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Delete => s.destroy += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1;
+                }
+            }
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        !self.steps.is_empty()
+    }
+}
+
+pub fn make_plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
+    let desired = desired_cluster(input.config);
+    let empty = BTreeSet::new();
+    let mesh_size = input.config.nodes.len();
+    let mut blockers = Vec::new();
+    let mut changes = Vec::new();
+    let mut slots_by_publisher: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for node in &desired {
+        for sub in &node.subscriptions {
+            slots_by_publisher
+                .entry(sub.publisher.clone())
+                .or_default()
+                .insert(sub.name.clone());
+        }
+    }
+    for node in &desired {
+        let observed = input
+            .observed
+            .get(&node.name)
+            .ok_or_else(|| PlanError::MissingCatalog(node.name.clone()))?;
+        blockers.extend(check_node(&node.name, observed, mesh_size));
+        let managed = input.managed.get(&node.name).unwrap_or(&empty);
+        let mut node_changes = diff_node(&NodeDiffInput {
+            desired: node,
+            observed,
+            cluster: input.observed,
+            managed,
+            desired_slots_here: slots_by_publisher.get(&node.name).unwrap_or(&empty),
+        });
+        for change in &mut node_changes {
+            change.drift |=
+                change.action != Action::Delete && managed.contains(&change.address.to_string());
+        }
+        changes.extend(node_changes);
+    }
+
+    let node_order: Vec<String> = input.config.nodes.iter().map(|n| n.name.clone()).collect();
+    let subscription_publishers: BTreeMap<String, BTreeMap<String, String>> = desired
+        .iter()
+        .map(|n| {
+            let subs = n
+                .subscriptions
+                .iter()
+                .map(|s| (s.name.clone(), s.publisher.clone()))
+                .collect();
+            (n.name.clone(), subs)
+        })
+        .collect();
+    let mut foreign_key_targets = HashMap::new();
+    let mut trigger_functions = HashMap::new();
+    for node in &desired {
+        for table in &node.tables {
+            for fk in &table.foreign_keys {
+                foreign_key_targets.insert(
+                    (
+                        node.name.clone(),
+                        ObjectAddress::Constraint {
+                            table: table.name.clone(),
+                            name: fk.name.clone(),
+                        },
+                    ),
+                    ObjectAddress::Table {
+                        table: fk.ref_table.clone(),
+                    },
+                );
+            }
+        }
+        for t in &node.triggers {
+            trigger_functions.insert(
+                ObjectAddress::Trigger {
+                    table: t.table.clone(),
+                    name: t.name.clone(),
+                },
+                ObjectAddress::Function {
+                    function: t.function.clone(),
+                },
+            );
+        }
+    }
+    let steps = order_changes(
+        changes,
+        &GraphContext {
+            node_order: &node_order,
+            subscription_publishers: &subscription_publishers,
+            foreign_key_targets: &foreign_key_targets,
+            trigger_functions: &trigger_functions,
+        },
+    )?;
+
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        pgconverge_version: env!("CARGO_PKG_VERSION").to_string(),
+        config_fingerprint: config_fingerprint(input.config),
+        node_fingerprints: input
+            .observed
+            .iter()
+            .map(|(name, catalog)| (name.clone(), catalog_fingerprint(catalog)))
+            .collect(),
+        nodes: input
+            .config
+            .nodes
+            .iter()
+            .map(|n| PlannedNode {
+                name: n.name.clone(),
+                address: format!("{}:{}", n.host, n.port()),
+            })
+            .collect(),
+        blockers,
+        steps,
+        managed_after: desired
+            .iter()
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    managed_addresses(n, slots_by_publisher.get(&n.name).unwrap_or(&empty)),
+                )
+            })
+            .collect(),
+    })
+}
+
+/// Addresses of everything pgconverge owns on a node once it matches `desired`.
+fn managed_addresses(node: &DesiredNode, slots_here: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut add = |a: ObjectAddress| {
+        out.insert(a.to_string());
+    };
+    for t in &node.internal_tables {
+        add(ObjectAddress::Table {
+            table: t.name.clone(),
+        });
+    }
+    for t in &node.tables {
+        add(ObjectAddress::Table {
+            table: t.name.clone(),
+        });
+        add(ObjectAddress::Constraint {
+            table: t.name.clone(),
+            name: t.primary_key.name.clone(),
+        });
+        for c in t.uniques.iter() {
+            add(ObjectAddress::Constraint {
+                table: t.name.clone(),
+                name: c.name.clone(),
+            });
+        }
+        for fk in &t.foreign_keys {
+            add(ObjectAddress::Constraint {
+                table: t.name.clone(),
+                name: fk.name.clone(),
+            });
+        }
+        for ix in &t.indexes {
+            add(ObjectAddress::Index {
+                table: t.name.clone(),
+                name: ix.name.clone(),
+            });
+        }
+    }
+    for f in &node.functions {
+        add(ObjectAddress::Function {
+            function: f.name.clone(),
+        });
+    }
+    for t in &node.triggers {
+        add(ObjectAddress::Trigger {
+            table: t.table.clone(),
+            name: t.name.clone(),
+        });
+    }
+    add(ObjectAddress::Publication {
+        name: node.publication.name.clone(),
+    });
+    for s in &node.subscriptions {
+        add(ObjectAddress::Subscription {
+            name: s.name.clone(),
+        });
+    }
+    for slot in slots_here {
+        add(ObjectAddress::Slot { name: slot.clone() });
+    }
+    out
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn config_fingerprint(config: &ClusterConfig) -> String {
+    // Serialising our own types cannot fail (no maps with non-string keys).
+    sha256_hex(serde_json::to_string(config).unwrap_or_default().as_bytes())
+}
+
+/// Fingerprint of what a plan depends on: structure, not activity (slot positions, activity
+/// flags and row estimates change by themselves and do not make a plan stale).
+pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
+    let mut structural = catalog.clone();
+    for slot in structural.slots.values_mut() {
+        slot.active = false;
+        slot.wal_status = None;
+        slot.confirmed_flush_lsn = None;
+    }
+    for table in structural.tables.values_mut() {
+        table.estimated_rows = 0;
+    }
+    sha256_hex(
+        serde_json::to_string(&structural)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+}

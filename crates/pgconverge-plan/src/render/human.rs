@@ -1,0 +1,142 @@
+//! The human plan view.
+
+use std::fmt::Write;
+
+use crate::change::Action;
+use crate::dag::OrderedChange;
+use crate::plan::Plan;
+
+struct Palette {
+    color: bool,
+}
+
+impl Palette {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn action(&self, action: Action) -> String {
+        let code = match action {
+            Action::Create => "32",
+            Action::Update => "33",
+            Action::Replace => "35",
+            Action::Delete => "31",
+        };
+        self.paint(code, action.symbol())
+    }
+    fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+}
+
+/// Renders the plan; `color` adds ANSI colours.
+pub fn render(plan: &Plan, color: bool) -> String {
+    let p = Palette { color };
+    let mut out = String::new();
+    if !plan.blockers.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            p.paint(
+                "1;31",
+                "Error: prerequisites not met; nothing can be applied until they are:"
+            )
+        );
+        for b in &plan.blockers {
+            let _ = writeln!(
+                out,
+                "  - node {}: {} is {}, needs {}",
+                b.node, b.setting, b.current, b.required
+            );
+            let _ = writeln!(out, "      fix: {}", b.fix);
+        }
+        let _ = writeln!(out);
+    }
+    let drifted: Vec<&OrderedChange> = plan.steps.iter().filter(|s| s.change.drift).collect();
+    if !drifted.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            p.bold("Objects have changed outside of pgconverge:")
+        );
+        for s in &drifted {
+            let _ = writeln!(
+                out,
+                "  ! {} on {}{}",
+                s.change.address,
+                s.change.node,
+                match &s.change.reason {
+                    Some(r) => format!(" ({r})"),
+                    None => " (missing)".to_string(),
+                }
+            );
+        }
+        let _ = writeln!(out);
+    }
+    if !plan.has_changes() {
+        if plan.blockers.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}",
+                p.paint("32", "No changes. The cluster matches the configuration.")
+            );
+        }
+        return out;
+    }
+    let _ = writeln!(out, "pgconverge will perform the following actions:");
+    for node in &plan.nodes {
+        let steps: Vec<&OrderedChange> = plan
+            .steps
+            .iter()
+            .filter(|s| s.change.node == node.name)
+            .collect();
+        if steps.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n{}",
+            p.bold(&format!("Node {} ({})", node.name, node.address))
+        );
+        for s in steps {
+            let c = &s.change;
+            let mut line = format!("  {} {}", p.action(c.action), c.address);
+            match (&c.reason, c.action) {
+                (Some(reason), Action::Replace) => {
+                    line.push_str(&format!("  # forces replacement: {reason}"))
+                }
+                (Some(reason), _) => line.push_str(&format!("  # {reason}")),
+                (None, _) => {}
+            }
+            let _ = writeln!(out, "{line}");
+            if let Some(diff) = &c.body_diff {
+                for l in diff.lines() {
+                    let painted = if l.starts_with('+') && !l.starts_with("+++") {
+                        p.paint("32", l)
+                    } else if l.starts_with('-') && !l.starts_with("---") {
+                        p.paint("31", l)
+                    } else {
+                        l.to_string()
+                    };
+                    let _ = writeln!(out, "      {painted}");
+                }
+            }
+            for h in &c.hazards {
+                let _ = writeln!(out, "      {} {h}", p.paint("33", "hazard:"));
+            }
+        }
+    }
+    let s = plan.summary();
+    let _ = writeln!(
+        out,
+        "\n{} {} to add, {} to change, {} to destroy.",
+        p.bold("Plan:"),
+        s.add,
+        s.change,
+        s.destroy
+    );
+    out
+}

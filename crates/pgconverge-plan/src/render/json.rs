@@ -1,0 +1,150 @@
+//! The JSON plan view (`plan --json`): a documented, versioned format of its own, not a dump
+//! of internal types. Its JSON Schema is `schemas/plan.schema.json`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Plan;
+
+/// A pgconverge plan, as printed by `pgconverge plan --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanView {
+    /// Format version of this document; incompatible changes bump it.
+    pub format_version: u32,
+    pub pgconverge_version: String,
+    /// sha256 of the configuration the plan was made from.
+    pub config_fingerprint: String,
+    pub nodes: Vec<NodeView>,
+    /// Unmet prerequisites. When present the plan cannot be applied.
+    pub blockers: Vec<BlockerView>,
+    /// Steps in execution order (grouped by node).
+    pub changes: Vec<ChangeView>,
+    pub summary: SummaryView,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeView {
+    pub name: String,
+    /// `host:port` pgconverge connects to.
+    pub address: String,
+    /// sha256 of the node's catalog structure when the plan was made.
+    pub catalog_fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BlockerView {
+    pub node: String,
+    pub setting: String,
+    pub current: String,
+    pub required: String,
+    pub fix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChangeView {
+    /// Step number, 0-based, unique within the plan.
+    pub id: usize,
+    pub node: String,
+    /// `<kind> <name>`, e.g. `table public.users`.
+    pub address: String,
+    /// Object kind: schema, table, column, constraint, index, replica identity, function,
+    /// trigger, publication, subscription, slot.
+    pub kind: String,
+    pub name: String,
+    /// Terraform-style actions: `["create"]`, `["update"]`, `["delete"]`,
+    /// `["delete", "create"]` (replace).
+    pub actions: Vec<String>,
+    /// Why the change is needed, when not simply missing.
+    pub reason: Option<String>,
+    /// True when a managed object was changed or removed outside pgconverge.
+    pub drift: bool,
+    pub hazards: Vec<String>,
+    /// Whether the statements run in one transaction.
+    pub transactional: bool,
+    /// Ids of the steps that must complete first.
+    pub depends_on: Vec<usize>,
+    /// The statements, passwords redacted.
+    pub sql: Vec<String>,
+    /// Unified diff of a changed function body.
+    pub body_diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SummaryView {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl PlanView {
+    pub fn from_plan(plan: &Plan) -> PlanView {
+        let summary = plan.summary();
+        PlanView {
+            format_version: plan.format_version,
+            pgconverge_version: plan.pgconverge_version.clone(),
+            config_fingerprint: plan.config_fingerprint.clone(),
+            nodes: plan
+                .nodes
+                .iter()
+                .map(|n| NodeView {
+                    name: n.name.clone(),
+                    address: n.address.clone(),
+                    catalog_fingerprint: plan
+                        .node_fingerprints
+                        .get(&n.name)
+                        .cloned()
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            blockers: plan
+                .blockers
+                .iter()
+                .map(|b| BlockerView {
+                    node: b.node.clone(),
+                    setting: b.setting.clone(),
+                    current: b.current.clone(),
+                    required: b.required.clone(),
+                    fix: b.fix.clone(),
+                })
+                .collect(),
+            changes: plan
+                .steps
+                .iter()
+                .map(|s| ChangeView {
+                    id: s.id,
+                    node: s.change.node.clone(),
+                    address: s.change.address.to_string(),
+                    kind: s.change.address.kind().to_string(),
+                    name: s.change.address.name(),
+                    actions: s
+                        .change
+                        .action
+                        .json_actions()
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect(),
+                    reason: s.change.reason.clone(),
+                    drift: s.change.drift,
+                    hazards: s.change.hazards.clone(),
+                    transactional: s.change.transactional,
+                    depends_on: s.depends_on.clone(),
+                    sql: s.change.statements.iter().map(|st| st.redacted()).collect(),
+                    body_diff: s.change.body_diff.clone(),
+                })
+                .collect(),
+            summary: SummaryView {
+                add: summary.add,
+                change: summary.change,
+                destroy: summary.destroy,
+            },
+        }
+    }
+}
+
+/// The JSON Schema of [`PlanView`], pretty-printed with a trailing newline.
+pub fn plan_view_schema() -> String {
+    let schema = schemars::schema_for!(PlanView);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

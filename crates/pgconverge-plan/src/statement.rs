@@ -1,0 +1,143 @@
+//! SQL statements as plan values: text plus the one kind of secret a plan may need (a peer's
+//! password inside a subscription's connection string), kept as a reference so plans, plan
+//! files and logs never hold it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sql::quote_literal;
+
+/// One SQL statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Segment {
+    /// Literal SQL text, already quoted where needed.
+    Sql(String),
+    /// A libpq connection string rendered as a SQL string literal.
+    Conninfo(ConninfoSpec),
+}
+
+/// Where a subscription connects: the publisher's peer-facing address.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConninfoSpec {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    pub sslmode: Option<String>,
+    /// Node whose password goes into the string at execution time, if it has one.
+    pub password_of: Option<String>,
+}
+
+/// Placeholder shown wherever a password would appear.
+pub const REDACTED: &str = "********";
+
+impl ConninfoSpec {
+    /// The connection string with the password, if any, taken from `password`.
+    pub fn render(&self, password: Option<&str>) -> String {
+        let mut parts = vec![
+            format!("host={}", conninfo_value(&self.host)),
+            format!("port={}", self.port),
+            format!("dbname={}", conninfo_value(&self.dbname)),
+            format!("user={}", conninfo_value(&self.user)),
+        ];
+        if let Some(mode) = &self.sslmode {
+            parts.push(format!("sslmode={}", conninfo_value(mode)));
+        }
+        match password {
+            // Asterisks need no quoting in a conninfo; shown bare it reads as redacted.
+            Some(REDACTED) => parts.push(format!("password={REDACTED}")),
+            Some(pw) => parts.push(format!("password={}", conninfo_value(pw))),
+            None => {}
+        }
+        parts.push("application_name=pgconverge".to_string());
+        parts.join(" ")
+    }
+}
+
+/// Quotes a libpq keyword value: single quotes with `\` and `'` backslash-escaped.
+fn conninfo_value(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c));
+    if plain {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+}
+
+impl Statement {
+    pub fn sql(text: impl Into<String>) -> Self {
+        Statement {
+            segments: vec![Segment::Sql(text.into())],
+        }
+    }
+
+    /// The statement as shown to people: passwords replaced by [`REDACTED`].
+    pub fn redacted(&self) -> String {
+        self.render_with(&|spec: &ConninfoSpec| {
+            spec.password_of.as_ref().map(|_| REDACTED.to_string())
+        })
+    }
+
+    /// The statement as executed; `password` maps a node name to its password.
+    pub fn render(&self, password: &dyn Fn(&str) -> Option<String>) -> String {
+        self.render_with(&|spec: &ConninfoSpec| spec.password_of.as_deref().and_then(password))
+    }
+
+    fn render_with(&self, password: &dyn Fn(&ConninfoSpec) -> Option<String>) -> String {
+        let mut out = String::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Sql(text) => out.push_str(text),
+                Segment::Conninfo(spec) => {
+                    out.push_str(&quote_literal(&spec.render(password(spec).as_deref())))
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ConninfoSpec {
+        ConninfoSpec {
+            host: "10.0.0.2".into(),
+            port: 5432,
+            dbname: "app db".into(),
+            user: "repl".into(),
+            sslmode: None,
+            password_of: Some("n2".into()),
+        }
+    }
+
+    #[test]
+    fn passwords_only_appear_when_rendering_for_execution() {
+        let stmt = Statement {
+            segments: vec![
+                Segment::Sql("CREATE SUBSCRIPTION s CONNECTION ".into()),
+                Segment::Conninfo(spec()),
+                Segment::Sql(" PUBLICATION p".into()),
+            ],
+        };
+        let shown = stmt.redacted();
+        assert!(shown.contains("password=********"), "{shown}");
+        assert!(shown.contains("dbname=''app db''"), "{shown}");
+        let run = stmt.render(&|n| (n == "n2").then(|| "it's $$ \\ secret".to_string()));
+        // conninfo escaping (\' and \\) inside an E'' literal (quotes and backslashes doubled)
+        assert!(
+            run.contains(r"password=''it\\''s $$ \\\\ secret''"),
+            "{run}"
+        );
+        assert!(!shown.contains("secret"));
+    }
+}

@@ -1,0 +1,8 @@
+//! One module per command: its logic and nothing else.
+
+pub mod apply;
+pub mod import;
+pub mod plan;
+pub mod sandbox;
+pub mod state;
+pub mod validate;

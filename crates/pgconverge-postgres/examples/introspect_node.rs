@@ -1,8 +1,8 @@
 //! Introspects nodes and prints how long it took, and with `--json` the first snapshot.
 //!
 //! Usage: `cargo run -p pgconverge-postgres --example introspect_node -- HOST PORT[,PORT…] DB
-//! USER [SCHEMA…] [--json] [--repeat N]`. Several ports: one node each, connected and
-//! introspected concurrently per round, as `plan` does. The password comes from the usual
+//! USER [SCHEMA…] [--json] [--repeat N] [--sslmode MODE]`. Several ports: one node each, connected and
+//! introspected concurrently per round, as `plan` does. `--sslmode` defaults to `disable`. The password comes from the usual
 //! sources (`PGPASSWORD`, `~/.pgpass`, …). For measuring introspection on large schemas.
 
 use std::time::Instant;
@@ -15,9 +15,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let json = take_flag(&mut args, "--json");
     let repeat = take_option(&mut args, "--repeat").map_or(Ok(1), |n| n.parse::<u32>())?;
+    let sslmode = take_option(&mut args, "--sslmode").unwrap_or_else(|| "disable".to_string());
     let [host, ports, db, user, schemas @ ..] = args.as_slice() else {
         return Err(
-            "usage: introspect_node HOST PORT[,PORT…] DB USER [SCHEMA…] [--json] [--repeat N]"
+            "usage: introspect_node HOST PORT[,PORT…] DB USER [SCHEMA…] [--json] [--repeat N] [--sslmode MODE]"
                 .into(),
         );
     };
@@ -41,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             password: None,
             password_env: None,
             password_command: None,
-            sslmode: Some("disable".into()),
+            sslmode: Some(sslmode.clone()),
             external: false,
         };
         let password = resolve_password(&node, &|name| std::env::var(name).ok())?;
@@ -51,16 +52,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
         let results = introspect_nodes(&nodes, &scope).await;
         let elapsed = started.elapsed();
-        let mut catalogs = Vec::new();
-        for result in results {
-            catalogs.push(result?);
+        eprintln!("round {round}: {elapsed:?} to connect and introspect");
+        for result in &results {
+            match result {
+                Ok(catalog) => eprintln!("  {} tables", catalog.tables.len()),
+                Err(error) => eprintln!("  {error}"),
+            }
         }
-        let tables: Vec<usize> = catalogs.iter().map(|c| c.tables.len()).collect();
-        eprintln!(
-            "round {round}: {elapsed:?} to connect and introspect; tables per node {tables:?}"
-        );
         if json && round == repeat {
-            println!("{}", serde_json::to_string_pretty(&catalogs[0])?);
+            if let Some(Ok(catalog)) = results.first() {
+                println!("{}", serde_json::to_string_pretty(catalog)?);
+            }
         }
     }
     Ok(())

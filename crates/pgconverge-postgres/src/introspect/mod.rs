@@ -32,6 +32,9 @@ pub struct IntrospectScope {
     pub schemas: Vec<String>,
 }
 
+/// `server_version_num` of PostgreSQL 16.0, the oldest release pgconverge supports.
+pub const OLDEST_SUPPORTED_VERSION_NUM: u32 = 160000;
+
 /// Server settings that decide whether logical replication can work, read from `pg_settings`.
 pub const REPLICATION_SETTINGS: [&str; 6] = [
     "max_logical_replication_workers",
@@ -138,6 +141,17 @@ async fn read_catalog(
     let server_and_subscriptions = async {
         let rows = query(client, "server", SERVER_SQL, &[]).await?;
         let server = decode::decode_server(&rows)?;
+        // Said before any query that needs a newer catalog (`suborigin`) can fail less clearly.
+        if server.version_num < OLDEST_SUPPORTED_VERSION_NUM {
+            return Err(inconsistent(
+                "the catalogs",
+                format!(
+                    "PostgreSQL {} is not supported: pgconverge needs 16 or newer \
+                     (subscriptions with origin = none)",
+                    server.version
+                ),
+            ));
+        }
         let sql = if server.can_read_conninfo {
             SUBSCRIPTIONS_SQL
         } else {
@@ -221,7 +235,8 @@ pub(super) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
     row.try_get(index).map_err(failed(what))
 }
 
-/// An error for rows that contradict each other, which one snapshot should never produce.
+/// An error that did not come from a failing query: rows that contradict each other (which
+/// one snapshot should never produce) or a server too old to read.
 pub(super) fn inconsistent(what: &'static str, message: String) -> IntrospectError {
     IntrospectError {
         what,

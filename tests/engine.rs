@@ -1,0 +1,453 @@
+//! End-to-end engine tests against real PostgreSQL servers: fresh apply on a 3-node mesh,
+//! idempotency, drift detection and repair, stale plans, interrupted applies, unreachable nodes.
+
+use std::time::{Duration, Instant};
+
+use pgconverge_tests::TestCluster;
+use serde_json::{json, Value};
+
+fn tables() -> Value {
+    json!([
+        {
+            "name": "accounts",
+            "columns": [
+                { "name": "id", "type": "uuid", "default": "gen_random_uuid()" },
+                { "name": "email", "type": "text", "nullable": false },
+                { "name": "balance", "type": "numeric(12,2)", "default": "0" }
+            ],
+            "primary_key": ["id"],
+            "unique": [["email"]]
+        },
+        {
+            "name": "transfers",
+            "columns": [
+                { "name": "id", "type": "uuid", "default": "gen_random_uuid()" },
+                { "name": "account_id", "type": "uuid", "nullable": false },
+                { "name": "amount", "type": "numeric(12,2)", "nullable": false },
+                { "name": "note", "type": "text" }
+            ],
+            "primary_key": ["id"],
+            "foreign_keys": [{ "columns": ["account_id"], "references": { "table": "accounts", "columns": ["id"] } }],
+            "indexes": [{ "columns": ["account_id"] }]
+        }
+    ])
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn run_ok(cluster: &TestCluster, args: &[&str]) -> String {
+    let out = cluster.pgconverge(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "pgconverge {args:?} failed:\n{}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn plan_json(cluster: &TestCluster) -> (i32, Value) {
+    let out = cluster.pgconverge(&["plan", "--json", "--detailed-exitcode"]);
+    let code = out.status.code().unwrap_or(-1);
+    let value: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("plan --json did not print JSON ({e}):\n{}", text(&out)));
+    (code, value)
+}
+
+async fn scalar(cluster: &TestCluster, node: usize, sql: &str) -> i64 {
+    let client = cluster.client(node).await;
+    let row = client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    row.get::<_, i64>(0)
+}
+
+/// Waits until `sql` returns `expected` on every node.
+async fn wait_everywhere(cluster: &TestCluster, sql: &str, expected: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut values = Vec::new();
+        for i in 0..cluster.nodes.len() {
+            values.push(scalar(cluster, i, sql).await);
+        }
+        if values.iter().all(|v| *v == expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sql}: expected {expected} on every node, got {values:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Each node writes one account and one transfer; all six rows must reach all nodes.
+async fn write_on_every_node_and_check(cluster: &TestCluster, round: &str) {
+    for i in 0..cluster.nodes.len() {
+        let client = cluster.client(i).await;
+        let email = format!("{round}-{}@example.com", cluster.nodes[i].name);
+        let n = client
+            .execute(
+                "WITH a AS (INSERT INTO accounts (email) VALUES ($1) RETURNING id) \
+                 INSERT INTO transfers (account_id, amount, note) SELECT id, 10.5, 'it''s from ' || $1 FROM a",
+                &[&email],
+            )
+            .await
+            .expect("local write");
+        assert_eq!(n, 1);
+    }
+    let count = cluster.nodes.len() as i64;
+    wait_everywhere(
+        cluster,
+        &format!("SELECT count(*) FROM accounts a JOIN transfers t ON t.account_id = a.id WHERE a.email LIKE '{round}-%'"),
+        count,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_apply_then_idempotent_plan() {
+    let cluster = TestCluster::start(3);
+    cluster.write_config(tables());
+
+    let (code, plan) = plan_json(&cluster);
+    assert_eq!(code, 2, "changes pending on a fresh cluster: {plan:#}");
+    assert!(plan["summary"]["add"].as_u64().unwrap_or(0) > 10);
+    let subs: Vec<&Value> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["kind"] == "subscription")
+        .collect();
+    assert_eq!(subs.len(), 6, "full mesh of 3 nodes needs 6 subscriptions");
+
+    let out = run_ok(&cluster, &["apply", "--auto-approve"]);
+    assert!(out.contains("Apply complete!"), "{out}");
+
+    write_on_every_node_and_check(&cluster, "first").await;
+
+    // Idempotent: nothing left to do, exit 0.
+    let out = cluster.pgconverge(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("No changes."),
+        "{}",
+        text(&out)
+    );
+    let out = run_ok(&cluster, &["apply", "--auto-approve"]);
+    assert!(out.contains("No changes."), "{out}");
+
+    // Every node: two peer subscriptions and two slots for its peers.
+    for i in 0..3 {
+        assert_eq!(
+            scalar(
+                &cluster,
+                i,
+                "SELECT count(*) FROM pg_subscription WHERE subname LIKE 'pgc\\_%'"
+            )
+            .await,
+            2
+        );
+        assert_eq!(
+            scalar(
+                &cluster,
+                i,
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pgc\\_%'"
+            )
+            .await,
+            2
+        );
+    }
+    let state = run_ok(&cluster, &["state", "show"]);
+    assert!(state.contains("\"lineage\""), "{state}");
+    assert!(state.contains("subscription pgc_n1_from_n2"), "{state}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_is_detected_exactly_and_repaired() {
+    let cluster = TestCluster::start(3);
+    cluster.write_config(tables());
+    run_ok(&cluster, &["apply", "--auto-approve"]);
+
+    let n2 = cluster.client(1).await;
+    n2.batch_execute("DROP SUBSCRIPTION pgc_n2_from_n1")
+        .await
+        .expect("drop subscription");
+    let n3 = cluster.client(2).await;
+    n3.batch_execute("DROP INDEX transfers_account_id_idx")
+        .await
+        .expect("drop index");
+
+    let (code, plan) = plan_json(&cluster);
+    assert_eq!(code, 2, "{plan:#}");
+    let changes: Vec<(String, String, String)> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["node"].as_str().unwrap_or("").to_string(),
+                c["address"].as_str().unwrap_or("").to_string(),
+                c["actions"][0].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        // DROP SUBSCRIPTION also dropped its slot on the publisher.
+        vec![
+            ("n1".into(), "slot pgc_n2_from_n1".into(), "create".into()),
+            (
+                "n2".into(),
+                "subscription pgc_n2_from_n1".into(),
+                "create".into()
+            ),
+            (
+                "n3".into(),
+                "index public.transfers.transfers_account_id_idx".into(),
+                "create".into()
+            ),
+        ],
+        "{plan:#}"
+    );
+    assert!(plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .all(|c| c["drift"] == true));
+    let human = cluster.pgconverge(&["plan"]);
+    let human_text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human_text.contains("Objects have changed outside of pgconverge"),
+        "{human_text}"
+    );
+    assert!(
+        human_text.contains("Plan: 3 to add, 0 to change, 0 to destroy."),
+        "{human_text}"
+    );
+
+    run_ok(&cluster, &["apply", "--auto-approve"]);
+    let out = cluster.pgconverge(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    write_on_every_node_and_check(&cluster, "after-repair").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_saved_plan_is_refused() {
+    let cluster = TestCluster::start(2);
+    cluster.write_config(tables());
+    run_ok(&cluster, &["plan", "--out", "saved.plan"]);
+    // Someone changes a node after the plan was saved.
+    let n1 = cluster.client(0).await;
+    n1.batch_execute("CREATE TABLE unrelated_change (id int)")
+        .await
+        .expect("create");
+    n1.batch_execute("CREATE SCHEMA _pgconverge")
+        .await
+        .expect("create schema");
+    let out = cluster.pgconverge(&["apply", "saved.plan"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stale") && err.contains("node n1 changed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        scalar(&cluster, 1, "SELECT count(*) FROM pg_subscription").await,
+        0,
+        "nothing may run"
+    );
+
+    // A fresh saved plan applies without a prompt.
+    run_ok(&cluster, &["plan", "--out", "fresh.plan"]);
+    let out = run_ok(&cluster, &["apply", "fresh.plan"]);
+    assert!(out.contains("Apply complete!"), "{out}");
+    write_on_every_node_and_check(&cluster, "saved").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stopped_node_is_named_and_nothing_runs() {
+    let cluster = TestCluster::start(3);
+    cluster.write_config(tables());
+    cluster.stop_node(2);
+    let out = cluster.pgconverge(&["plan"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("node n3"), "{}", text(&out));
+    let out = cluster.pgconverge(&["apply", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        scalar(
+            &cluster,
+            0,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = '_pgconverge'"
+        )
+        .await,
+        0,
+        "nothing may run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn declined_prompt_changes_nothing() {
+    let cluster = TestCluster::start(2);
+    cluster.write_config(tables());
+    // No standard input: the prompt reads end-of-file, which is not "yes".
+    let out = cluster.pgconverge(&["apply"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cancelled"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        scalar(
+            &cluster,
+            0,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = '_pgconverge'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_apply_resumes_without_duplicates() {
+    let cluster = TestCluster::start(3);
+    // Many tables make the apply long enough to interrupt.
+    let many: Vec<Value> = (0..60)
+        .map(|i| {
+            json!({
+                "name": format!("t{i:02}"),
+                "columns": [
+                    { "name": "id", "type": "bigint" },
+                    { "name": "code", "type": "text" },
+                    { "name": "payload", "type": "jsonb" }
+                ],
+                "primary_key": ["id"],
+                "unique": [["code"]],
+                "indexes": [{ "columns": ["payload"] }]
+            })
+        })
+        .collect();
+    cluster.write_config(Value::Array(many));
+    let mut child = std::process::Command::new(TestCluster::pgconverge_bin())
+        .args(["apply", "--auto-approve", "--parallelism", "1"])
+        .current_dir(&cluster.dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn pgconverge");
+    // Kill it once some steps are done but long before the end.
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = 0;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("done (") {
+                seen += 1;
+                if seen == 40 {
+                    return seen;
+                }
+            }
+        }
+        seen
+    });
+    let seen = lines.join().expect("reader");
+    // SIGKILL: no cleanup, the state lock stays behind.
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen, 40, "apply finished before it could be interrupted");
+
+    let out = cluster.pgconverge(&["apply", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = cluster.pgconverge(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for i in 0..3 {
+        assert_eq!(
+            scalar(&cluster, i, "SELECT count(*) FROM pg_subscription").await,
+            2
+        );
+        assert_eq!(
+            scalar(&cluster, i, "SELECT count(*) FROM pg_replication_slots").await,
+            2
+        );
+        assert_eq!(
+            scalar(&cluster, i, "SELECT count(*) FROM pg_publication").await,
+            1
+        );
+        assert_eq!(
+            scalar(&cluster, i, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'").await,
+            60
+        );
+    }
+    let n1 = cluster.client(0).await;
+    n1.batch_execute("INSERT INTO t00 (id, code) VALUES (1, 'x')")
+        .await
+        .expect("insert");
+    wait_everywhere(&cluster, "SELECT count(*) FROM t00", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_bad_config_fails_validation_with_its_location() {
+    // The CLI side of the fixture corpus: exit 1, file and line in every message, no node
+    // contacted (the nodes in these fixtures do not exist).
+    let cluster = TestCluster::start(1);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/invalid");
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .expect("fixtures/invalid")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 10,
+        "expected a corpus of bad configs in {}",
+        root.display()
+    );
+    for case in cases {
+        let unified = case.join("pgconverge.json");
+        let args: Vec<String> = if unified.exists() {
+            vec![
+                "validate".into(),
+                "--config".into(),
+                unified.display().to_string(),
+            ]
+        } else {
+            vec![
+                "validate".into(),
+                "--nodes".into(),
+                case.join("nodes.json").display().to_string(),
+                "--schema".into(),
+                case.join("schema.json").display().to_string(),
+            ]
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = cluster.pgconverge(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}: {}",
+            case.display(),
+            text(&out)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(".json:"),
+            "{}: no file:line in {err}",
+            case.display()
+        );
+        assert!(!err.contains("panicked"), "{}: {err}", case.display());
+    }
+}

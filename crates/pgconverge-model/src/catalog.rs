@@ -30,6 +30,7 @@ impl std::fmt::Display for QualifiedName {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NodeCatalog {
     /// `server_version_num`, e.g. 180001.
     pub server_version_num: u32,
@@ -59,6 +60,7 @@ pub struct NodeCatalog {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RoleInfo {
     pub name: String,
     pub superuser: bool,
@@ -67,6 +69,7 @@ pub struct RoleInfo {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TableCatalog {
     pub columns: Vec<ColumnCatalog>,
     pub constraints: Vec<ConstraintCatalog>,
@@ -149,6 +152,7 @@ pub struct FunctionCatalog {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PublicationCatalog {
     pub all_tables: bool,
     /// Operations published: subset of insert, update, delete, truncate.

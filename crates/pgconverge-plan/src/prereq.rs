@@ -24,7 +24,7 @@ impl std::fmt::Display for Blocker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "node {}: {} is {}, needs {}: {}",
+            "node {}: {}: {} (needs {}); fix: {}",
             self.node, self.setting, self.current, self.required, self.fix
         )
     }
@@ -112,7 +112,7 @@ pub fn check_node(node: &str, catalog: &NodeCatalog, mesh_size: usize) -> Vec<Bl
             node: node.into(),
             setting: format!("role {}", role.name),
             current: "NOREPLICATION".into(),
-            required: "REPLICATION (peers stream changes as this role)".into(),
+            required: "REPLICATION, since peers stream changes as this role".into(),
             fix: format!("ALTER ROLE {} REPLICATION", quote_ident(&role.name)),
         });
     }

@@ -48,7 +48,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
         for b in &plan.blockers {
             let _ = writeln!(
                 out,
-                "  - node {}: {} is {}, needs {}",
+                "  - node {}: {}: {} (needs {})",
                 b.node, b.setting, b.current, b.required
             );
             let _ = writeln!(out, "      fix: {}", b.fix);

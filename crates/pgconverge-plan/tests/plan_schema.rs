@@ -1,0 +1,22 @@
+//! `schemas/plan.schema.json` must match the JSON plan view's types; `UPDATE_SCHEMAS=1`
+//! rewrites it.
+
+use std::path::Path;
+
+use pgconverge_plan::render::json::plan_view_schema;
+
+#[test]
+fn plan_json_schema_is_fresh() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/plan.schema.json");
+    let generated = plan_view_schema();
+    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+        std::fs::write(&path, &generated).expect("write schema");
+        return;
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == generated,
+        "{} is stale: run `UPDATE_SCHEMAS=1 cargo test -p pgconverge-plan --test plan_schema`",
+        path.display()
+    );
+}

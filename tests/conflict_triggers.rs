@@ -263,10 +263,7 @@ async fn unique_collisions_converge_with_one_winner_and_a_ledger_entry() {
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(row.get::<_, String>(0), "remote");
-    assert_eq!(
-        row.get::<_, String>(1),
-        r#"{"id": 1}"#
-    );
+    assert_eq!(row.get::<_, String>(1), r#"{"id": 1}"#);
 
     // The dead key can be written again: the new write is stamped above its tombstone.
     exec(
@@ -546,4 +543,153 @@ async fn wait_for_note(mesh: &Mesh<'_>, node: usize, id: i32, note: Option<&str>
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("n{}: accounts row {id} never became {want:?}", node + 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn primary_key_update_moves_the_row_everywhere() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    exec(
+        &mesh,
+        0,
+        "INSERT INTO accounts (id, email, note) VALUES (1, 'a', 'moving'), (2, 'b', 'other')",
+        &[],
+    )
+    .await;
+    mesh.wait_for_catch_up(CATCH_UP).await;
+    assert_eq!(
+        exec(&mesh, 1, "UPDATE accounts SET id = 10 WHERE id = 1", &[]).await,
+        1
+    );
+    settle(&mesh).await;
+    for node in 0..3 {
+        assert_eq!(
+            notes(&mesh, node).await,
+            vec![
+                (2, Some("other".to_string())),
+                (10, Some("moving".to_string()))
+            ]
+        );
+    }
+    // Concurrently: n1 moves key 2 to 20 while n3 edits key 2. Whatever wins, all agree.
+    mesh.set_all_subscriptions(false).await;
+    exec(&mesh, 0, "UPDATE accounts SET id = 20 WHERE id = 2", &[]).await;
+    exec(
+        &mesh,
+        2,
+        "UPDATE accounts SET note = 'edited' WHERE id = 2",
+        &[],
+    )
+    .await;
+    mesh.set_all_subscriptions(true).await;
+    settle(&mesh).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_removes_only_entries_older_than_the_retention() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    let client = cluster.client(0).await;
+    client
+        .batch_execute(
+            "INSERT INTO _pgconverge.tombstones (tbl, pk, version, origin, recorded_at) VALUES
+               ('public.accounts', '{\"id\": 1}', 1, 'n2', now() - interval '8 days'),
+               ('public.accounts', '{\"id\": 2}', 1, 'n2', now() - interval '6 days');
+             INSERT INTO _pgconverge.claims (tbl, unique_columns, value, version, origin, owner_pk, recorded_at) VALUES
+               ('public.accounts', 'email', '[\"old\"]', 1, 'n2', '{\"id\": 1}', now() - interval '8 days'),
+               ('public.accounts', 'email', '[\"new\"]', 1, 'n2', '{\"id\": 2}', now());
+             INSERT INTO _pgconverge.conflicts (at, tbl, pk, kind, winner) VALUES
+               (now() - interval '8 days', 'public.accounts', '{\"id\": 1}', 'update_update', 'remote'),
+               (now(), 'public.accounts', '{\"id\": 2}', 'update_update', 'remote');",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let removed: i64 = client
+        .query_one("SELECT _pgconverge.prune()", &[])
+        .await
+        .unwrap_or_else(|e| panic!("prune: {e:?}"))
+        .get(0);
+    assert_eq!(removed, 3);
+    let left: Vec<String> = client
+        .query(
+            "SELECT 'tombstone ' || pk::text FROM _pgconverge.tombstones
+             UNION ALL SELECT 'claim ' || value::text FROM _pgconverge.claims
+             UNION ALL SELECT 'conflict ' || pk::text FROM _pgconverge.conflicts ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            r#"claim ["new"]"#,
+            r#"conflict {"id": 2}"#,
+            r#"tombstone {"id": 2}"#
+        ]
+    );
+    drop(mesh);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeatable_read_insert_over_an_unseen_tombstone_fails_to_serialize() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    // n2 runs a minute ahead, so its delete is stamped above anything n1 stamps now.
+    cluster
+        .client(1)
+        .await
+        .batch_execute("ALTER DATABASE app SET pgconverge.clock_offset_ms = '60000'")
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    exec(
+        &mesh,
+        0,
+        "INSERT INTO accounts (id, email, note) VALUES (5, 'e', 'first')",
+        &[],
+    )
+    .await;
+    mesh.wait_for_catch_up(CATCH_UP).await;
+
+    let mut early = cluster.client(0).await;
+    let tx = early
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    tx.query_one("SELECT count(*) FROM accounts", &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}")); // the snapshot is taken here
+    exec(&mesh, 1, "DELETE FROM accounts WHERE id = 5", &[]).await;
+    wait_for_note(&mesh, 0, 5, None).await;
+
+    // Stamping under the old snapshot would put the row below the unseen tombstone.
+    let err = tx
+        .execute(
+            "INSERT INTO accounts (id, email, note) VALUES (5, 'e', 'again')",
+            &[],
+        )
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("the insert must not be stamped below the tombstone"));
+    assert_eq!(err.code().map(|c| c.code()), Some("40001"), "{err:?}");
+    drop(tx);
+    // Retried, it is stamped above the tombstone and lives everywhere.
+    exec(
+        &mesh,
+        0,
+        "INSERT INTO accounts (id, email, note) VALUES (5, 'e', 'again')",
+        &[],
+    )
+    .await;
+    settle(&mesh).await;
+    for node in 0..3 {
+        assert_eq!(
+            notes(&mesh, node).await,
+            vec![(5, Some("again".to_string()))]
+        );
+    }
 }

@@ -300,7 +300,7 @@ impl<'a> Mesh<'a> {
                     format!(
                         "--- {} ---\n{}",
                         self.cluster.nodes[i].name,
-                        log_tail(&self.cluster.server_log(i), 30)
+                        apply_error_lines(&self.cluster.server_log(i), 5)
                     )
                 })
                 .collect();
@@ -418,6 +418,25 @@ pub async fn stable_session(client: &Client) {
         )
         .await
         .unwrap_or_else(|e| panic!("session settings: {e:?}"));
+}
+
+/// The last `max` errors raised in apply workers (an ERROR followed by the apply context),
+/// from a server log.
+pub fn apply_error_lines(log: &str, max: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut found = Vec::new();
+    let mut last_error = None;
+    for (i, line) in lines.iter().enumerate() {
+        if line.contains(" ERROR: ") {
+            last_error = Some(i);
+        }
+        if line.contains("processing remote data") {
+            if let Some(start) = last_error.take() {
+                found.push(lines[start..=i].join("\n"));
+            }
+        }
+    }
+    found[found.len().saturating_sub(max)..].join("\n")
 }
 
 pub fn log_tail(log: &str, lines: usize) -> String {

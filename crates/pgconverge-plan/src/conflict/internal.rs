@@ -224,13 +224,13 @@ pub fn prune_function(replication: &ReplicationConfig) -> FunctionDef {
         ),
         (
             TOMBSTONES_TABLE,
-            "(tbl, pk)",
+            "tbl, pk",
             "recorded_at",
             replication.tombstone_retention_days,
         ),
         (
             CLAIMS_TABLE,
-            "(tbl, unique_columns, value)",
+            "tbl, unique_columns, value",
             "recorded_at",
             replication.tombstone_retention_days,
         ),
@@ -242,7 +242,7 @@ pub fn prune_function(replication: &ReplicationConfig) -> FunctionDef {
         let t = qualified(table);
         let interval = quote_literal(&format!("{days} days"));
         body.push_str(&format!(
-            "  DELETE FROM {t} WHERE {key} IN (\n    \
+            "  DELETE FROM {t} WHERE ({key}) IN (\n    \
              SELECT {key} FROM {t}\n    \
              WHERE {time_column} < pg_catalog.now() - {interval}::interval\n    \
              ORDER BY {time_column}\n    \

@@ -283,9 +283,32 @@ fn raise_concurrent(b: &mut Body, depth: usize, shape: &TableShape, what: &str, 
     b.line(depth + 1, "HINT = 'Retry the transaction.';");
 }
 
+/// Under REPEATABLE READ or SERIALIZABLE the statement's snapshot may predate a tombstone or
+/// claim a replicated change committed meanwhile, which DELETE would not see. Inserting a
+/// placeholder with ON CONFLICT DO NOTHING makes PostgreSQL raise a serialization failure
+/// exactly then; otherwise the placeholder (version -1) is removed by the DELETE that follows.
+fn probe_under_snapshot(b: &mut Body, depth: usize, insert: &str) {
+    b.line(
+        depth,
+        "IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN",
+    );
+    b.block(depth + 1, insert);
+    b.line(depth, "END IF;");
+}
+
 /// The new row takes over its key: the tombstone it supersedes goes.
 fn take_over_key(b: &mut Body, depth: usize, shape: &TableShape) {
     let tombstones = internal_table(TOMBSTONES_TABLE);
+    probe_under_snapshot(
+        b,
+        depth,
+        &format!(
+            "INSERT INTO {tombstones} (tbl, pk, version, origin) VALUES ({}, {}, -1, '')\n  \
+             ON CONFLICT DO NOTHING;",
+            shape.key_literal,
+            shape.key_json("NEW")
+        ),
+    );
     b.block(
         depth,
         &format!(
@@ -295,7 +318,7 @@ fn take_over_key(b: &mut Body, depth: usize, shape: &TableShape) {
             shape.key_json("NEW")
         ),
     );
-    b.line(depth, "IF FOUND THEN");
+    b.line(depth, "IF FOUND AND _pgc_seen_version >= 0 THEN");
     b.line(
         depth + 1,
         format!(
@@ -319,6 +342,18 @@ fn take_over_key(b: &mut Body, depth: usize, shape: &TableShape) {
 fn take_over_value(b: &mut Body, depth: usize, shape: &TableShape, u: &UniqueKey) {
     let claims = internal_table(CLAIMS_TABLE);
     let value = shape.unique_json(u, "NEW");
+    probe_under_snapshot(
+        b,
+        depth,
+        &format!(
+            "INSERT INTO {claims} (tbl, unique_columns, value, version, origin, owner_pk)\n\
+             VALUES ({}, {}, {value}, -1, '', {})\n  \
+             ON CONFLICT DO NOTHING;",
+            shape.key_literal,
+            quote_literal(&u.label),
+            shape.key_json("NEW")
+        ),
+    );
     b.block(
         depth,
         &format!(
@@ -331,7 +366,7 @@ fn take_over_value(b: &mut Body, depth: usize, shape: &TableShape, u: &UniqueKey
     b.line(
         depth,
         format!(
-            "IF FOUND AND NOT {} THEN",
+            "IF FOUND AND _pgc_seen_version >= 0 AND NOT {} THEN",
             stamp_greater(
                 &field("NEW", super::naming::VERSION_COLUMN),
                 &field("NEW", super::naming::ORIGIN_COLUMN),

@@ -142,14 +142,30 @@ fn kill_holder(b: &mut Body, depth: usize, shape: &TableShape, i: usize, remote_
 }
 
 /// Adds the incoming write's claims on its unique values, whether or not it is live: each
-/// claim outranking the current holder kills that holder.
-fn merge_incoming_claims(b: &mut Body, depth: usize, shape: &TableShape, remote_row: &str) {
+/// claim outranking the current holder kills that holder. With `cur_is_live`, the key's own
+/// live row (newer than the incoming write) outranks the claim on any value it shares.
+fn merge_incoming_claims(
+    b: &mut Body,
+    depth: usize,
+    shape: &TableShape,
+    remote_row: &str,
+    cur_is_live: bool,
+) {
     for (i, u) in shape.uniques.iter().enumerate() {
         let h = holder(i);
+        let held_by_cur = if cur_is_live {
+            format!(
+                " AND NOT (_pgc_has_cur AND {} IS NOT DISTINCT FROM {})",
+                shape.unique_tuple(u, CUR),
+                shape.unique_tuple(u, IN)
+            )
+        } else {
+            String::new()
+        };
         b.line(
             depth,
             format!(
-                "IF _pgc_value_{i} IS NOT NULL AND (NOT _pgc_has_claim_{i} OR {}) THEN",
+                "IF _pgc_value_{i} IS NOT NULL AND (NOT _pgc_has_claim_{i} OR {}){held_by_cur} THEN",
                 incoming_stamp_greater(
                     &format!("_pgc_claim_version_{i}"),
                     &format!("_pgc_claim_origin_{i}")
@@ -490,7 +506,7 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
 
     // 4a. An older write of its key: only its claims count.
     b.line(2, "IF NOT _pgc_newest THEN");
-    merge_incoming_claims(&mut b, 3, shape, &remote_row);
+    merge_incoming_claims(&mut b, 3, shape, &remote_row, true);
     b.line(3, format!("IF _pgc_reg_origin = {node_literal} THEN"));
     b.line(4, "IF _pgc_has_cur THEN");
     ledger_insert(
@@ -555,7 +571,7 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
             3,
             &tombstone_upsert(shape, "_pgc_key", "_pgc_stamp_version", "_pgc_stamp_origin"),
         );
-        merge_incoming_claims(&mut b, 3, shape, &remote_row);
+        merge_incoming_claims(&mut b, 3, shape, &remote_row, false);
         b.line(3, "CASE _pgc_lost");
         for (i, u) in shape.uniques.iter().enumerate() {
             let h = holder(i);
@@ -706,8 +722,10 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
     b.line(4, "END IF;");
     b.line(3, "END IF;");
     b.line(2, "END IF;");
+    // Claims on the values the stored row now holds are outranked by it (including those
+    // just recorded for killed holders): drop them, as a local write taking a value does.
     for (i, u) in shape.uniques.iter().enumerate() {
-        b.line(2, format!("IF _pgc_has_claim_{i} THEN"));
+        b.line(2, format!("IF _pgc_value_{i} IS NOT NULL THEN"));
         b.line(
             3,
             format!(

@@ -513,6 +513,116 @@ CREATE INDEX parted_k_idx ON public.parted (k);
     );
 }
 
+/// Plain key and foreign key definitions are printed without `pg_get_constraintdef`; on every
+/// shape here they must equal what the server prints, and the others come from the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn constraint_definitions_equal_pg_get_constraintdef() {
+    let cluster = TestCluster::start(1);
+    let client = cluster.client(0).await;
+    client
+        .batch_execute(
+            r#"
+CREATE SCHEMA "Outside";
+CREATE TABLE "Outside".target (id int PRIMARY KEY);
+CREATE TABLE public."Parent Table" (
+    "Id" int,
+    "select" text,
+    k int,
+    PRIMARY KEY ("Id", "select"),
+    CONSTRAINT parent_k_key UNIQUE (k),
+    CONSTRAINT parent_k_select_key UNIQUE NULLS NOT DISTINCT ("select", k),
+    CONSTRAINT parent_include_key UNIQUE (k, "Id") INCLUDE ("select"),
+    CONSTRAINT parent_deferrable_key UNIQUE ("Id", k) DEFERRABLE INITIALLY DEFERRED,
+    CONSTRAINT parent_check CHECK (k > 0 AND "select" <> ''),
+    CONSTRAINT parent_ranges EXCLUDE USING gist (int4range(k, k, '[]') WITH &&)
+);
+CREATE TABLE public.child (
+    id bigint PRIMARY KEY,
+    parent_id int,
+    parent_select text,
+    parent_k int,
+    other int,
+    self_ref bigint REFERENCES public.child (id) ON DELETE SET NULL,
+    CONSTRAINT child_parent_fkey FOREIGN KEY (parent_id, parent_select)
+        REFERENCES public."Parent Table" ("Id", "select") ON UPDATE CASCADE ON DELETE RESTRICT,
+    CONSTRAINT child_k_fkey FOREIGN KEY (parent_k) REFERENCES public."Parent Table" (k)
+        ON DELETE SET DEFAULT,
+    CONSTRAINT child_full_fkey FOREIGN KEY (parent_id, parent_select)
+        REFERENCES public."Parent Table" ("Id", "select") MATCH FULL,
+    CONSTRAINT child_deferred_fkey FOREIGN KEY (parent_k) REFERENCES public."Parent Table" (k)
+        DEFERRABLE INITIALLY DEFERRED,
+    CONSTRAINT child_outside_fkey FOREIGN KEY (other) REFERENCES "Outside".target (id),
+    CONSTRAINT child_set_null_cols_fkey FOREIGN KEY (parent_id, parent_select)
+        REFERENCES public."Parent Table" ("Id", "select") ON DELETE SET NULL (parent_select)
+);
+ALTER TABLE public.child ADD CONSTRAINT child_not_valid_fkey FOREIGN KEY (parent_k)
+    REFERENCES public."Parent Table" (k) NOT VALID;
+CREATE TABLE public.parted (id int, k int, PRIMARY KEY (id, k)) PARTITION BY RANGE (k);
+CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (10);
+CREATE TABLE public.parted_child (id int, k int, FOREIGN KEY (id, k) REFERENCES public.parted);
+"#,
+        )
+        .await
+        .expect("constraints created");
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .await
+        .expect("version")
+        .get(0);
+    if version >= 180000 {
+        client
+            .batch_execute(
+                "ALTER TABLE public.child ADD CONSTRAINT child_not_enforced_fkey \
+                 FOREIGN KEY (parent_k) REFERENCES public.\"Parent Table\" (k) NOT ENFORCED",
+            )
+            .await
+            .expect("not enforced foreign key");
+    }
+
+    let catalog = introspect(&client, &scope()).await.expect("introspection");
+    client
+        .batch_execute("SET search_path = ''")
+        .await
+        .expect("search_path");
+    let expected: std::collections::BTreeMap<String, String> = client
+        .query(
+            "SELECT k.conname::text, pg_catalog.pg_get_constraintdef(k.oid)
+             FROM pg_catalog.pg_constraint k
+             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+             WHERE c.relnamespace = 'public'::pg_catalog.regnamespace
+               AND k.contype IN ('p', 'u', 'f', 'c', 'x')",
+            &[],
+        )
+        .await
+        .expect("server definitions")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let introspected: std::collections::BTreeMap<String, String> = catalog
+        .tables
+        .values()
+        .flat_map(|table| table.constraints.iter())
+        .map(|constraint| (constraint.name.clone(), constraint.definition.clone()))
+        .collect();
+    let expected_count = if version >= 180000 { 21 } else { 20 };
+    assert_eq!(introspected.len(), expected_count, "{introspected:#?}");
+    assert_eq!(introspected, expected);
+
+    let child = table(&catalog, "child");
+    let outside = child
+        .constraints
+        .iter()
+        .find(|c| c.name == "child_outside_fkey")
+        .expect("foreign key out of scope");
+    assert_eq!(
+        outside.references,
+        Some((
+            QualifiedName::new("Outside", "target"),
+            vec!["id".to_string()]
+        ))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_are_introspected_concurrently_and_failures_name_the_node() {
     let cluster = TestCluster::start(2);

@@ -61,10 +61,17 @@ WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')";
 /// Key columns as attribute numbers, named from the tables' columns in Rust: resolving them in
 /// SQL, one subquery per constraint, cost more than all the rest of the query. Columns of a
 /// referenced table outside the scope are the exception, resolved here.
+///
+/// `pg_get_constraintdef` is called only for constraints whose text is not plain (see
+/// `tables::plain_constraint_definition`): on a cold session it is most of this query's cost.
+/// Plain means a primary key, unique or foreign key constraint backed by a btree index (not a
+/// temporal key), not deferrable, validated (PostgreSQL 18's NOT ENFORCED is never validated);
+/// a key without INCLUDE or NULLS NOT DISTINCT; a foreign key with MATCH SIMPLE, no column
+/// list on its delete action, referencing a table in scope.
 /// PostgreSQL 18's not-null constraints (`n`) are read as column attributes instead.
 pub(super) const CONSTRAINTS_SQL: &str = "
 SELECT n.nspname::text, c.relname::text, k.conname::text, k.contype::text, k.conkey,
-       pg_catalog.pg_get_constraintdef(k.oid),
+       CASE WHEN NOT plain.is_plain THEN pg_catalog.pg_get_constraintdef(k.oid) END,
        fn.nspname::text, fc.relname::text, k.confkey,
        CASE WHEN fn.nspname <> ALL($1) THEN
            ARRAY(SELECT a.attname::text
@@ -72,12 +79,28 @@ SELECT n.nspname::text, c.relname::text, k.conname::text, k.contype::text, k.con
                  JOIN pg_catalog.pg_attribute a
                    ON a.attrelid = k.confrelid AND a.attnum = u.attnum
                  ORDER BY u.ord)
-       END
+       END,
+       k.confupdtype::text, k.confdeltype::text,
+       pg_catalog.quote_ident(fn.nspname), pg_catalog.quote_ident(fc.relname)
 FROM pg_catalog.pg_constraint k
 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid
 LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
+LEFT JOIN pg_catalog.pg_index ki ON ki.indexrelid = k.conindid
+LEFT JOIN pg_catalog.pg_class kic ON kic.oid = k.conindid
+LEFT JOIN pg_catalog.pg_am kam ON kam.oid = kic.relam
+CROSS JOIN LATERAL (
+    SELECT COALESCE(
+        k.contype IN ('p', 'u', 'f') AND kam.amname = 'btree'
+        AND NOT k.condeferrable AND NOT k.condeferred AND k.convalidated
+        AND CASE WHEN k.contype = 'f'
+                 THEN k.confmatchtype = 's' AND k.confdelsetcols IS NULL
+                      AND fn.nspname = ANY($1)
+                 ELSE ki.indnatts = ki.indnkeyatts AND NOT ki.indnullsnotdistinct
+            END,
+        false) AS is_plain
+) plain
 WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')
   AND k.contype IN ('p', 'u', 'f', 'c', 'x')";
 

@@ -1,8 +1,10 @@
 //! Turns the table, constraint, index and trigger rows into [`TableCatalog`]s.
 //!
 //! Key columns arrive as attribute numbers and are named here from the tables' own columns;
-//! plain btree index definitions are printed here too (see [`plain_index_definition`]). Both
-//! replace per-row catalog work on the server that dominated introspection of large schemas.
+//! the definitions of plain btree indexes and of plain key and foreign key constraints are
+//! printed here too, exactly as the server prints them (see [`plain_index_definition`] and
+//! `CONSTRAINTS_SQL`). All three replace per-row catalog work on the server that dominated
+//! introspection of large schemas.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -142,6 +144,36 @@ fn key_names(
         .collect()
 }
 
+/// `a, b` with each column quoted as the server quotes it.
+fn quoted_key_list(
+    table_columns: &TableColumns,
+    table: &QualifiedName,
+    attnums: &[i16],
+    what: &'static str,
+) -> Result<String, IntrospectError> {
+    let quoted: Vec<&str> = attnums
+        .iter()
+        .map(|attnum| {
+            Ok(key_column(table_columns, table, *attnum, what)?
+                .quoted
+                .as_str())
+        })
+        .collect::<Result<_, IntrospectError>>()?;
+    Ok(quoted.join(", "))
+}
+
+/// The words `pg_get_constraintdef` prints for `confupdtype`/`confdeltype`; nothing for the
+/// default NO ACTION.
+fn foreign_key_action(code: &str) -> Option<&'static str> {
+    match code {
+        "r" => Some("RESTRICT"),
+        "c" => Some("CASCADE"),
+        "n" => Some("SET NULL"),
+        "d" => Some("SET DEFAULT"),
+        _ => None,
+    }
+}
+
 pub(super) fn constraint_kind(contype: &str) -> Option<ConstraintKind> {
     match contype {
         "p" => Some(ConstraintKind::PrimaryKey),
@@ -183,23 +215,53 @@ pub(super) fn attach_constraints(
         ) {
             (Some(schema), Some(name)) if kind == ConstraintKind::ForeignKey => {
                 let referenced = QualifiedName::new(schema, name);
+                let confkey: Vec<i16> = get::<Option<_>>(row, 8, WHAT)?.unwrap_or_default();
                 let columns = match get::<Option<Vec<String>>>(row, 9, WHAT)? {
                     Some(outside_scope) => outside_scope,
-                    None => {
-                        let confkey: Vec<i16> = get::<Option<_>>(row, 8, WHAT)?.unwrap_or_default();
-                        key_names(table_columns, &referenced, &confkey, WHAT)?
-                    }
+                    None => key_names(table_columns, &referenced, &confkey, WHAT)?,
                 };
-                Some((referenced, columns))
+                Some((referenced, confkey, columns))
             }
             _ => None,
+        };
+        let definition = match get::<Option<String>>(row, 5, WHAT)? {
+            Some(printed_by_server) => printed_by_server,
+            None => {
+                let quoted_keys = quoted_key_list(table_columns, &table_name, &conkey, WHAT)?;
+                match (kind, &references) {
+                    (ConstraintKind::PrimaryKey, _) => format!("PRIMARY KEY ({quoted_keys})"),
+                    (ConstraintKind::Unique, _) => format!("UNIQUE ({quoted_keys})"),
+                    (ConstraintKind::ForeignKey, Some((referenced, confkey, _))) => {
+                        let quoted_schema: String = get(row, 12, WHAT)?;
+                        let quoted_table: String = get(row, 13, WHAT)?;
+                        let referenced_keys =
+                            quoted_key_list(table_columns, referenced, confkey, WHAT)?;
+                        let on_update = foreign_key_action(&get::<String>(row, 10, WHAT)?)
+                            .map(|action| format!(" ON UPDATE {action}"))
+                            .unwrap_or_default();
+                        let on_delete = foreign_key_action(&get::<String>(row, 11, WHAT)?)
+                            .map(|action| format!(" ON DELETE {action}"))
+                            .unwrap_or_default();
+                        format!(
+                            "FOREIGN KEY ({quoted_keys}) REFERENCES \
+                             {quoted_schema}.{quoted_table}({referenced_keys}){on_update}{on_delete}"
+                        )
+                    }
+                    _ => {
+                        return Err(inconsistent(
+                            WHAT,
+                            format!("no definition for constraint of {table_name}"),
+                        ))
+                    }
+                }
+            }
         };
         let constraint = ConstraintCatalog {
             name: get(row, 2, WHAT)?,
             kind,
             columns: key_names(table_columns, &table_name, &conkey, WHAT)?,
-            definition: get(row, 5, WHAT)?,
-            references,
+            definition,
+            references: references.map(|(table, _, columns)| (table, columns)),
         };
         if let Some(table) = tables.get_mut(&table_name) {
             table.constraints.push(constraint);
@@ -220,7 +282,7 @@ pub(super) struct PendingIndex {
 
 /// Decodes the index rows. Plain btree indexes get their definition printed here; the others
 /// come back with an empty definition and are listed in the second value, to be filled by
-/// [`fill_index_definitions`] from `pg_get_indexdef`.
+/// [`attach_indexes`] from `pg_get_indexdef`.
 pub(super) fn decode_indexes(
     table_columns: &TableColumns,
     default_btree_opclasses: &HashMap<u32, u32>,

@@ -451,3 +451,69 @@ async fn every_bad_config_fails_validation_with_its_location() {
         assert!(!err.contains("panicked"), "{}: {err}", case.display());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn function_changed_by_hand_shows_a_body_diff_and_is_restored() {
+    let cluster = TestCluster::start(2);
+    cluster.write_config(tables());
+    run_ok(&cluster, &["apply", "--auto-approve"]);
+    let n1 = cluster.client(0).await;
+    n1.batch_execute(
+        "CREATE OR REPLACE FUNCTION _pgconverge.node_name() RETURNS text LANGUAGE sql IMMUTABLE \
+         SET search_path = '' AS $$ SELECT 'impostor'::text $$",
+    )
+    .await
+    .expect("replace function");
+    let out = cluster.pgconverge(&["plan", "--detailed-exitcode", "--no-color"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("~ function _pgconverge.node_name()"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("-") && shown.contains("impostor"),
+        "body diff expected: {shown}"
+    );
+    assert!(
+        shown.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+        "{shown}"
+    );
+    run_ok(&cluster, &["apply", "--auto-approve"]);
+    let row = n1
+        .query_one("SELECT _pgconverge.node_name()", &[])
+        .await
+        .expect("call");
+    assert_eq!(row.get::<_, String>(0), "n1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_lock_stops_apply_until_unlocked() {
+    let cluster = TestCluster::start(2);
+    cluster.write_config(tables());
+    // A lock held by a live process (this test) on this host.
+    let lock_dir = cluster.dir.join(".pgconverge");
+    std::fs::create_dir_all(&lock_dir).expect("mkdir");
+    let store = pgconverge_state::StateStore::new(lock_dir.join("state.json"));
+    let lock = store.lock("apply").expect("take the lock");
+    let id = lock.id().to_string();
+    std::mem::forget(lock);
+    let out = cluster.pgconverge(&["apply", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&id) && err.contains("held for"), "{err}");
+    assert_eq!(
+        scalar(
+            &cluster,
+            0,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = '_pgconverge'"
+        )
+        .await,
+        0
+    );
+    let out = cluster.pgconverge(&["state", "unlock", "wrong-id"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    run_ok(&cluster, &["state", "unlock", &id]);
+    let out = run_ok(&cluster, &["apply", "--auto-approve"]);
+    assert!(out.contains("Apply complete!"), "{out}");
+}

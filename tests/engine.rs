@@ -517,3 +517,61 @@ async fn a_held_lock_stops_apply_until_unlocked() {
     let out = run_ok(&cluster, &["apply", "--auto-approve"]);
     assert!(out.contains("Apply complete!"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_step_is_reported_and_a_rerun_does_only_what_is_left() {
+    let cluster = TestCluster::start(2);
+    cluster.write_config(tables());
+    // A view with the name of a planned table makes that step fail on n2 only.
+    let n2 = cluster.client(1).await;
+    n2.batch_execute("CREATE VIEW accounts AS SELECT 1 AS id")
+        .await
+        .expect("view");
+    let out = cluster.pgconverge(&["apply", "--auto-approve", "--parallelism", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apply failed"), "{err}");
+    assert!(
+        err.contains("table public.accounts") && err.contains("already exists"),
+        "{err}"
+    );
+    assert!(err.contains("on n2"), "{err}");
+    let state = run_ok(&cluster, &["state", "show"]);
+    assert!(state.contains("failed at step"), "{state}");
+
+    n2.batch_execute("DROP VIEW accounts")
+        .await
+        .expect("drop view");
+    let (code, plan) = plan_json(&cluster);
+    assert_eq!(code, 2);
+    // Nothing that was applied before the failure is planned again.
+    let first_run = String::from_utf8_lossy(&out.stdout);
+    let applied: Vec<String> = first_run
+        .lines()
+        .filter(|l| l.ends_with("ms)") && l.contains(" … done"))
+        .filter_map(|l| l.split(" … ").next())
+        .map(|l| l.to_string())
+        .collect();
+    assert!(
+        !applied.is_empty(),
+        "some steps ran before the failure: {first_run}"
+    );
+    for change in plan["changes"].as_array().expect("changes") {
+        let line = format!(
+            "{}: + {}",
+            change["node"].as_str().unwrap_or(""),
+            change["address"].as_str().unwrap_or("")
+        );
+        assert!(
+            !applied.contains(&line),
+            "{line} was applied but is planned again"
+        );
+    }
+    assert!(plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .any(|c| c["address"] == "table public.accounts" && c["node"] == "n2"));
+    run_ok(&cluster, &["apply", "--auto-approve"]);
+    write_on_every_node_and_check(&cluster, "after-failure").await;
+}

@@ -20,7 +20,7 @@ use pgconverge_model::TableConfig;
 use pgconverge_tests::{TestCluster, TestNode};
 use tokio::sync::RwLock;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, IsolationLevel, NoTls};
 
 const SEEDS_ENV: &str = "PGCONVERGE_HARNESS_SEEDS";
 const SECONDS_ENV: &str = "PGCONVERGE_HARNESS_SECONDS";
@@ -363,6 +363,7 @@ async fn one_transaction(
     client: &mut Client,
     rng: &mut Rng,
     node: usize,
+    isolation: IsolationLevel,
 ) -> Result<Outcome, tokio_postgres::Error> {
     let t = rng.below(shared.specs.len() as u64) as usize;
     let spec = &shared.specs[t];
@@ -389,16 +390,90 @@ async fn one_transaction(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let row = client.query_one(&sql, &params(&values)).await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(isolation)
+            .start()
+            .await?;
+        let row = tx.query_one(&sql, &params(&values)).await?;
+        tx.commit().await?;
         return Ok(Outcome::Wrote(
             "insert",
             vec![(t, id, key_values, (row.get(0), row.get(1)))],
         ));
     }
+    if (92..96).contains(&roll) {
+        // A new primary key: the old key is deleted and the new one created at one stamp.
+        let (id, key_values) = (spec.key)(rng, node);
+        let (new_id, new_key_values) = (spec.key)(rng, node);
+        if new_id == id {
+            return Ok(Outcome::Nothing);
+        }
+        let tx = client
+            .build_transaction()
+            .isolation_level(isolation)
+            .start()
+            .await?;
+        let lock = format!(
+            "SELECT _pgc_version, _pgc_origin FROM {} WHERE {} FOR UPDATE",
+            spec.qualified,
+            key_clause(spec, 1)
+        );
+        let Some(old) = tx.query_opt(&lock, &params(&key_values)).await? else {
+            tx.commit().await?;
+            return Ok(Outcome::Nothing);
+        };
+        let old: Stamp = (old.get(0), old.get(1));
+        let first = key_values.len() + 1;
+        let sets: Vec<String> = spec
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("\"{}\" = ${}::text::{}", c.name, first + i, c.cast))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {} RETURNING _pgc_version, _pgc_origin",
+            spec.qualified,
+            sets.join(", "),
+            key_clause(spec, 1)
+        );
+        let mut values = key_values.clone();
+        values.extend(new_key_values.iter().cloned());
+        let rows = tx.query(&sql, &params(&values)).await?;
+        if rows.len() != 1 {
+            shared.record().violations.push(format!(
+                "n{}: key change of locked row {} {id} reported {} rows",
+                node + 1,
+                spec.qualified,
+                rows.len()
+            ));
+            return Ok(Outcome::Nothing);
+        }
+        let new: Stamp = (rows[0].get(0), rows[0].get(1));
+        if new <= old {
+            shared.record().violations.push(format!(
+                "n{}: key change of {} {id} stamped {new:?}, not above {old:?}",
+                node + 1,
+                spec.qualified
+            ));
+        }
+        tx.commit().await?;
+        return Ok(Outcome::Wrote(
+            "move",
+            vec![
+                (t, id, key_values, new.clone()),
+                (t, new_id, new_key_values, new),
+            ],
+        ));
+    }
     if !(75..92).contains(&roll) {
         // One UPDATE, or two in one transaction (which may deadlock).
-        let count = if roll >= 92 { 2 } else { 1 };
-        let tx = client.transaction().await?;
+        let count = if roll >= 96 { 2 } else { 1 };
+        let tx = client
+            .build_transaction()
+            .isolation_level(isolation)
+            .start()
+            .await?;
         let mut wrote = Vec::new();
         for _ in 0..count {
             let (id, key_values) = (spec.key)(rng, node);
@@ -463,7 +538,11 @@ async fn one_transaction(
         });
     }
     let (id, key_values) = (spec.key)(rng, node);
-    let tx = client.transaction().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(isolation)
+        .start()
+        .await?;
     let sql = format!(
         "DELETE FROM {} WHERE {} RETURNING _pgc_version, _pgc_origin",
         spec.qualified,
@@ -497,7 +576,9 @@ async fn one_transaction(
     Ok(Outcome::Wrote("delete", vec![(t, id, key_values, tomb)]))
 }
 
-async fn client_loop(shared: Arc<Shared>, node: usize, seed: u64) {
+/// One client of `node`. The last client of each node runs REPEATABLE READ transactions,
+/// the others READ COMMITTED.
+async fn client_loop(shared: Arc<Shared>, node: usize, seed: u64, isolation: IsolationLevel) {
     let mut rng = Rng::new(seed);
     let mut client = connect(&shared.nodes[node]).await;
     stable_session(&client).await;
@@ -510,7 +591,7 @@ async fn client_loop(shared: Arc<Shared>, node: usize, seed: u64) {
             client = connect(&shared.nodes[node]).await;
             stable_session(&client).await;
         }
-        match one_transaction(&shared, &mut client, &mut rng, node).await {
+        match one_transaction(&shared, &mut client, &mut rng, node, isolation).await {
             Ok(Outcome::Wrote(kind, writes)) => {
                 let mut record = shared.record();
                 *record.committed.entry(kind).or_default() += 1;
@@ -645,10 +726,16 @@ async fn run_seed(seed: u64, seconds: u64) {
     for node in 0..3 {
         for c in 0..CLIENTS_PER_NODE {
             let client_seed = seed.wrapping_mul(1000).wrapping_add((node * 10 + c) as u64);
+            let isolation = if c + 1 == CLIENTS_PER_NODE {
+                IsolationLevel::RepeatableRead
+            } else {
+                IsolationLevel::ReadCommitted
+            };
             clients.push(tokio::spawn(client_loop(
                 Arc::clone(&shared),
                 node,
                 client_seed,
+                isolation,
             )));
         }
     }

@@ -234,6 +234,32 @@ mod tests {
         assert!(Encryption::parse(Some("bogus")).is_err());
     }
 
+    #[tokio::test]
+    async fn connect_error_names_node_and_address_but_not_the_password() {
+        let node = NodeConfig {
+            name: "eu1".into(),
+            host: "127.0.0.1".into(),
+            // Nothing listens on port 1.
+            port: Some(1),
+            peer_host: None,
+            peer_port: None,
+            db: "app".into(),
+            user: "pgc".into(),
+            password: Some("hunter2-in-config".into()),
+            password_env: None,
+            password_command: None,
+            sslmode: Some("disable".into()),
+            external: false,
+        };
+        let secret = Secret::new("hunter2-in-config");
+        let error = connect(&node, Some(&secret))
+            .await
+            .expect_err("nothing listens");
+        let text = format!("{error} {error:?}");
+        assert!(text.contains("node eu1 at 127.0.0.1:1"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
     #[test]
     fn tls_connector_builds_with_ring() {
         // Proves the ring provider is linked and supports the default protocol versions.

@@ -779,7 +779,13 @@ fn diff_subscriptions(input: &NodeDiffInput<'_>, change: &ChangeFn<'_>, out: &mu
                 let q = quote_ident(&sub.name);
                 let mut statements = Vec::new();
                 let mut reasons = Vec::new();
-                let differences = conninfo_differences(sub, &live.conninfo_redacted);
+                // Without the privilege to read subconninfo it comes back empty: nothing to
+                // compare, rather than a difference that could never go away.
+                let differences = if live.conninfo_redacted.is_empty() {
+                    Vec::new()
+                } else {
+                    conninfo_differences(sub, &live.conninfo_redacted)
+                };
                 if !differences.is_empty() {
                     statements.push(Statement {
                         segments: vec![

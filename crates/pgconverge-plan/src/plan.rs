@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use pgconverge_model::catalog::NodeCatalog;
+use pgconverge_model::catalog::{
+    ColumnCatalog, ConstraintCatalog, IndexCatalog, NodeCatalog, PublicationCatalog, QualifiedName,
+    SubscriptionCatalog, TriggerCatalog,
+};
 use pgconverge_model::config::ClusterConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -271,33 +274,88 @@ fn managed_addresses(node: &DesiredNode, slots_here: &BTreeSet<String>) -> BTree
     out
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// sha256 of a value's JSON, streamed into the hasher (catalogs of large schemas are tens of
+/// megabytes as JSON).
+fn json_sha256<T: Serialize>(value: &T) -> String {
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut writer = HashWriter(Sha256::new());
+    // Serialising these types cannot fail: every map key is a string.
+    let _ = serde_json::to_writer(&mut writer, value);
+    hex(&writer.0.finalize())
 }
 
 pub fn config_fingerprint(config: &ClusterConfig) -> String {
-    // Serialising our own types cannot fail (no maps with non-string keys).
-    sha256_hex(serde_json::to_string(config).unwrap_or_default().as_bytes())
+    json_sha256(config)
 }
 
 /// Fingerprint of what a plan depends on: structure, not activity (slot positions, activity
-/// flags and row estimates change by themselves and do not make a plan stale).
+/// flags and row estimates change by themselves and do not make a plan stale). Function
+/// definitions count through their body hash only.
 pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
-    let mut structural = catalog.clone();
-    for slot in structural.slots.values_mut() {
-        slot.active = false;
-        slot.wal_status = None;
-        slot.confirmed_flush_lsn = None;
+    #[derive(Serialize)]
+    struct Structural<'a> {
+        server_version_num: u32,
+        settings: &'a BTreeMap<String, String>,
+        database_settings: &'a BTreeMap<String, String>,
+        role: &'a pgconverge_model::catalog::RoleInfo,
+        schemas: &'a [String],
+        tables: Vec<(
+            &'a QualifiedName,
+            &'a [ColumnCatalog],
+            &'a [ConstraintCatalog],
+            &'a [IndexCatalog],
+            &'a str,
+            &'a [TriggerCatalog],
+        )>,
+        functions: Vec<(&'a QualifiedName, &'a str, &'a str)>,
+        publications: &'a BTreeMap<String, PublicationCatalog>,
+        subscriptions: &'a BTreeMap<String, SubscriptionCatalog>,
+        slots: Vec<(&'a String, &'a Option<String>, &'a str, &'a Option<String>)>,
     }
-    for table in structural.tables.values_mut() {
-        table.estimated_rows = 0;
-    }
-    sha256_hex(
-        serde_json::to_string(&structural)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
+    json_sha256(&Structural {
+        server_version_num: catalog.server_version_num,
+        settings: &catalog.settings,
+        database_settings: &catalog.database_settings,
+        role: &catalog.role,
+        schemas: &catalog.schemas,
+        tables: catalog
+            .tables
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name,
+                    t.columns.as_slice(),
+                    t.constraints.as_slice(),
+                    t.indexes.as_slice(),
+                    t.replica_identity.as_str(),
+                    t.triggers.as_slice(),
+                )
+            })
+            .collect(),
+        functions: catalog
+            .functions
+            .iter()
+            .map(|(name, f)| (name, f.body_sha256.as_str(), f.identity_arguments.as_str()))
+            .collect(),
+        publications: &catalog.publications,
+        subscriptions: &catalog.subscriptions,
+        slots: catalog
+            .slots
+            .iter()
+            .map(|(name, s)| (name, &s.plugin, s.slot_type.as_str(), &s.database))
+            .collect(),
+    })
 }

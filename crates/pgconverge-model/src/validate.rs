@@ -401,7 +401,6 @@ fn check_column_list(
     findings: &mut Findings<'_>,
 ) {
     let mut seen = HashSet::new();
-    let known: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
     for (k, name) in columns.iter().enumerate() {
         if table.column(name).is_none() {
             let mut message = format!(
@@ -409,6 +408,7 @@ fn check_column_list(
                 quoted(name),
                 quoted(&display_table(table))
             );
+            let known: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
             if let Some(suggestion) = closest(name, &known) {
                 message.push_str(&format!("; did you mean `{suggestion}`?"));
             }
@@ -544,9 +544,10 @@ fn check_columns(t: usize, table: &TableConfig, layout: &dyn Layout, findings: &
     }
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (c, column) in table.columns.iter().enumerate() {
-        let name_at = layout.column_name(t, c);
+        // Paths are built only for a problem: every column of every table passes here.
+        let name_at = || layout.column_name(t, c);
         if let Some(problem) = identifier_problem("column name", &column.name) {
-            findings.error(file, &name_at, problem);
+            findings.error(file, &name_at(), problem);
         } else if column
             .name
             .to_lowercase()
@@ -554,7 +555,7 @@ fn check_columns(t: usize, table: &TableConfig, layout: &dyn Layout, findings: &
         {
             findings.error(
                 file,
-                &name_at,
+                &name_at(),
                 format!(
                     "column names starting with {} are reserved for the columns pgconverge adds to replicated tables",
                     quoted(RESERVED_COLUMN_PREFIX)
@@ -563,7 +564,7 @@ fn check_columns(t: usize, table: &TableConfig, layout: &dyn Layout, findings: &
         } else if let Some(&first) = seen.get(column.name.as_str()) {
             findings.error(
                 file,
-                &name_at,
+                &name_at(),
                 format!(
                     "column {} is already defined at {}",
                     quoted(&column.name),
@@ -574,9 +575,9 @@ fn check_columns(t: usize, table: &TableConfig, layout: &dyn Layout, findings: &
             seen.insert(&column.name, c);
         }
 
-        let type_at = layout.column_type(t, c);
+        let type_at = || layout.column_type(t, c);
         if column.data_type.trim().is_empty() {
-            findings.error(file, &type_at, "column type is empty");
+            findings.error(file, &type_at(), "column type is empty");
         } else if is_serial_type(&column.data_type) {
             let mut message = format!(
                 "{} is not allowed: every node would draw numbers from its own sequence and the keys would collide; use `uuid` with DEFAULT gen_random_uuid(), or `bigint` with a node-unique default",
@@ -585,7 +586,7 @@ fn check_columns(t: usize, table: &TableConfig, layout: &dyn Layout, findings: &
             if layout.is_legacy() {
                 message.push_str(" (only a serial primary key is converted to uuid automatically)");
             }
-            findings.error(file, &type_at, message);
+            findings.error(file, &type_at(), message);
         }
         if column
             .default

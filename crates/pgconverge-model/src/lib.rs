@@ -7,6 +7,7 @@ pub mod diagnostics;
 pub mod legacy;
 pub mod load;
 pub mod naming;
+mod quick_check;
 mod schema_check;
 mod source_map;
 pub mod types;

@@ -6,17 +6,24 @@
 //! 2. structural validation against the JSON Schema generated from the config types
 //!    (unknown, missing and mistyped fields);
 //! 3. semantic checks ([`crate::validate`]) on every entry that could be read.
+//!
+//! A unified file is first read the cheap way ([`crate::quick_check`]): parsed once,
+//! deserialised and checked semantically, without the position of every value and without
+//! compiling the JSON Schema. Only when that finds a problem, or is not sure, do the stages
+//! above run to locate and word every diagnostic, so errors read the same either way.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{ClusterConfig, NodeConfig, ReplicationConfig, TableConfig};
 use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::quick_check;
 use crate::schema_check::StructureChecker;
-use crate::source_map::{self, Anchor, FieldPath, SourceFile};
+use crate::source_map::{self, Anchor, FieldPath, ParsedFile, SourceFile};
 use crate::validate::{self, Findings, Layout, Parts};
 
 /// Rendering a loaded configuration as unified JSON, next to the loaders (`import`).
@@ -49,8 +56,77 @@ pub fn unified_json_schema() -> Value {
 
 /// Reads a unified `pgconverge.json`.
 pub fn load_unified(src: &ConfigSource) -> Result<ClusterConfig, Diagnostics> {
+    let structure = match read_unified_quickly(src) {
+        Some(Ok(config)) => return Ok(config),
+        Some(Err(())) => Structure::KnownValid,
+        None => Structure::Unknown,
+    };
+    load_unified_located(src, structure)
+}
+
+/// What is already known of a file's structure when its problems are located.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Structure {
+    /// It certainly satisfies the JSON Schema: there are no structural diagnostics to find.
+    KnownValid,
+    /// The JSON Schema validator must look.
+    Unknown,
+}
+
+/// The cheap read: `Some(Ok)` for a valid file; `Some(Err)` for one that certainly satisfies
+/// the JSON Schema, has no repeated key and deserialises, but fails a semantic check; `None`
+/// when the file is not known to be structurally sound.
+fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>> {
+    let parsed = quick_check::parse(&src.text)?;
+    let schema = unified_schema();
+    if parsed.repeated_key || !quick_check::certainly_conforms(schema, &parsed.value) {
+        return None;
+    }
+    // Read as `load_unified_located` reads it (`$schema` as a string, entries one by one),
+    // so the two accept exactly the same files.
+    let root = &parsed.value;
+    let nodes = Vec::<NodeConfig>::deserialize(root.get("nodes")?).ok()?;
+    let tables = Vec::<TableConfig>::deserialize(root.get("tables")?).ok()?;
+    let replication = match root.get("replication") {
+        None => ReplicationConfig::default(),
+        Some(v) => ReplicationConfig::deserialize(v).ok()?,
+    };
+    let schema = match root.get("$schema") {
+        None => None,
+        Some(v) => Some(String::deserialize(v).ok()?),
+    };
+    let parts = Parts {
+        nodes: nodes.iter().enumerate().collect(),
+        node_entries: Some(nodes.len()),
+        tables: tables.iter().enumerate().collect(),
+        unreadable_tables: HashSet::new(),
+        replication: Some(&replication),
+    };
+    // No positions: whether there is any problem is all this needs to know.
+    let unlocated = ParsedFile::unparsed(&src.path);
+    let mut findings = Findings::new(vec![&unlocated.file]);
+    validate::check(&parts, &UnifiedLayout, &mut findings);
+    if !findings.diagnostics.is_empty() {
+        return Some(Err(()));
+    }
+    Some(Ok(ClusterConfig {
+        schema,
+        nodes,
+        tables,
+        replication,
+    }))
+}
+
+/// Reads a unified file through every stage, locating each problem.
+fn load_unified_located(
+    src: &ConfigSource,
+    structure: Structure,
+) -> Result<ClusterConfig, Diagnostics> {
     let parsed = source_map::parse(src).map_err(|d| Diagnostics(vec![d]))?;
-    let structural = check_structure(unified_checker(), &parsed.file, &parsed.value);
+    let structural = match structure {
+        Structure::KnownValid => Vec::new(),
+        Structure::Unknown => check_structure(unified_checker(), &parsed.file, &parsed.value),
+    };
     let mut unreadable = Vec::new();
     let root = &parsed.value;
     let reader = PartReader {
@@ -120,9 +196,15 @@ pub fn load_legacy(
     crate::legacy::load(nodes, schema)
 }
 
+/// [`unified_json_schema`], generated once.
+fn unified_schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(unified_json_schema)
+}
+
 fn unified_checker() -> &'static Result<StructureChecker, String> {
     static CHECKER: OnceLock<Result<StructureChecker, String>> = OnceLock::new();
-    CHECKER.get_or_init(|| StructureChecker::new(unified_json_schema()))
+    CHECKER.get_or_init(|| StructureChecker::new(unified_schema().clone()))
 }
 
 /// Structural diagnostics, or one saying the schema itself is broken (a bug, never input).
@@ -330,6 +412,7 @@ impl Layout for UnifiedLayout {
 mod tests {
     use super::*;
     use crate::config::ConflictPolicy;
+    use serde_json::json;
 
     fn unified(text: &str) -> Result<ClusterConfig, Diagnostics> {
         load_unified(&ConfigSource::new("pgconverge.json", text))
@@ -412,6 +495,196 @@ mod tests {
             found,
             ["pgconverge.json:2:61: replication.conflict_retention_days: the number 5000000000 is too large: the maximum is 4294967295"]
         );
+    }
+
+    /// Every unified fixture, valid and invalid, with its case name.
+    fn unified_fixtures() -> Vec<(String, String)> {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let mut found = Vec::new();
+        for kind in ["valid", "invalid"] {
+            let Ok(entries) = std::fs::read_dir(root.join(kind)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if let Ok(text) = std::fs::read_to_string(entry.path().join("pgconverge.json")) {
+                    found.push((
+                        format!("{kind}/{}", entry.file_name().to_string_lossy()),
+                        text,
+                    ));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// Small deterministic generator (xorshift64*), so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Values that keep a document's shape valid as often as they break it.
+    fn replacement(rng: &mut Rng) -> Value {
+        let pool = [
+            json!(0),
+            json!(1),
+            json!(5432),
+            json!(65536),
+            json!(-1),
+            json!(1.5),
+            json!(7.0),
+            json!(4294967296u64),
+            json!(""),
+            json!(" "),
+            json!("A"),
+            json!("id"),
+            json!("t"),
+            json!("serial"),
+            json!("bogus"),
+            json!("prefer"),
+            json!("cascade"),
+            json!("lww"),
+            json!("x".repeat(70)),
+            json!(null),
+            json!(true),
+            json!([]),
+            json!(["id"]),
+            json!({}),
+        ];
+        pool[rng.below(pool.len())].clone()
+    }
+
+    /// Changes one value somewhere in `value`: replaces it, drops or adds an object member,
+    /// or empties an array.
+    fn mutate(value: &mut Value, rng: &mut Rng) {
+        // Pick the place first, reading; then change it.
+        let mut pointer = String::new();
+        let mut at = &*value;
+        while rng.below(4) != 0 {
+            let step = match at {
+                Value::Object(map) if !map.is_empty() => map
+                    .iter()
+                    .nth(rng.below(map.len()))
+                    .map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v)),
+                Value::Array(items) if !items.is_empty() => {
+                    let i = rng.below(items.len());
+                    items.get(i).map(|v| (i.to_string(), v))
+                }
+                _ => None,
+            };
+            let Some((key, next)) = step else { break };
+            pointer.push('/');
+            pointer.push_str(&key);
+            at = next;
+        }
+        let Some(current) = value.pointer_mut(&pointer) else {
+            return;
+        };
+        match (current, rng.below(4)) {
+            (Value::Object(map), 0) if !map.is_empty() => {
+                let key = map.keys().nth(rng.below(map.len())).cloned();
+                if let Some(key) = key {
+                    map.shift_remove(&key);
+                }
+            }
+            (Value::Object(map), 1) => {
+                map.insert("extra".to_string(), replacement(rng));
+            }
+            (Value::Array(items), 1) => items.clear(),
+            (current, _) => {
+                // Mostly a value of the same kind, which keeps the shape and tests the rest.
+                let same_kind = rng.below(4) != 0;
+                let mut new = replacement(rng);
+                for _ in 0..64 {
+                    if !same_kind || std::mem::discriminant(&new) == std::mem::discriminant(current)
+                    {
+                        break;
+                    }
+                    new = replacement(rng);
+                }
+                *current = new;
+            }
+        }
+    }
+
+    /// The cheap read never changes a result: on every fixture and on thousands of edits of
+    /// them, `load_unified` gives exactly what the full located load gives, and whatever the
+    /// quick check trusts, the JSON Schema validator accepts.
+    #[test]
+    fn quick_read_gives_the_same_result_as_the_full_load() {
+        let fixtures = unified_fixtures();
+        assert!(fixtures.len() >= 10, "{} fixtures", fixtures.len());
+        let checker = unified_checker().as_ref().expect("schema compiles");
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut quick_ok, mut quick_semantic, mut full) = (0, 0, 0);
+        let mut compare = |name: &str, text: String| {
+            let src = ConfigSource::new("pgconverge.json", text);
+            if let Some(parsed) = quick_check::parse(&src.text) {
+                if quick_check::certainly_conforms(unified_schema(), &parsed.value) {
+                    assert!(
+                        checker.is_valid(&parsed.value),
+                        "{name}: trusted but invalid:\n{}",
+                        src.text
+                    );
+                }
+            }
+            match read_unified_quickly(&src) {
+                Some(Ok(_)) => quick_ok += 1,
+                Some(Err(())) => quick_semantic += 1,
+                None => full += 1,
+            }
+            let expected = load_unified_located(&src, Structure::Unknown);
+            assert_eq!(load_unified(&src), expected, "{name}:\n{}", src.text);
+        };
+        for (name, text) in &fixtures {
+            compare(name, text.clone());
+            if !text.contains('\u{feff}') {
+                compare(name, format!("\u{feff}{text}"));
+            }
+            let Ok(value) = serde_json::from_str::<Value>(text) else {
+                continue;
+            };
+            for round in 0..200 {
+                let mut edited = value.clone();
+                for _ in 0..=rng.below(3) {
+                    mutate(&mut edited, &mut rng);
+                }
+                let text = serde_json::to_string_pretty(&edited).expect("serialises");
+                compare(&format!("{name} edit {round}"), text.clone());
+                // The same member twice: only the text shows it.
+                if let Some(at) = text.find("\"name\": ") {
+                    let repeated = format!("{}\"name\": \"twice\", {}", &text[..at], &text[at..]);
+                    compare(&format!("{name} edit {round}, repeated key"), repeated);
+                }
+            }
+        }
+        // Each way through was taken many times.
+        assert!(quick_ok > 100, "{quick_ok} read quickly");
+        assert!(
+            quick_semantic > 100,
+            "{quick_semantic} located without the validator"
+        );
+        assert!(full > 100, "{full} fully checked");
+    }
+
+    #[test]
+    fn valid_fixtures_are_read_quickly() {
+        for (name, text) in unified_fixtures() {
+            if name.starts_with("valid/") {
+                let src = ConfigSource::new("pgconverge.json", text);
+                assert!(
+                    matches!(read_unified_quickly(&src), Some(Ok(_))),
+                    "{name} was not read the quick way"
+                );
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,12 @@ impl StructureChecker {
         Ok(StructureChecker { schema, validator })
     }
 
+    /// Whether `value` satisfies the schema, as the validator decides.
+    #[cfg(test)]
+    pub(crate) fn is_valid(&self, value: &Value) -> bool {
+        self.validator.is_valid(value)
+    }
+
     /// Every structural problem of `value`, located in `file`.
     pub(crate) fn check(&self, file: &SourceFile, value: &Value) -> Vec<Diagnostic> {
         let mut out = Vec::new();

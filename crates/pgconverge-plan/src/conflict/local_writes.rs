@@ -112,21 +112,93 @@ pub fn lock_stripes(body: &mut Body, depth: usize, shape: &TableShape, function:
     body.line(depth, "END IF;");
 }
 
+/// Condition of the common case: an UPDATE keeping its primary key and unique values.
+///
+/// PL/pgSQL prepares each expression it evaluates once per transaction, so in short
+/// transactions the cost of a trigger grows with the number of expressions it runs; the
+/// common case gets a path of its own with as few as possible.
+fn same_key_and_values(shape: &TableShape) -> String {
+    let mut condition = format!(
+        "TG_OP = 'UPDATE' AND {} IS NOT DISTINCT FROM {}",
+        shape.key_tuple("NEW"),
+        shape.key_tuple("OLD")
+    );
+    for u in &shape.uniques {
+        condition.push_str(&format!(
+            " AND {} IS NOT DISTINCT FROM {}",
+            shape.unique_tuple(u, "NEW"),
+            shape.unique_tuple(u, "OLD")
+        ));
+    }
+    condition
+}
+
+fn stamp_columns(
+    b: &mut Body,
+    depth: usize,
+    shape: &TableShape,
+    version: &str,
+    node_literal: &str,
+) {
+    b.line(
+        depth,
+        format!(
+            "{} := {version};",
+            field("NEW", super::naming::VERSION_COLUMN)
+        ),
+    );
+    b.line(
+        depth,
+        format!(
+            "{} := {node_literal};",
+            field("NEW", super::naming::ORIGIN_COLUMN)
+        ),
+    );
+    if let Some(column) = &shape.legacy_updated_at {
+        b.line(
+            depth,
+            format!("{} := pg_catalog.now();", field("NEW", column)),
+        );
+    }
+    if let Some(column) = &shape.legacy_origin_node {
+        b.line(
+            depth,
+            format!("{} := {node_literal};", field("NEW", column)),
+        );
+    }
+    b.line(depth, "RETURN NEW;");
+}
+
 /// BEFORE INSERT OR UPDATE: stamps `_pgc_version` / `_pgc_origin` (and legacy columns).
 pub fn stamp_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
     let tombstones = internal_table(TOMBSTONES_TABLE);
     let claims = internal_table(CLAIMS_TABLE);
     let mut b = Body::new();
     b.line(0, "DECLARE");
-    b.line(1, format!("_pgc_stamp bigint := {};", now_us_expression()));
+    b.line(1, "_pgc_stamp bigint;");
     b.line(1, "_pgc_seen bigint;");
     b.line(1, "_pgc_key jsonb;");
     for (i, _) in shape.uniques.iter().enumerate() {
         b.line(1, format!("_pgc_value_{i} jsonb;"));
     }
-    b.line(1, "_pgc_stripes integer[] := '{}';");
+    b.line(1, "_pgc_stripes integer[];");
     b.line(1, "_pgc_stripe integer;");
     b.line(0, "BEGIN");
+    b.line(1, format!("IF {} THEN", same_key_and_values(shape)));
+    stamp_columns(
+        &mut b,
+        2,
+        shape,
+        &format!(
+            "GREATEST({}, {} + 1)",
+            now_us_expression(),
+            field("OLD", super::naming::VERSION_COLUMN)
+        ),
+        node_literal,
+    );
+    b.line(1, "END IF;");
+    b.line(1, format!("_pgc_stamp := {};", now_us_expression()));
+    b.line(1, "_pgc_stripes := '{}';");
 
     // Which keys / values this write takes: the new key and every unique value on INSERT;
     // on UPDATE only those that change (the row already holds the others).
@@ -234,27 +306,7 @@ pub fn stamp_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
         b.line(1, "END IF;");
     }
 
-    b.line(
-        1,
-        format!(
-            "{} := _pgc_stamp;",
-            field("NEW", super::naming::VERSION_COLUMN)
-        ),
-    );
-    b.line(
-        1,
-        format!(
-            "{} := {node_literal};",
-            field("NEW", super::naming::ORIGIN_COLUMN)
-        ),
-    );
-    if let Some(column) = &shape.legacy_updated_at {
-        b.line(1, format!("{} := pg_catalog.now();", field("NEW", column)));
-    }
-    if let Some(column) = &shape.legacy_origin_node {
-        b.line(1, format!("{} := {node_literal};", field("NEW", column)));
-    }
-    b.line(1, "RETURN NEW;");
+    stamp_columns(&mut b, 1, shape, "_pgc_stamp", node_literal);
     b.line(0, "END");
 
     FunctionDef::new(
@@ -405,12 +457,30 @@ fn log_change(
     version: &str,
     origin: &str,
 ) {
+    log_change_over(
+        b,
+        depth,
+        shape,
+        [op.to_string().as_str(), key, row, version, origin],
+        ("_pgc_prev_version", "_pgc_prev_origin"),
+    );
+}
+
+/// Records a write in the change log: `[op, key, row, version, origin]` and the stamp it
+/// overwrote. The row is deleted again at once: its insert is what replication sends.
+fn log_change_over(
+    b: &mut Body,
+    depth: usize,
+    shape: &TableShape,
+    [op, key, row, version, origin]: [&str; 5],
+    (prev_version, prev_origin): (&str, &str),
+) {
     let changes = internal_table(CHANGES_TABLE);
     b.block(
         depth,
         &format!(
             "INSERT INTO {changes} (tbl, op, pk, \"row\", version, origin, prev_version, prev_origin)\n\
-             VALUES ({}, '{op}', {key}, {row}, {version}, {origin}, _pgc_prev_version, _pgc_prev_origin)\n\
+             VALUES ({}, '{op}', {key}, {row}, {version}, {origin}, {prev_version}, {prev_origin})\n\
              RETURNING ctid INTO _pgc_logged;",
             shape.key_literal
         ),
@@ -427,13 +497,31 @@ pub fn log_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
     let origin = |rec: &str| field(rec, super::naming::ORIGIN_COLUMN);
     let mut b = Body::new();
     b.line(0, "DECLARE");
-    b.line(1, "_pgc_prev_version bigint := 0;");
-    b.line(1, "_pgc_prev_origin text := '';");
+    b.line(1, "_pgc_prev_version bigint;");
+    b.line(1, "_pgc_prev_origin text;");
     b.line(1, "_pgc_seen_version bigint;");
     b.line(1, "_pgc_seen_origin text;");
     b.line(1, "_pgc_stamp bigint;");
     b.line(1, "_pgc_logged tid;");
     b.line(0, "BEGIN");
+    b.line(1, format!("IF {} THEN", same_key_and_values(shape)));
+    log_change_over(
+        &mut b,
+        2,
+        shape,
+        [
+            "U",
+            &shape.key_json("NEW"),
+            "pg_catalog.to_json(NEW)",
+            &version("NEW"),
+            &origin("NEW"),
+        ],
+        (&version("OLD"), &origin("OLD")),
+    );
+    b.line(2, "RETURN NULL;");
+    b.line(1, "END IF;");
+    b.line(1, "_pgc_prev_version := 0;");
+    b.line(1, "_pgc_prev_origin := '';");
 
     // DELETE: a tombstone above the deleted version; the row's unique values stay claimed
     // at its version.

@@ -19,12 +19,11 @@ use pgconverge_model::TableConfig;
 
 use crate::sql::{quote_ident, quote_literal};
 use naming::{
-    internal as internal_name, sha256_hex, APPLY_TRIGGER, CHANGES_TABLE, LOG_TRIGGER,
-    ORIGIN_COLUMN, STAMP_TRIGGER, TRUNCATE_TRIGGER, VERSION_COLUMN,
+    internal as internal_name, per_table_function, sha256_hex, APPLY_TRIGGER_KIND, CHANGES_TABLE,
+    LOG_TRIGGER, ORIGIN_COLUMN, STAMP_TRIGGER, TRUNCATE_TRIGGER, UNKNOWN_CHANGE_TRIGGER,
+    VERSION_COLUMN,
 };
 use shape::TableShape;
-
-pub use remote_apply::APPLY_ARGUMENTS;
 
 /// Everything one node needs for conflict resolution, in creation order within each list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +32,11 @@ pub struct ConflictObjects {
     pub schema_sql: String,
     /// In `_pgconverge`: changes, tombstones, claims, conflicts.
     pub internal_tables: Vec<InternalTable>,
-    /// node_name(), now_us(), refuse_truncate(), prune(), per-table stamp/log/apply
-    /// functions, and the change-log dispatcher `apply_change()` last.
+    /// node_name(), now_us(), refuse_truncate(), prune(), refuse_unknown_change(), then the
+    /// stamp, log and apply functions of each table.
     pub functions: Vec<FunctionDef>,
-    /// Per data table (stamp, log, truncate guard), then the one on `_pgconverge.changes`.
+    /// Per data table: stamp, log, truncate guard, and its apply trigger on
+    /// `_pgconverge.changes`; last, the change log's unknown-table guard.
     pub triggers: Vec<TriggerDef>,
     /// Added to every replicated table.
     pub reserved_columns: Vec<ReservedColumn>,
@@ -154,6 +154,7 @@ impl TriggerDef {
         name: &str,
         timing_events: &str,
         level: &str,
+        when: Option<&str>,
         function: QualifiedName,
         enabled: TriggerFiring,
     ) -> TriggerDef {
@@ -162,8 +163,9 @@ impl TriggerDef {
             quote_ident(&table.schema),
             quote_ident(&table.name)
         );
+        let when = when.map(|w| format!(" WHEN ({w})")).unwrap_or_default();
         let mut create_sql = vec![format!(
-            "CREATE OR REPLACE TRIGGER {} {timing_events} ON {on} FOR EACH {level} EXECUTE FUNCTION {}.{}()",
+            "CREATE OR REPLACE TRIGGER {} {timing_events} ON {on} FOR EACH {level}{when} EXECUTE FUNCTION {}.{}()",
             quote_ident(name),
             quote_ident(&function.schema),
             quote_ident(&function.name)
@@ -234,7 +236,9 @@ pub fn node_objects(
         internal::now_us_function(),
         internal::refuse_truncate_function(),
         internal::prune_function(replication),
+        remote_apply::unknown_change_function(),
     ];
+    let changes = internal_name(CHANGES_TABLE);
     let mut triggers = Vec::new();
     for shape in &shapes {
         functions.push(local_writes::stamp_function(shape, &node_literal));
@@ -245,6 +249,7 @@ pub fn node_objects(
             STAMP_TRIGGER,
             "BEFORE INSERT OR UPDATE",
             "ROW",
+            None,
             shape.stamp_function.clone(),
             TriggerFiring::Local,
         ));
@@ -253,6 +258,7 @@ pub fn node_objects(
             LOG_TRIGGER,
             "AFTER INSERT OR UPDATE OR DELETE",
             "ROW",
+            None,
             shape.log_function.clone(),
             TriggerFiring::Local,
         ));
@@ -261,17 +267,29 @@ pub fn node_objects(
             TRUNCATE_TRIGGER,
             "BEFORE TRUNCATE",
             "STATEMENT",
+            None,
             internal_name(naming::REFUSE_TRUNCATE_FUNCTION),
             TriggerFiring::Local,
         ));
+        // The WHEN clause is evaluated without calling any function: only the table's own
+        // apply function runs for a change.
+        triggers.push(TriggerDef::new(
+            &changes,
+            &per_table_function(APPLY_TRIGGER_KIND, &shape.name).name,
+            "BEFORE INSERT",
+            "ROW",
+            Some(&format!("new.tbl = {}", shape.key_literal)),
+            shape.apply_function.clone(),
+            TriggerFiring::Replica,
+        ));
     }
-    functions.push(remote_apply::dispatcher_function(&shapes, &node_literal));
     triggers.push(TriggerDef::new(
-        &internal_name(CHANGES_TABLE),
-        APPLY_TRIGGER,
+        &changes,
+        UNKNOWN_CHANGE_TRIGGER,
         "BEFORE INSERT",
         "ROW",
-        internal_name(naming::APPLY_CHANGE_FUNCTION),
+        None,
+        internal_name(naming::UNKNOWN_CHANGE_FUNCTION),
         TriggerFiring::Replica,
     ));
 

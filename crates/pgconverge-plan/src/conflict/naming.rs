@@ -16,8 +16,11 @@ pub const STAMP_TRIGGER: &str = "_pgc_10_stamp";
 pub const LOG_TRIGGER: &str = "_pgc_90_log";
 /// BEFORE TRUNCATE trigger refusing a TRUNCATE that no other node would see.
 pub const TRUNCATE_TRIGGER: &str = "_pgc_95_truncate";
-/// REPLICA trigger on the change log: resolves every incoming change.
-pub const APPLY_TRIGGER: &str = "_pgc_apply";
+/// Prefix of the per-table REPLICA triggers on the change log that merge incoming changes.
+pub const APPLY_TRIGGER_KIND: &str = "_pgc_apply";
+/// Last REPLICA trigger on the change log (sorts after every `_pgc_apply_…`): refuses a
+/// change no table trigger took.
+pub const UNKNOWN_CHANGE_TRIGGER: &str = "_pgc_zz_unknown_table";
 
 pub const CHANGES_TABLE: &str = "changes";
 pub const TOMBSTONES_TABLE: &str = "tombstones";
@@ -28,7 +31,7 @@ pub const NODE_NAME_FUNCTION: &str = "node_name";
 pub const NOW_US_FUNCTION: &str = "now_us";
 pub const PRUNE_FUNCTION: &str = "prune";
 pub const REFUSE_TRUNCATE_FUNCTION: &str = "refuse_truncate";
-pub const APPLY_CHANGE_FUNCTION: &str = "apply_change";
+pub const UNKNOWN_CHANGE_FUNCTION: &str = "refuse_unknown_change";
 
 /// Session setting (milliseconds) added to the wall clock, so tests can skew a node.
 pub const CLOCK_OFFSET_SETTING: &str = "pgconverge.clock_offset_ms";

@@ -1,5 +1,6 @@
-//! Functions run by apply workers: the per-table merge of one incoming change and the
-//! dispatcher trigger on `_pgconverge.changes`.
+//! Functions run by apply workers: per table, a REPLICA trigger on `_pgconverge.changes` that
+//! merges one incoming change into the table (its WHEN clause picks the table, so no
+//! dispatcher runs), and a last trigger refusing changes for tables this node does not know.
 //!
 //! The merge is state-based. Per key, the write with the greatest `(version, origin)` wins
 //! and a delete leaves a tombstone; per unique value, the claim is the greatest stamp of any
@@ -9,16 +10,12 @@
 
 use super::local_writes::{claim_upsert, internal_table, lock_stripes, tombstone_upsert, Body};
 use super::naming::{
-    apply_lock_key, internal, APPLY_CHANGE_FUNCTION, APPLY_TXN_SETTING, CLAIMS_TABLE,
-    CONFLICTS_TABLE, ORIGIN_COLUMN, PRUNE_FUNCTION, TOMBSTONES_TABLE, VERSION_COLUMN,
+    apply_lock_key, internal, APPLY_TXN_SETTING, CLAIMS_TABLE, CONFLICTS_TABLE, ORIGIN_COLUMN,
+    PRUNE_FUNCTION, TOMBSTONES_TABLE, UNKNOWN_CHANGE_FUNCTION, VERSION_COLUMN,
 };
 use super::shape::{field, stamp_greater, TableShape};
 use super::FunctionDef;
 use crate::sql::{quote_ident, quote_literal};
-
-/// Arguments of every per-table apply function, spelled as
-/// `pg_get_function_identity_arguments` prints them.
-pub const APPLY_ARGUMENTS: &str = "_pgc_op \"char\", _pgc_row json, _pgc_stamp_version bigint, _pgc_stamp_origin text, _pgc_prev_version bigint, _pgc_prev_origin text";
 
 /// Passes after which a change that keeps meeting a concurrent conflicting row is reported
 /// as an error instead of looping.
@@ -198,7 +195,57 @@ fn merge_incoming_claims(
     }
 }
 
-/// `_pgconverge.apply_<table>_<hash>(…)`: merges one incoming change into the table.
+/// Statements every apply trigger runs first in a transaction: the node's apply lock, the
+/// deadlock bias, and now and then the pruning of old ledger rows, tombstones and claims.
+fn apply_transaction_prelude(b: &mut Body, depth: usize) {
+    b.line(
+        depth,
+        format!(
+            "IF pg_catalog.current_setting({}, true) IS DISTINCT FROM '1' THEN",
+            quote_literal(APPLY_TXN_SETTING)
+        ),
+    );
+    b.line(
+        depth + 1,
+        "-- One apply transaction at a time on this node: apply workers never wait for each",
+    );
+    b.line(
+        depth + 1,
+        "-- other's row locks and stripes in opposite orders.",
+    );
+    // One statement (each PERFORM is an executor run): the lock, the marker, the bias.
+    b.block(
+        depth + 1,
+        &format!(
+            "PERFORM pg_catalog.pg_advisory_xact_lock({}),\n  \
+             pg_catalog.set_config({}, '1', true),\n  \
+             CASE WHEN pg_catalog.has_parameter_privilege('deadlock_timeout', 'SET')\n    \
+             THEN pg_catalog.set_config('deadlock_timeout', {}, true) END;",
+            apply_lock_key(),
+            quote_literal(APPLY_TXN_SETTING),
+            quote_literal(APPLY_DEADLOCK_TIMEOUT)
+        ),
+    );
+    b.line(
+        depth + 1,
+        format!("IF pg_catalog.random() < {PRUNE_PROBABILITY} THEN"),
+    );
+    let prune = internal(PRUNE_FUNCTION);
+    b.line(
+        depth + 2,
+        format!(
+            "PERFORM {}.{}();",
+            quote_ident(&prune.schema),
+            quote_ident(&prune.name)
+        ),
+    );
+    b.line(depth + 1, "END IF;");
+    b.line(depth, "END IF;");
+}
+
+/// `_pgconverge.apply_<table>_<hash>()`: REPLICA trigger function on the change log for one
+/// table. Merges the change into the table and returns NULL, so the receiver stores nothing
+/// in the log.
 pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
     let tombstones = internal_table(TOMBSTONES_TABLE);
     let claims = internal_table(CLAIMS_TABLE);
@@ -209,6 +256,11 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
     let mut b = Body::new();
 
     b.line(0, "DECLARE");
+    b.line(1, "_pgc_op \"char\";");
+    b.line(1, "_pgc_stamp_version bigint;");
+    b.line(1, "_pgc_stamp_origin text;");
+    b.line(1, "_pgc_prev_version bigint;");
+    b.line(1, "_pgc_prev_origin text;");
     b.line(1, format!("{IN} {};", shape.qualified));
     b.line(1, format!("{CUR} {};", shape.qualified));
     b.line(1, "_pgc_key jsonb;");
@@ -227,18 +279,58 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
         b.line(1, format!("_pgc_claim_origin_{i} text;"));
     }
     b.line(1, "_pgc_stripes integer[];");
-    b.line(1, "_pgc_held integer[] := '{}';");
+    b.line(1, "_pgc_held integer[];");
     b.line(1, "_pgc_stripe integer;");
-    b.line(1, "_pgc_pass integer := 0;");
+    b.line(1, "_pgc_pass integer;");
     b.line(1, "_pgc_count bigint;");
     b.line(0, "BEGIN");
+    apply_transaction_prelude(&mut b, 1);
+    b.line(1, format!("IF NEW.origin = {node_literal} THEN"));
+    b.line(2, "RETURN NULL; -- written here: already merged");
+    b.line(1, "END IF;");
     b.line(
         1,
         format!(
-            "{IN} := pg_catalog.json_populate_record(NULL::{}, _pgc_row);",
+            "{IN} := pg_catalog.json_populate_record(NULL::{}, NEW.\"row\");",
             shape.qualified
         ),
     );
+    // Fast path, exact: an update of the very version stored here, keeping its unique values,
+    // outranks it and holds the greatest claims on them (the stored row held them), so the
+    // merge is the plain UPDATE. Anything else takes the full path below. (PL/pgSQL prepares
+    // each expression once per transaction: the fewer on this path, the cheaper a change.)
+    let (targets, sources) = update_lists(shape);
+    let mut same_values = String::new();
+    for u in &shape.uniques {
+        same_values.push_str(&format!(
+            " AND {} IS NOT DISTINCT FROM {}",
+            shape.unique_tuple(u, "d"),
+            shape.unique_tuple(u, IN)
+        ));
+    }
+    b.line(1, "IF NEW.op = 'U' THEN");
+    b.line(
+        2,
+        format!(
+            "UPDATE {} AS d SET ({targets}) = ROW({sources}) WHERE {} = {} AND d.{} = NEW.prev_version AND d.{} = NEW.prev_origin{same_values};",
+            shape.qualified,
+            shape.key_tuple("d"),
+            shape.key_tuple(IN),
+            quote_ident(VERSION_COLUMN),
+            quote_ident(ORIGIN_COLUMN),
+        ),
+    );
+    b.line(2, "IF FOUND THEN");
+    b.line(3, "RETURN NULL;");
+    b.line(2, "END IF;");
+    b.line(1, "END IF;");
+    b.line(1, "_pgc_op := NEW.op;");
+    b.line(1, "_pgc_stamp_version := NEW.version;");
+    b.line(1, "_pgc_stamp_origin := NEW.origin;");
+    b.line(1, "_pgc_prev_version := NEW.prev_version;");
+    b.line(1, "_pgc_prev_origin := NEW.prev_origin;");
+    b.line(1, "_pgc_held := '{}';");
+    b.line(1, "_pgc_pass := 0;");
     b.line(
         1,
         format!("{} := _pgc_stamp_version;", field(IN, VERSION_COLUMN)),
@@ -296,7 +388,7 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
         2,
         "IF _pgc_has_reg AND _pgc_reg_version = _pgc_stamp_version AND _pgc_reg_origin = _pgc_stamp_origin THEN",
     );
-    b.line(3, "RETURN; -- this very write is already merged");
+    b.line(3, "RETURN NULL; -- this very write is already merged");
     b.line(2, "END IF;");
     b.line(
         2,
@@ -329,7 +421,7 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
         },
     );
     b.line(4, "END IF;");
-    b.line(4, "RETURN;");
+    b.line(4, "RETURN NULL;");
     b.line(3, "END IF;");
     b.line(3, "IF NOT _pgc_has_cur THEN");
     b.line(
@@ -390,7 +482,7 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
         3,
         &tombstone_upsert(shape, "_pgc_key", "_pgc_stamp_version", "_pgc_stamp_origin"),
     );
-    b.line(3, "RETURN;");
+    b.line(3, "RETURN NULL;");
     b.line(2, "END IF;");
 
     // 3. Upserts: live holders of the incoming unique values under other keys (locked), and
@@ -458,9 +550,13 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
     }
     b.line(2, "END IF;");
 
-    // Stripes to hold exclusively before writing: the key when no row guards it, and every
-    // incoming unique value this pass writes a claim for or takes.
-    b.line(2, "IF _pgc_newest AND NOT _pgc_has_cur THEN");
+    // Stripes to hold exclusively before writing, where no row lock or unique index makes a
+    // concurrent local writer wait: the key of a tombstone written with no row, and each
+    // value this pass records a claim on, takes by UPDATE, or frees by killing its holder.
+    b.line(
+        2,
+        "IF _pgc_newest AND NOT _pgc_has_cur AND _pgc_lost IS NOT NULL THEN",
+    );
     b.line(
         3,
         format!(
@@ -474,7 +570,11 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
         b.line(
             2,
             format!(
-                "IF _pgc_value_{i} IS NOT NULL AND (_pgc_newest OR ((NOT _pgc_has_claim_{i} OR {}) AND (NOT _pgc_has_holder_{i} OR {}))) THEN",
+                "IF _pgc_value_{i} IS NOT NULL AND (CASE WHEN _pgc_newest AND _pgc_lost IS NULL \
+                 THEN _pgc_has_holder_{i} OR (_pgc_has_cur AND {} IS DISTINCT FROM {}) \
+                 ELSE (NOT _pgc_has_claim_{i} OR {}) AND (NOT _pgc_has_holder_{i} OR {}) END) THEN",
+                shape.unique_tuple(u, CUR),
+                shape.unique_tuple(u, IN),
                 incoming_stamp_greater(
                     &format!("_pgc_claim_version_{i}"),
                     &format!("_pgc_claim_origin_{i}")
@@ -542,7 +642,7 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
     );
     b.line(4, "END IF;");
     b.line(3, "END IF;");
-    b.line(3, "RETURN;");
+    b.line(3, "RETURN NULL;");
     b.line(2, "END IF;");
 
     // 4b. The newest write of its key, but a unique value it holds is claimed higher: the key
@@ -602,7 +702,7 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
             );
         }
         b.line(3, "END CASE;");
-        b.line(3, "RETURN;");
+        b.line(3, "RETURN NULL;");
         b.line(2, "END IF;");
     }
 
@@ -636,23 +736,11 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
         );
         b.line(3, "END IF;");
     }
-    let targets: Vec<String> = shape
-        .non_key_columns()
-        .iter()
-        .map(|c| quote_ident(c))
-        .collect();
-    let sources: Vec<String> = shape
-        .non_key_columns()
-        .iter()
-        .map(|c| field(IN, c))
-        .collect();
     b.line(
         3,
         format!(
-            "UPDATE {} AS d SET ({}) = ROW({}) WHERE {} = {};",
+            "UPDATE {} AS d SET ({targets}) = ROW({sources}) WHERE {} = {};",
             shape.qualified,
-            targets.join(", "),
-            sources.join(", "),
             shape.key_tuple("d"),
             shape.key_tuple(CUR)
         ),
@@ -736,109 +824,53 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
         );
         b.line(2, "END IF;");
     }
-    b.line(2, "RETURN;");
+    b.line(2, "RETURN NULL;");
     b.line(1, "END LOOP;");
     b.line(0, "END");
 
     FunctionDef::new(
         shape.apply_function.clone(),
-        APPLY_ARGUMENTS,
-        "void",
+        "",
+        "trigger",
         "plpgsql",
         "",
         b.finish(),
     )
 }
 
-/// `_pgconverge.apply_change()`: REPLICA trigger on the change log. Merges the change into
-/// its table and returns NULL, so the receiver stores nothing in the log.
-pub fn dispatcher_function(shapes: &[TableShape], node_literal: &str) -> FunctionDef {
-    let mut b = Body::new();
-    b.line(0, "BEGIN");
-    b.line(
-        1,
-        format!(
-            "IF pg_catalog.current_setting({}, true) IS DISTINCT FROM '1' THEN",
-            quote_literal(APPLY_TXN_SETTING)
-        ),
-    );
-    b.line(
-        2,
-        "-- One apply transaction at a time on this node: apply workers never wait for each",
-    );
-    b.line(2, "-- other's row locks and stripes in opposite orders.");
-    b.line(
-        2,
-        format!(
-            "PERFORM pg_catalog.pg_advisory_xact_lock({});",
-            apply_lock_key()
-        ),
-    );
-    b.line(
-        2,
-        format!(
-            "PERFORM pg_catalog.set_config({}, '1', true);",
-            quote_literal(APPLY_TXN_SETTING)
-        ),
-    );
-    b.line(
-        2,
-        "IF pg_catalog.has_parameter_privilege('deadlock_timeout', 'SET') THEN",
-    );
-    b.line(
-        3,
-        format!(
-            "PERFORM pg_catalog.set_config('deadlock_timeout', {}, true);",
-            quote_literal(APPLY_DEADLOCK_TIMEOUT)
-        ),
-    );
-    b.line(2, "END IF;");
-    b.line(
-        2,
-        format!("IF pg_catalog.random() < {PRUNE_PROBABILITY} THEN"),
-    );
-    let prune = internal(PRUNE_FUNCTION);
-    b.line(
-        3,
-        format!(
-            "PERFORM {}.{}();",
-            quote_ident(&prune.schema),
-            quote_ident(&prune.name)
-        ),
-    );
-    b.line(2, "END IF;");
-    b.line(1, "END IF;");
-    b.line(1, format!("IF NEW.origin = {node_literal} THEN"));
-    b.line(2, "RETURN NULL; -- written here: already merged");
-    b.line(1, "END IF;");
-    let raise_unknown = "RAISE EXCEPTION USING\n  MESSAGE = pg_catalog.format('pgconverge: change for table %s, which this node does not replicate', NEW.tbl),\n  HINT = 'Apply the configuration to this node; the change is retried until then.';";
-    if shapes.is_empty() {
-        b.block(1, raise_unknown);
-    } else {
-        b.line(1, "CASE NEW.tbl");
-        for shape in shapes {
-            b.line(2, format!("WHEN {} THEN", shape.key_literal));
-            b.line(
-                3,
-                format!(
-                    "PERFORM {}.{}(NEW.op, NEW.\"row\", NEW.version, NEW.origin, NEW.prev_version, NEW.prev_origin);",
-                    quote_ident(&shape.apply_function.schema),
-                    quote_ident(&shape.apply_function.name)
-                ),
-            );
-        }
-        b.line(2, "ELSE");
-        b.block(3, raise_unknown);
-        b.line(1, "END CASE;");
-    }
-    b.line(1, "RETURN NULL;");
-    b.line(0, "END");
+/// `SET (columns) = ROW(values)` lists storing the incoming row; its stamp comes from the
+/// change itself.
+fn update_lists(shape: &TableShape) -> (String, String) {
+    let columns = shape.non_key_columns();
+    let targets: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let sources: Vec<String> = columns
+        .iter()
+        .map(|c| match c.as_str() {
+            VERSION_COLUMN => "NEW.version".to_string(),
+            ORIGIN_COLUMN => "NEW.origin".to_string(),
+            _ => field(IN, c),
+        })
+        .collect();
+    (targets.join(", "), sources.join(", "))
+}
+
+/// `_pgconverge.refuse_unknown_change()`: the last REPLICA trigger on the change log. Every
+/// change for a replicated table was merged (and dropped) by that table's trigger before it;
+/// one reaching this trigger names a table this node does not replicate yet.
+pub fn unknown_change_function() -> FunctionDef {
+    let body = "
+BEGIN
+  RAISE EXCEPTION USING
+    MESSAGE = pg_catalog.format('pgconverge: change for table %s, which this node does not replicate', NEW.tbl),
+    HINT = 'Apply the configuration to this node; the change is retried until then.';
+END
+";
     FunctionDef::new(
-        internal(APPLY_CHANGE_FUNCTION),
+        internal(UNKNOWN_CHANGE_FUNCTION),
         "",
         "trigger",
         "plpgsql",
         "",
-        b.finish(),
+        body.to_string(),
     )
 }

@@ -125,16 +125,34 @@ fn change_log_is_the_only_published_table_and_its_trigger_fires_in_apply_workers
         vec![QualifiedName::new("_pgconverge", "changes")]
     );
     assert_eq!(objs.publish_operations, vec!["insert".to_string()]);
-    let apply = objs
+    let on_changes: Vec<&TriggerDef> = objs
         .triggers
         .iter()
-        .find(|t| t.name == APPLY_TRIGGER)
-        .unwrap_or_else(|| panic!("no apply trigger"));
-    assert_eq!(apply.enabled.tgenabled(), "R");
+        .filter(|t| t.table.name == "changes")
+        .collect();
+    assert_eq!(on_changes.len(), 2);
+    assert!(on_changes.iter().all(|t| t.enabled.tgenabled() == "R"));
+    let apply = on_changes[0];
+    assert!(
+        apply.name.starts_with("_pgc_apply_users_"),
+        "{}",
+        apply.name
+    );
+    assert!(
+        apply.create_sql[0].contains("WHEN (new.tbl = 'public.users')"),
+        "{}",
+        apply.create_sql[0]
+    );
     assert_eq!(
         apply.create_sql[1],
-        "ALTER TABLE _pgconverge.changes ENABLE REPLICA TRIGGER _pgc_apply"
+        format!(
+            "ALTER TABLE _pgconverge.changes ENABLE REPLICA TRIGGER {}",
+            apply.name
+        )
     );
+    // The guard fires last: trigger names sort.
+    assert_eq!(on_changes[1].name, UNKNOWN_CHANGE_TRIGGER);
+    assert!(on_changes[0].name < on_changes[1].name);
     let local: Vec<&TriggerDef> = objs
         .triggers
         .iter()

@@ -143,7 +143,7 @@ pub struct TriggerCatalog {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionCatalog {
-    /// `pg_get_functiondef`, as the server prints it.
+    /// The body as stored in `pg_proc.prosrc`.
     pub definition: String,
     /// Hex sha256 of the function body (`prosrc`), whitespace-trimmed.
     pub body_sha256: String,

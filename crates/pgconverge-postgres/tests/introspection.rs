@@ -91,6 +91,9 @@ $$;
 CREATE TRIGGER orders_touch BEFORE INSERT OR UPDATE ON public.orders
     FOR EACH ROW EXECUTE FUNCTION _pgconverge.orders_touch();
 ALTER TABLE public.orders ENABLE REPLICA TRIGGER orders_touch;
+CREATE FUNCTION _pgconverge.label(n int, prefix text DEFAULT 'x', OUT label text)
+    LANGUAGE sql AS $$ SELECT prefix || n $$;
+CREATE FUNCTION _pgconverge.pair(OUT a int, OUT b int) LANGUAGE sql AS $$ SELECT 1, 2 $$;
 CREATE AGGREGATE _pgconverge.total(int) (sfunc = int4pl, stype = int);
 CREATE PROCEDURE _pgconverge.noop() LANGUAGE sql AS $$ SELECT 1 $$;
 INSERT INTO public.accounts (tenant, id, email) VALUES (1, 1, 'a@x'), (1, 2, 'b@x'), (2, 1, 'c@x');
@@ -309,16 +312,33 @@ async fn introspection_is_idempotent_and_holds_every_kind_of_object_but_no_passw
         .definition
         .starts_with("CREATE TRIGGER orders_touch BEFORE INSERT OR UPDATE"));
 
-    // The aggregate and the procedure are skipped; the trigger function is read whole.
+    // The aggregate and the procedure are skipped; a function's body is read as stored.
     let function_names: Vec<String> = catalog.functions.keys().map(|n| n.to_string()).collect();
-    assert_eq!(function_names, ["_pgconverge.orders_touch"]);
+    assert_eq!(
+        function_names,
+        [
+            "_pgconverge.label",
+            "_pgconverge.orders_touch",
+            "_pgconverge.pair"
+        ]
+    );
     let function = &catalog.functions[&QualifiedName::new("_pgconverge", "orders_touch")];
-    assert!(function
-        .definition
-        .starts_with("CREATE OR REPLACE FUNCTION _pgconverge.orders_touch()"));
+    assert_eq!(function.definition, "\nBEGIN\n    RETURN NEW;\nEND\n");
     assert_eq!(function.identity_arguments, "");
-    assert_eq!(function.body_sha256.len(), 64);
-    assert!(function.body_sha256.chars().all(|c| c.is_ascii_hexdigit()));
+    // sha256 of the trimmed body.
+    assert_eq!(
+        function.body_sha256,
+        "4ed3cbcd7eb5145356cdcc856c09b50035bbbfcff58714e7ed5d07369412713b"
+    );
+    let label = &catalog.functions[&QualifiedName::new("_pgconverge", "label")];
+    assert_eq!(label.definition, " SELECT prefix || n ");
+    assert_eq!(
+        label.identity_arguments,
+        "n integer, prefix text, OUT label text"
+    );
+    // Output arguments are part of the identity as the server prints it, even alone.
+    let pair = &catalog.functions[&QualifiedName::new("_pgconverge", "pair")];
+    assert_eq!(pair.identity_arguments, "OUT a integer, OUT b integer");
 
     let publication = &catalog.publications["pgc_n1"];
     assert!(!publication.all_tables);

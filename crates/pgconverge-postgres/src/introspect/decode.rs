@@ -73,7 +73,7 @@ pub(super) fn decode_schemas(rows: &[Row]) -> Result<Vec<String>, IntrospectErro
 }
 
 /// Overloads share a key; the one with the greatest identity arguments is kept, so the pick
-/// does not depend on row order.
+/// does not depend on row order. The definition is the body as stored (`prosrc`).
 pub(super) fn decode_functions(
     rows: &[Row],
 ) -> Result<BTreeMap<QualifiedName, FunctionCatalog>, IntrospectError> {
@@ -81,11 +81,11 @@ pub(super) fn decode_functions(
     let mut functions: BTreeMap<QualifiedName, FunctionCatalog> = BTreeMap::new();
     for row in rows {
         let name = QualifiedName::new(get::<String>(row, 0, WHAT)?, get::<String>(row, 1, WHAT)?);
-        let source: String = get(row, 3, WHAT)?;
+        let body: String = get(row, 2, WHAT)?;
         let function = FunctionCatalog {
-            definition: get(row, 2, WHAT)?,
-            body_sha256: sha256_hex(source.trim()),
-            identity_arguments: get(row, 4, WHAT)?,
+            body_sha256: sha256_hex(body.trim()),
+            definition: body,
+            identity_arguments: get(row, 3, WHAT)?,
         };
         match functions.get(&name) {
             Some(kept) if kept.identity_arguments >= function.identity_arguments => {}
@@ -182,10 +182,12 @@ pub(super) fn decode_slots(rows: &[Row]) -> Result<BTreeMap<String, SlotCatalog>
 }
 
 fn sha256_hex(text: &str) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(text.as_bytes());
     let mut hex = String::with_capacity(digest.len() * 2);
     for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     hex
 }

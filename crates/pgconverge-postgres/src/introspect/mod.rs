@@ -7,12 +7,15 @@
 //!
 //! Server-side cost matters as much as round trips: every node's catalogs are read at once
 //! and a fresh session starts with cold catalog caches, so per-row functions that look
-//! catalogs up (`pg_get_indexdef`, `pg_get_constraintdef`, `pg_get_expr` with a table) are
-//! avoided where the same text can be had from plain columns; tests hold the texts built here
-//! equal to the server's.
+//! catalogs up (`pg_get_indexdef`, `pg_get_constraintdef`, `pg_get_triggerdef`,
+//! `pg_get_expr` with a table) are avoided where the same text can be had from plain
+//! columns; tests hold the texts built here equal to the server's. Functions are read as
+//! their stored body (`prosrc`), never printed whole.
 
 mod decode;
 mod queries;
+#[cfg(test)]
+mod server_tests;
 mod tables;
 
 use futures_util::future::join_all;

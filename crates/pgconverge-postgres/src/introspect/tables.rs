@@ -1,10 +1,11 @@
 //! Turns the table, constraint, index and trigger rows into [`TableCatalog`]s.
 //!
 //! Key columns arrive as attribute numbers and are named here from the tables' own columns;
-//! the definitions of plain btree indexes and of plain key and foreign key constraints are
-//! printed here too, exactly as the server prints them (see [`plain_index_definition`] and
-//! `CONSTRAINTS_SQL`). All three replace per-row catalog work on the server that dominated
-//! introspection of large schemas.
+//! the definitions of plain btree indexes, of plain key and foreign key constraints and of
+//! plain triggers are printed here too, exactly as the server prints them (see
+//! [`plain_index_definition`], `CONSTRAINTS_SQL` and [`plain_trigger_definition`]). All of
+//! them replace per-row catalog work on the server that dominated introspection of large
+//! schemas.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -466,6 +467,8 @@ pub(super) fn plain_index_definition(
     Some(definition)
 }
 
+/// Adds the trigger rows to their tables, sorted by name. Definitions the server printed (for
+/// triggers that are not plain, see `TRIGGERS_SQL`) are kept; the others are printed here.
 pub(super) fn attach_triggers(
     tables: &mut BTreeMap<QualifiedName, TableCatalog>,
     rows: &[Row],
@@ -473,14 +476,34 @@ pub(super) fn attach_triggers(
     const WHAT: &str = "triggers";
     for row in rows {
         let table_name = row_table(row, WHAT)?;
+        let name: String = get(row, 2, WHAT)?;
+        let definition = match get::<Option<String>>(row, 6, WHAT)? {
+            Some(printed_by_server) => printed_by_server,
+            None => {
+                let shape = TriggerShape {
+                    trigger_type: get(row, 7, WHAT)?,
+                    quoted_name: get(row, 8, WHAT)?,
+                    quoted_schema: get(row, 9, WHAT)?,
+                    quoted_table: get(row, 10, WHAT)?,
+                    quoted_function_schema: get(row, 11, WHAT)?,
+                    quoted_function: get(row, 12, WHAT)?,
+                };
+                plain_trigger_definition(&shape).ok_or_else(|| {
+                    inconsistent(
+                        WHAT,
+                        format!("no definition for trigger {name} of {table_name}"),
+                    )
+                })?
+            }
+        };
         let trigger = TriggerCatalog {
-            name: get(row, 2, WHAT)?,
+            name,
             function: QualifiedName::new(
                 get::<String>(row, 3, WHAT)?,
                 get::<String>(row, 4, WHAT)?,
             ),
             enabled: get(row, 5, WHAT)?,
-            definition: get(row, 6, WHAT)?,
+            definition,
         };
         if let Some(table) = tables.get_mut(&table_name) {
             table.triggers.push(trigger);
@@ -490,6 +513,74 @@ pub(super) fn attach_triggers(
         table.triggers.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(())
+}
+
+/// What [`plain_trigger_definition`] needs of a trigger row; names as `quote_ident` prints
+/// them.
+pub(super) struct TriggerShape {
+    /// `tgtype`: the `TRIGGER_TYPE_*` bits of PostgreSQL's `pg_trigger.h`.
+    pub trigger_type: i32,
+    pub quoted_name: String,
+    pub quoted_schema: String,
+    pub quoted_table: String,
+    pub quoted_function_schema: String,
+    pub quoted_function: String,
+}
+
+const TRIGGER_TYPE_ROW: i32 = 1 << 0;
+const TRIGGER_TYPE_BEFORE: i32 = 1 << 1;
+const TRIGGER_TYPE_INSERT: i32 = 1 << 2;
+const TRIGGER_TYPE_DELETE: i32 = 1 << 3;
+const TRIGGER_TYPE_UPDATE: i32 = 1 << 4;
+const TRIGGER_TYPE_TRUNCATE: i32 = 1 << 5;
+const TRIGGER_TYPE_INSTEAD: i32 = 1 << 6;
+
+/// The text `pg_get_triggerdef` prints for a plain trigger (as `TRIGGERS_SQL` decides), or
+/// `None` for a type it would not print this way.
+///
+/// For a BEFORE or AFTER trigger without constraint, transition tables, WHEN condition,
+/// arguments or `UPDATE OF` columns, calling a function the server schema-qualifies, it
+/// prints exactly
+/// `CREATE TRIGGER name {BEFORE|AFTER} ev[ OR ev…] ON schema.table FOR EACH {ROW|STATEMENT}
+/// EXECUTE FUNCTION schema.function()`, the events in the order INSERT, DELETE, UPDATE,
+/// TRUNCATE: that is what this builds. A test compares the two on every shape.
+pub(super) fn plain_trigger_definition(shape: &TriggerShape) -> Option<String> {
+    let trigger_type = shape.trigger_type;
+    if trigger_type & TRIGGER_TYPE_INSTEAD != 0 {
+        return None;
+    }
+    let timing = if trigger_type & TRIGGER_TYPE_BEFORE != 0 {
+        "BEFORE"
+    } else {
+        "AFTER"
+    };
+    let events: Vec<&str> = [
+        (TRIGGER_TYPE_INSERT, "INSERT"),
+        (TRIGGER_TYPE_DELETE, "DELETE"),
+        (TRIGGER_TYPE_UPDATE, "UPDATE"),
+        (TRIGGER_TYPE_TRUNCATE, "TRUNCATE"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| trigger_type & bit != 0)
+    .map(|(_, event)| event)
+    .collect();
+    if events.is_empty() {
+        return None;
+    }
+    let level = if trigger_type & TRIGGER_TYPE_ROW != 0 {
+        "ROW"
+    } else {
+        "STATEMENT"
+    };
+    Some(format!(
+        "CREATE TRIGGER {} {timing} {} ON {}.{} FOR EACH {level} EXECUTE FUNCTION {}.{}()",
+        shape.quoted_name,
+        events.join(" OR "),
+        shape.quoted_schema,
+        shape.quoted_table,
+        shape.quoted_function_schema,
+        shape.quoted_function,
+    ))
 }
 
 #[cfg(test)]
@@ -542,6 +633,45 @@ mod tests {
             options,
             no_expressions_predicate_or_storage_options: true,
         }
+    }
+
+    fn trigger(trigger_type: i32) -> TriggerShape {
+        TriggerShape {
+            trigger_type,
+            quoted_name: "\"Touch\"".into(),
+            quoted_schema: "public".into(),
+            quoted_table: "\"Items\"".into(),
+            quoted_function_schema: "_pgconverge".into(),
+            quoted_function: "touch".into(),
+        }
+    }
+
+    #[test]
+    fn prints_plain_triggers_with_events_in_server_order() {
+        let row_before_all = TRIGGER_TYPE_ROW
+            | TRIGGER_TYPE_BEFORE
+            | TRIGGER_TYPE_UPDATE
+            | TRIGGER_TYPE_DELETE
+            | TRIGGER_TYPE_INSERT;
+        assert_eq!(
+            plain_trigger_definition(&trigger(row_before_all)).as_deref(),
+            Some("CREATE TRIGGER \"Touch\" BEFORE INSERT OR DELETE OR UPDATE ON public.\"Items\" FOR EACH ROW EXECUTE FUNCTION _pgconverge.touch()")
+        );
+        assert_eq!(
+            plain_trigger_definition(&trigger(TRIGGER_TYPE_TRUNCATE)).as_deref(),
+            Some("CREATE TRIGGER \"Touch\" AFTER TRUNCATE ON public.\"Items\" FOR EACH STATEMENT EXECUTE FUNCTION _pgconverge.touch()")
+        );
+    }
+
+    #[test]
+    fn leaves_instead_of_and_eventless_triggers_to_the_server() {
+        assert_eq!(
+            plain_trigger_definition(&trigger(
+                TRIGGER_TYPE_ROW | TRIGGER_TYPE_INSTEAD | TRIGGER_TYPE_INSERT
+            )),
+            None
+        );
+        assert_eq!(plain_trigger_definition(&trigger(TRIGGER_TYPE_ROW)), None);
     }
 
     #[test]

@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Throughput and replication lag of a table replicated by pgconverge (stamp/log triggers, change
+# log, merge on apply) against the same table replicated by plain logical replication
+# (publication of the table itself), on one 3-node sandbox, in the same run.
+#
+# pgbench (PostgreSQL 18 client) runs single-row UPDATEs, then INSERTs, at $CLIENTS clients on
+# n1, alternating plain / pgconverge rounds. Lag is measured on n2 and n3 for 1 row in 50: a
+# REPLICA trigger records the time between the write on n1 (a clock_timestamp() column) and the
+# row landing on the subscriber (same machine, same clock).
+#
+#   scripts/bench-conflicts.sh              # 20 s per round, 2 rounds per variant
+#   BENCH_SECONDS=60 BENCH_ROUNDS=3 scripts/bench-conflicts.sh
+#
+# Environment: BENCH_SECONDS, BENCH_ROUNDS, BENCH_CLIENTS (8), BENCH_ROWS (100000),
+# BENCH_PORT (first of three ports, 15640), PGCONVERGE_PG_BIN (default .pg/18/bin),
+# BENCH_DURABILITY: `sandbox` (fsync and synchronous_commit off, as the sandbox runs: commits
+# are nearly free, so this measures CPU cost alone), `durable` (fsync, synchronous_commit and
+# full_page_writes on, as a production server runs), or `both` (default).
+# All servers, pgbench and the apply workers share this machine's CPUs: on a small machine the
+# receivers' apply work competes with the writer, which a real deployment does not do.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="${PGCONVERGE_PG_BIN:-$root/.pg/18/bin}"
+seconds="${BENCH_SECONDS:-20}"
+rounds="${BENCH_ROUNDS:-2}"
+clients="${BENCH_CLIENTS:-8}"
+rows="${BENCH_ROWS:-100000}"
+durability="${BENCH_DURABILITY:-both}"
+case "$durability" in
+  sandbox) modes=(sandbox) ;;
+  durable) modes=(durable) ;;
+  both) modes=(sandbox durable) ;;
+  *) echo "BENCH_DURABILITY must be sandbox, durable or both" >&2; exit 1 ;;
+esac
+port="${BENCH_PORT:-15640}"
+ports=("$port" "$((port + 1))" "$((port + 2))")
+
+for tool in pgbench psql; do
+  [[ -x "$bin/$tool" ]] || { echo "missing $bin/$tool: run scripts/install-postgres.sh 18" >&2; exit 1; }
+done
+
+echo "building pgconverge…" >&2
+cargo build --quiet --manifest-path "$root/Cargo.toml" -p pgconverge
+pgconverge="$root/target/debug/pgconverge"
+
+work="$(mktemp -d /tmp/pgconverge-bench.XXXXXX)"
+chmod 755 "$work"
+cleanup() {
+  (cd "$work" && "$pgconverge" sandbox down >/dev/null 2>&1) || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+sql() { # sql NODE_INDEX STATEMENT…
+  local node="$1"; shift
+  local args=()
+  for s in "$@"; do args+=(-c "$s"); done
+  "$bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${ports[$node]}" -U pgc -d app "${args[@]}"
+}
+
+cat >"$work/pgconverge.json" <<EOF
+{
+  "nodes": [
+    {"name": "n1", "host": "127.0.0.1", "port": ${ports[0]}, "db": "app", "user": "pgc"},
+    {"name": "n2", "host": "127.0.0.1", "port": ${ports[1]}, "db": "app", "user": "pgc"},
+    {"name": "n3", "host": "127.0.0.1", "port": ${ports[2]}, "db": "app", "user": "pgc"}
+  ],
+  "tables": [
+    {
+      "name": "bench_lww",
+      "columns": [
+        {"name": "id", "type": "bigint"},
+        {"name": "v", "type": "bigint"},
+        {"name": "payload", "type": "text"},
+        {"name": "ts", "type": "timestamptz"}
+      ],
+      "primary_key": ["id"]
+    }
+  ]
+}
+EOF
+
+cd "$work"
+echo "starting 3 servers on ports ${ports[*]} and applying the configuration…" >&2
+"$pgconverge" sandbox up --pg-bin "$bin" >/dev/null
+"$pgconverge" apply --auto-approve >/dev/null
+
+# The same table, replicated the plain way; and, on every node, the lag recorder.
+for i in 0 1 2; do
+  sql "$i" \
+    "CREATE TABLE bench_plain (id bigint PRIMARY KEY, v bigint, payload text, ts timestamptz)" \
+    "CREATE PUBLICATION bench_plain_pub_n$((i + 1)) FOR TABLE bench_plain" \
+    "CREATE TABLE bench_lag (variant text, lag_ms float8)" \
+    "CREATE FUNCTION bench_record_lag() RETURNS trigger LANGUAGE plpgsql SET search_path = '' AS \$\$
+     BEGIN
+       INSERT INTO public.bench_lag VALUES (TG_ARGV[0], EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - NEW.ts) * 1000);
+       RETURN NULL;
+     END \$\$" \
+    "CREATE TRIGGER bench_lag AFTER INSERT OR UPDATE ON bench_plain FOR EACH ROW WHEN (NEW.id % 50 = 0) EXECUTE FUNCTION bench_record_lag('plain')" \
+    "ALTER TABLE bench_plain ENABLE REPLICA TRIGGER bench_lag" \
+    "CREATE TRIGGER bench_lag AFTER INSERT OR UPDATE ON bench_lww FOR EACH ROW WHEN (NEW.id % 50 = 0) EXECUTE FUNCTION bench_record_lag('pgconverge')" \
+    "ALTER TABLE bench_lww ENABLE REPLICA TRIGGER bench_lag"
+done
+for i in 0 1 2; do
+  for j in 0 1 2; do
+    [[ $i == "$j" ]] && continue
+    sql "$i" "CREATE SUBSCRIPTION bench_plain_n$((i + 1))_from_n$((j + 1))
+      CONNECTION 'host=127.0.0.1 port=${ports[$j]} dbname=app user=pgc'
+      PUBLICATION bench_plain_pub_n$((j + 1)) WITH (origin = none, copy_data = false)"
+  done
+done
+
+# Waits until n2 and n3 hold `count` rows of `table` with v >= `min_v` on row `id`.
+wait_for() { # wait_for TABLE ID MIN_V
+  local deadline=$((SECONDS + 300))
+  for i in 1 2; do
+    until [[ "$(sql "$i" "SELECT count(*) FROM $1 WHERE id = $2 AND v >= $3")" == 1 ]]; do
+      (( SECONDS < deadline )) || { echo "replication of $1 did not catch up" >&2; exit 1; }
+      sleep 0.2
+    done
+  done
+}
+
+marker=0
+# Writes a marker on n1 and waits for it on the other nodes: everything before it has arrived.
+drain() { # drain TABLE
+  marker=$((marker + 1))
+  sql 0 "INSERT INTO $1 (id, v, payload, ts) VALUES (-1, $marker, 'marker', clock_timestamp())
+         ON CONFLICT (id) DO UPDATE SET v = excluded.v, ts = excluded.ts"
+  wait_for "$1" -1 "$marker"
+}
+
+echo "loading $rows rows into each table…" >&2
+for t in bench_plain bench_lww; do
+  sql 0 "INSERT INTO $t SELECT g, 0, 'row ' || g, clock_timestamp() FROM generate_series(1, $rows) g"
+  drain "$t"
+done
+
+cat >"$work/update.sql" <<EOF
+\set id random(1, $rows)
+UPDATE :table SET v = v + 1, ts = clock_timestamp() WHERE id = :id;
+EOF
+cat >"$work/insert.sql" <<'EOF'
+\set id random(1000000, 1000000000000)
+INSERT INTO :table (id, v, payload, ts) VALUES (:id, 0, 'new', clock_timestamp());
+EOF
+
+declare -A tps_sum lag50 lag99
+set_durability() { # set_durability sandbox|durable
+  local on=off
+  [[ $1 == durable ]] && on=on
+  for i in 0 1 2; do
+    sql "$i" "ALTER SYSTEM SET fsync = $on" "ALTER SYSTEM SET synchronous_commit = $on" \
+      "ALTER SYSTEM SET full_page_writes = $on" "SELECT pg_reload_conf()" >/dev/null
+  done
+}
+
+run() { # run OP TABLE VARIANT
+  local op="$1" table="$2" variant="$3"
+  for i in 1 2; do sql "$i" "TRUNCATE bench_lag"; done
+  local out tps
+  out="$("$bin/pgbench" -n -c "$clients" -j 2 -T "$seconds" -D table="$table" \
+    -f "$work/$op.sql" -h 127.0.0.1 -p "${ports[0]}" -U pgc app 2>&1)" \
+    || { echo "$out" >&2; exit 1; }
+  tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)"
+  drain "$table"
+  local stats
+  stats="$(for i in 1 2; do sql "$i" "SELECT lag_ms FROM bench_lag WHERE variant = '$variant'"; done |
+    sort -n | awk '{a[NR]=$1} END {if (NR == 0) {print "- -"} else {
+      p50 = a[int(NR * 0.50 + 0.5) > 0 ? int(NR * 0.50 + 0.5) : 1];
+      p99 = a[int(NR * 0.99 + 0.5) > 0 ? int(NR * 0.99 + 0.5) : 1];
+      printf "%.1f %.1f\n", p50, p99}}')"
+  local key="$op $mode"
+  tps_sum["$key $variant"]="$(awk -v a="${tps_sum["$key $variant"]:-0}" -v b="$tps" 'BEGIN {print a + b}')"
+  lag50["$key $variant"]="${lag50["$key $variant"]:-}${stats%% *} "
+  lag99["$key $variant"]="${lag99["$key $variant"]:-}${stats##* } "
+  printf '  %-16s %-10s round: %8.0f tps, lag p50 %s ms, p99 %s ms\n' "$key" "$variant" "$tps" "${stats%% *}" "${stats##* }" >&2
+}
+
+for mode in "${modes[@]}"; do
+  echo "commits: $mode" >&2
+  set_durability "$mode"
+  for op in update insert; do
+    for ((r = 1; r <= rounds; r++)); do
+      run "$op" bench_plain plain
+      run "$op" bench_lww pgconverge
+    done
+  done
+done
+
+echo
+echo "pgbench: $clients clients on n1, ${seconds}s x $rounds rounds per variant, 3-node mesh, $(nproc) CPUs"
+printf '%-17s %-11s %10s %20s %20s\n' "op (commits)" variant "tps (mean)" "lag p50 ms/round" "lag p99 ms/round"
+for mode in "${modes[@]}"; do
+  for op in update insert; do
+    key="$op $mode"
+    for variant in plain pgconverge; do
+      mean="$(awk -v s="${tps_sum["$key $variant"]}" -v n="$rounds" 'BEGIN {printf "%.0f", s / n}')"
+      printf '%-17s %-11s %10s %20s %20s\n' "$key" "$variant" "$mean" "${lag50["$key $variant"]}" "${lag99["$key $variant"]}"
+    done
+    ratio="$(awk -v a="${tps_sum["$key pgconverge"]}" -v b="${tps_sum["$key plain"]}" 'BEGIN {printf "%.2f", a / b}')"
+    verdict="$(awk -v r="$ratio" 'BEGIN {print (r >= 0.90) ? "meets" : "below"}')"
+    echo "$key: pgconverge / plain = $ratio ($verdict the 0.90 target)"
+  done
+done

@@ -660,9 +660,12 @@ fn diff_publication(
 /// each wait, inside CREATE SUBSCRIPTION, for the other's transaction (slot creation waits for
 /// running transactions on the publisher). The slot is a step of its own on the publisher.
 fn create_subscription(sub: &DesiredSubscription) -> Statement {
+    // streaming = on, not 18's default `parallel`: a parallel apply helper deadlocks with the
+    // leader on the conflict triggers' locks under large transactions.
     let options = [
         "origin = none".to_string(),
         "copy_data = false".to_string(),
+        "streaming = on".to_string(),
         "create_slot = false".to_string(),
         format!("slot_name = {}", quote_literal(&sub.name)),
     ];

@@ -305,6 +305,14 @@ pub fn config_fingerprint(config: &ClusterConfig) -> String {
 /// flags and row estimates change by themselves and do not make a plan stale). Function
 /// definitions count through their body hash only.
 pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
+    type TableStructure<'a> = (
+        &'a QualifiedName,
+        &'a [ColumnCatalog],
+        &'a [ConstraintCatalog],
+        &'a [IndexCatalog],
+        &'a str,
+        &'a [TriggerCatalog],
+    );
     #[derive(Serialize)]
     struct Structural<'a> {
         server_version_num: u32,
@@ -312,14 +320,7 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         database_settings: &'a BTreeMap<String, String>,
         role: &'a pgconverge_model::catalog::RoleInfo,
         schemas: &'a [String],
-        tables: Vec<(
-            &'a QualifiedName,
-            &'a [ColumnCatalog],
-            &'a [ConstraintCatalog],
-            &'a [IndexCatalog],
-            &'a str,
-            &'a [TriggerCatalog],
-        )>,
+        tables: Vec<TableStructure<'a>>,
         functions: Vec<(&'a QualifiedName, &'a str, &'a str)>,
         publications: &'a BTreeMap<String, PublicationCatalog>,
         subscriptions: &'a BTreeMap<String, SubscriptionCatalog>,

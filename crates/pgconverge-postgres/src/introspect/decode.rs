@@ -72,29 +72,40 @@ pub(super) fn decode_schemas(rows: &[Row]) -> Result<Vec<String>, IntrospectErro
     Ok(schemas)
 }
 
-/// Overloads share a key; the one with the greatest identity arguments is kept, so the pick
-/// does not depend on row order. The definition is the body as stored (`prosrc`).
-pub(super) fn decode_functions(
-    rows: &[Row],
-) -> Result<BTreeMap<QualifiedName, FunctionCatalog>, IntrospectError> {
-    const WHAT: &str = "functions";
-    let mut functions: BTreeMap<QualifiedName, FunctionCatalog> = BTreeMap::new();
-    for row in rows {
+/// The functions read so far, added row by row as they arrive (the functions query carries
+/// every body, most of the bytes introspection receives: each row is dropped once read).
+#[derive(Default)]
+pub(super) struct FunctionDecoder {
+    functions: BTreeMap<QualifiedName, FunctionCatalog>,
+}
+
+impl FunctionDecoder {
+    /// Overloads share a key; the one with the greatest identity arguments is kept, so the
+    /// pick does not depend on row order. The definition is the body as stored (`prosrc`).
+    pub(super) fn add(&mut self, row: &Row) -> Result<(), IntrospectError> {
+        const WHAT: &str = "functions";
         let name = QualifiedName::new(get::<String>(row, 0, WHAT)?, get::<String>(row, 1, WHAT)?);
+        let identity_arguments: String = get(row, 3, WHAT)?;
+        if self
+            .functions
+            .get(&name)
+            .is_some_and(|kept| kept.identity_arguments >= identity_arguments)
+        {
+            return Ok(());
+        }
         let body: String = get(row, 2, WHAT)?;
         let function = FunctionCatalog {
             body_sha256: sha256_hex(body.trim()),
             definition: body,
-            identity_arguments: get(row, 3, WHAT)?,
+            identity_arguments,
         };
-        match functions.get(&name) {
-            Some(kept) if kept.identity_arguments >= function.identity_arguments => {}
-            _ => {
-                functions.insert(name, function);
-            }
-        }
+        self.functions.insert(name, function);
+        Ok(())
     }
-    Ok(functions)
+
+    pub(super) fn finish(self) -> BTreeMap<QualifiedName, FunctionCatalog> {
+        self.functions
+    }
 }
 
 pub(super) fn decode_publications(

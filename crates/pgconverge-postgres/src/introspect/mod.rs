@@ -18,7 +18,11 @@ mod queries;
 mod server_tests;
 mod tables;
 
+use std::collections::BTreeMap;
+
 use futures_util::future::join_all;
+use futures_util::TryStreamExt;
+use pgconverge_model::catalog::{FunctionCatalog, QualifiedName};
 use pgconverge_model::{NodeCatalog, NodeConfig};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
@@ -80,20 +84,43 @@ impl NodeError {
 
 /// Connects to every node concurrently and introspects it. One result per node, in the order
 /// given; a node that fails does not stop the others.
+///
+/// Each node is read in a task of its own, so on a multi-threaded runtime decoding and
+/// hashing one node's rows (most of the client's work) runs beside the others'.
 pub async fn introspect_nodes(
     nodes: &[(NodeConfig, Option<Secret>)],
     scope: &IntrospectScope,
 ) -> Vec<Result<NodeCatalog, NodeError>> {
-    join_all(nodes.iter().map(|(node, password)| async move {
-        let client = connect(node, password.as_ref()).await?;
-        introspect(&client, scope)
-            .await
-            .map_err(|error| NodeError::Introspect {
-                node: node.name.clone(),
-                error,
-            })
-    }))
-    .await
+    let tasks = nodes.iter().map(|(node, password)| {
+        let (node, password, scope) = (node.clone(), password.clone(), scope.clone());
+        let name = node.name.clone();
+        let task = tokio::spawn(async move {
+            let client = connect(&node, password.as_ref()).await?;
+            introspect(&client, &scope)
+                .await
+                .map_err(|error| NodeError::Introspect {
+                    node: node.name.clone(),
+                    error,
+                })
+        });
+        async move {
+            match task.await {
+                Ok(result) => result,
+                Err(join_error) => match join_error.try_into_panic() {
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    // Only a runtime shutting down cancels the task.
+                    Err(_) => Err(NodeError::Introspect {
+                        node: name,
+                        error: inconsistent(
+                            "the catalogs",
+                            "introspection was cancelled".to_string(),
+                        ),
+                    }),
+                },
+            }
+        }
+    });
+    join_all(tasks).await
 }
 
 /// Reads the catalog snapshot of the database `client` is connected to.
@@ -173,7 +200,7 @@ async fn read_catalog(
         index_rows,
         opclass_rows,
         trigger_rows,
-        function_rows,
+        functions,
         publication_rows,
         slot_rows,
     ) = futures_util::try_join!(
@@ -185,7 +212,7 @@ async fn read_catalog(
         query(client, "indexes", INDEXES_SQL, &scope_params),
         query(client, "operator classes", DEFAULT_BTREE_OPCLASSES_SQL, &[]),
         query(client, "triggers", TRIGGERS_SQL, &scope_params),
-        query(client, "functions", FUNCTIONS_SQL, &scope_params),
+        read_functions(client, &scope_params),
         query(client, "publications", PUBLICATIONS_SQL, &[]),
         query(client, "replication slots", SLOTS_SQL, &[]),
     )?;
@@ -214,11 +241,33 @@ async fn read_catalog(
         role: server.role,
         schemas: decode::decode_schemas(&schema_rows)?,
         tables,
-        functions: decode::decode_functions(&function_rows)?,
+        functions,
         publications: decode::decode_publications(&publication_rows)?,
         subscriptions: decode::decode_subscriptions(&subscription_rows)?,
         slots: decode::decode_slots(&slot_rows)?,
     })
+}
+
+/// The functions, decoded as their rows arrive: neither all rows nor all bodies twice are
+/// ever held, and hashing the bodies overlaps receiving them.
+async fn read_functions(
+    client: &Client,
+    scope_params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<BTreeMap<QualifiedName, FunctionCatalog>, IntrospectError> {
+    const WHAT: &str = "functions";
+    let params = scope_params
+        .iter()
+        .map(|(value, ty)| (*value as &dyn ToSql, ty.clone()));
+    let rows = client
+        .query_typed_raw(FUNCTIONS_SQL, params)
+        .await
+        .map_err(failed(WHAT))?;
+    let mut rows = std::pin::pin!(rows);
+    let mut decoder = decode::FunctionDecoder::default();
+    while let Some(row) = rows.try_next().await.map_err(failed(WHAT))? {
+        decoder.add(&row)?;
+    }
+    Ok(decoder.finish())
 }
 
 async fn query(

@@ -1,18 +1,14 @@
-//! Test-only mesh setup from `pgconverge_plan::conflict::node_objects`: DDL, publication and
-//! subscriptions on every node, plus the waits and checks the conflict tests share.
-//!
-//! This stands in for `pgconverge apply` so the generated SQL can be tested on its own; it
-//! creates exactly the objects the planner is told to create, in the planner's order.
+//! The conflict tests' mesh: `pgconverge apply` of the tables on a [`TestCluster`], plus the
+//! waits and checks the conflict tests share.
 
 // Each test binary includes this file and uses a different subset of it.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
-use pgconverge_model::naming::{publication_name, subscription_name};
+use pgconverge_model::naming::subscription_name;
 use pgconverge_model::TableConfig;
-use pgconverge_plan::conflict::{node_objects, ConflictObjects};
-use pgconverge_plan::sql::{quote_ident, quote_ident_list, quote_literal, quote_qualified};
+use pgconverge_plan::sql::{quote_ident, quote_qualified};
 use pgconverge_tests::TestCluster;
 use tokio_postgres::Client;
 
@@ -32,46 +28,6 @@ fn sync_table() -> TableConfig {
     }))
 }
 
-/// `CREATE TABLE` for a replicated table: configured columns, reserved columns, keys.
-pub fn data_table_sql(table: &TableConfig, objects: &ConflictObjects) -> String {
-    let mut items: Vec<String> = table
-        .columns
-        .iter()
-        .map(|c| {
-            let mut item = format!("{} {}", quote_ident(&c.name), c.data_type);
-            if !c.nullable || table.primary_key.contains(&c.name) {
-                item.push_str(" NOT NULL");
-            }
-            if let Some(default) = &c.default {
-                item.push_str(&format!(" DEFAULT {default}"));
-            }
-            item
-        })
-        .collect();
-    for r in &objects.reserved_columns {
-        let mut item = format!("{} {}", quote_ident(&r.name), r.data_type);
-        if r.not_null {
-            item.push_str(" NOT NULL");
-        }
-        if let Some(default) = &r.default {
-            item.push_str(&format!(" DEFAULT {default}"));
-        }
-        items.push(item);
-    }
-    items.push(format!(
-        "PRIMARY KEY ({})",
-        quote_ident_list(&table.primary_key)
-    ));
-    for u in &table.unique {
-        items.push(format!("UNIQUE ({})", quote_ident_list(u)));
-    }
-    format!(
-        "CREATE TABLE {} (\n  {}\n)",
-        quote_qualified(&table.schema, &table.name),
-        items.join(",\n  ")
-    )
-}
-
 /// The conflict-resolution mesh over a [`TestCluster`].
 pub struct Mesh<'a> {
     pub cluster: &'a TestCluster,
@@ -81,72 +37,20 @@ pub struct Mesh<'a> {
 }
 
 impl<'a> Mesh<'a> {
-    /// Creates schema, internal tables, data tables, functions, triggers and publication on
-    /// every node, then every node's subscriptions to every other node.
+    /// Writes the tables into the cluster's pgconverge.json and runs `pgconverge apply`:
+    /// the conflict machinery under test is exactly what the product installs.
     pub async fn install(cluster: &'a TestCluster, tables: Vec<TableConfig>) -> Mesh<'a> {
         let mut all = tables.clone();
         all.push(sync_table());
-        for (i, node) in cluster.nodes.iter().enumerate() {
-            let objects = node_objects(&node.name, &all, &Default::default());
-            let mut statements = vec![objects.schema_sql.clone()];
-            for t in &objects.internal_tables {
-                statements.extend(t.create_sql.iter().cloned());
-            }
-            let mut schemas: Vec<&String> = all.iter().map(|t| &t.schema).collect();
-            schemas.sort();
-            schemas.dedup();
-            for s in schemas {
-                statements.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(s)));
-            }
-            for t in &all {
-                statements.push(data_table_sql(t, &objects));
-            }
-            for f in &objects.functions {
-                statements.push(f.create_sql.clone());
-            }
-            for t in &objects.triggers {
-                statements.extend(t.create_sql.iter().cloned());
-            }
-            let published: Vec<String> = objects
-                .published_tables
-                .iter()
-                .map(|t| quote_qualified(&t.schema, &t.name))
-                .collect();
-            statements.push(format!(
-                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = {})",
-                quote_ident(&publication_name(&node.name)),
-                published.join(", "),
-                quote_literal(&objects.publish_operations.join(", "))
-            ));
-            let client = cluster.client(i).await;
-            for statement in statements {
-                if let Err(e) = client.batch_execute(&statement).await {
-                    panic!("{} refused:\n{statement}\n{e:?}", node.name);
-                }
-            }
-        }
-        for (i, subscriber) in cluster.nodes.iter().enumerate() {
-            let client = cluster.client(i).await;
-            for publisher in &cluster.nodes {
-                if publisher.name == subscriber.name {
-                    continue;
-                }
-                let conninfo = format!(
-                    "host=127.0.0.1 port={} dbname={} user={}",
-                    publisher.port, publisher.db, publisher.user
-                );
-                let statement = format!(
-                    "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} \
-                     WITH (origin = none, copy_data = false, streaming = on)",
-                    quote_ident(&subscription_name(&subscriber.name, &publisher.name)),
-                    quote_literal(&conninfo),
-                    quote_ident(&publication_name(&publisher.name))
-                );
-                if let Err(e) = client.batch_execute(&statement).await {
-                    panic!("{} refused:\n{statement}\n{e:?}", subscriber.name);
-                }
-            }
-        }
+        let json = serde_json::to_value(&all).unwrap_or_else(|e| panic!("tables as JSON: {e}"));
+        cluster.write_config(json);
+        let out = cluster.pgconverge(&["apply", "--auto-approve"]);
+        assert!(
+            out.status.success(),
+            "pgconverge apply failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         Mesh {
             cluster,
             tables,

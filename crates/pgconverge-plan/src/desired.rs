@@ -1,6 +1,9 @@
 //! What every node should look like, derived from the config alone: schemas, tables with the
 //! reserved conflict columns, constraints, indexes, the conflict machinery, the publication
-//! and one subscription per peer.
+//! and one subscription per peer. Everything but the node's name, its publication and its
+//! subscriptions is the same on every node, so it is derived once and shared.
+
+use std::sync::Arc;
 
 use pgconverge_model::catalog::QualifiedName;
 use pgconverge_model::config::{ClusterConfig, NodeConfig, TableConfig};
@@ -10,7 +13,7 @@ use pgconverge_model::naming::{
 use pgconverge_model::types::{normalize_default, normalize_type};
 use sha2::{Digest, Sha256};
 
-use crate::conflict::{self, FunctionDef, InternalTable, TriggerDef};
+use crate::conflict::{self, ConflictObjects, FunctionDef, InternalTable, TriggerDef};
 use crate::statement::ConninfoSpec;
 
 #[derive(Debug, Clone)]
@@ -20,8 +23,10 @@ pub struct DesiredNode {
     pub schemas: Vec<String>,
     pub internal_tables: Vec<InternalTable>,
     pub tables: Vec<DesiredTable>,
-    pub functions: Vec<FunctionDef>,
-    pub triggers: Vec<TriggerDef>,
+    /// Shared with the other nodes, except `node_name()`.
+    pub functions: Vec<Arc<FunctionDef>>,
+    /// Shared with the other nodes.
+    pub triggers: Vec<Arc<TriggerDef>>,
     pub publication: DesiredPublication,
     pub subscriptions: Vec<DesiredSubscription>,
 }
@@ -87,26 +92,44 @@ pub struct DesiredSubscription {
 
 /// Desired state of every node, in config order.
 pub fn desired_cluster(config: &ClusterConfig) -> Vec<DesiredNode> {
+    let shared = SharedObjects::new(config);
     config
         .nodes
         .iter()
-        .map(|node| desired_node(config, node))
+        .map(|node| desired_node(config, node, &shared))
         .collect()
 }
 
-fn desired_node(config: &ClusterConfig, node: &NodeConfig) -> DesiredNode {
-    let objects = conflict::node_objects(&node.name, &config.tables, &config.replication);
-    let mut schemas = vec![INTERNAL_SCHEMA.to_string()];
-    for table in &config.tables {
-        if !schemas.contains(&table.schema) {
-            schemas.push(table.schema.clone());
+/// The node-independent part of every node's desired state, derived once per cluster.
+struct SharedObjects {
+    conflict: ConflictObjects,
+    schemas: Vec<String>,
+    tables: Vec<DesiredTable>,
+}
+
+impl SharedObjects {
+    fn new(config: &ClusterConfig) -> SharedObjects {
+        let conflict = conflict::cluster_objects(&config.tables, &config.replication);
+        let mut schemas = vec![INTERNAL_SCHEMA.to_string()];
+        for table in &config.tables {
+            if !schemas.contains(&table.schema) {
+                schemas.push(table.schema.clone());
+            }
+        }
+        let tables = config
+            .tables
+            .iter()
+            .map(|t| desired_table(t, &conflict.reserved_columns))
+            .collect();
+        SharedObjects {
+            conflict,
+            schemas,
+            tables,
         }
     }
-    let tables = config
-        .tables
-        .iter()
-        .map(|t| desired_table(t, &objects.reserved_columns))
-        .collect();
+}
+
+fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObjects) -> DesiredNode {
     let subscriptions = config
         .nodes
         .iter()
@@ -125,17 +148,18 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig) -> DesiredNode {
             },
         })
         .collect();
+    let conflict = &shared.conflict;
     DesiredNode {
         name: node.name.clone(),
-        schemas,
-        internal_tables: objects.internal_tables,
-        tables,
-        functions: objects.functions,
-        triggers: objects.triggers,
+        schemas: shared.schemas.clone(),
+        internal_tables: conflict.internal_tables.clone(),
+        tables: shared.tables.clone(),
+        functions: conflict.node_functions(&node.name),
+        triggers: conflict.triggers.clone(),
         publication: DesiredPublication {
             name: publication_name(&node.name),
-            tables: objects.published_tables,
-            publish: objects.publish_operations,
+            tables: conflict.published_tables.clone(),
+            publish: conflict.publish_operations.clone(),
         },
         subscriptions,
     }

@@ -412,7 +412,7 @@ fn diff_functions(
             None => out.push(change(
                 function_address(f),
                 Action::Create,
-                vec![Statement::sql(&f.create_sql)],
+                vec![Statement::sql(f.create_sql())],
             )),
             Some(live)
                 if live.body_sha256 != f.body_sha256
@@ -426,7 +426,7 @@ fn diff_functions(
                         live.identity_arguments
                     )));
                 }
-                statements.push(Statement::sql(&f.create_sql));
+                statements.push(Statement::sql(f.create_sql()));
                 let mut c = change(function_address(f), Action::Update, statements);
                 c.reason = Some("body differs".into());
                 let live_body = function_body(&live.definition).unwrap_or(&live.definition);

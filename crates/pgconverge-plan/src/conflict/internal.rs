@@ -168,6 +168,17 @@ pub fn now_us_expression() -> String {
     )
 }
 
+/// `_pgconverge.node_name()`, as the other bodies call it. It is IMMUTABLE and takes no
+/// arguments, so the planner folds each call to a constant when it plans the statement; a
+/// new node name invalidates those plans.
+pub fn node_name_call() -> String {
+    format!(
+        "{}.{}()",
+        quote_ident(INTERNAL_SCHEMA),
+        quote_ident(NODE_NAME_FUNCTION)
+    )
+}
+
 pub fn node_name_function(node_name: &str) -> FunctionDef {
     FunctionDef::new(
         internal(NODE_NAME_FUNCTION),

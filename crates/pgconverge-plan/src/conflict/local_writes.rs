@@ -133,13 +133,7 @@ fn same_key_and_values(shape: &TableShape) -> String {
     condition
 }
 
-fn stamp_columns(
-    b: &mut Body,
-    depth: usize,
-    shape: &TableShape,
-    version: &str,
-    node_literal: &str,
-) {
+fn stamp_columns(b: &mut Body, depth: usize, shape: &TableShape, version: &str, node_name: &str) {
     b.line(
         depth,
         format!(
@@ -150,7 +144,7 @@ fn stamp_columns(
     b.line(
         depth,
         format!(
-            "{} := {node_literal};",
+            "{} := {node_name};",
             field("NEW", super::naming::ORIGIN_COLUMN)
         ),
     );
@@ -161,16 +155,13 @@ fn stamp_columns(
         );
     }
     if let Some(column) = &shape.legacy_origin_node {
-        b.line(
-            depth,
-            format!("{} := {node_literal};", field("NEW", column)),
-        );
+        b.line(depth, format!("{} := {node_name};", field("NEW", column)));
     }
     b.line(depth, "RETURN NEW;");
 }
 
 /// BEFORE INSERT OR UPDATE: stamps `_pgc_version` / `_pgc_origin` (and legacy columns).
-pub fn stamp_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
+pub fn stamp_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     let tombstones = internal_table(TOMBSTONES_TABLE);
     let claims = internal_table(CLAIMS_TABLE);
     let mut b = Body::new();
@@ -194,7 +185,7 @@ pub fn stamp_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
             now_us_expression(),
             field("OLD", super::naming::VERSION_COLUMN)
         ),
-        node_literal,
+        node_name,
     );
     b.line(1, "END IF;");
     b.line(1, format!("_pgc_stamp := {};", now_us_expression()));
@@ -306,7 +297,7 @@ pub fn stamp_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
         b.line(1, "END IF;");
     }
 
-    stamp_columns(&mut b, 1, shape, "_pgc_stamp", node_literal);
+    stamp_columns(&mut b, 1, shape, "_pgc_stamp", node_name);
     b.line(0, "END");
 
     FunctionDef::new(
@@ -492,7 +483,7 @@ fn log_change_over(
 }
 
 /// AFTER INSERT OR UPDATE OR DELETE: tombstones, claims, and the change-log record.
-pub fn log_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
+pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     let version = |rec: &str| field(rec, super::naming::VERSION_COLUMN);
     let origin = |rec: &str| field(rec, super::naming::ORIGIN_COLUMN);
     let mut b = Body::new();
@@ -536,7 +527,7 @@ pub fn log_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
     );
     b.block(
         2,
-        &tombstone_upsert(shape, &shape.key_json("OLD"), "_pgc_stamp", node_literal),
+        &tombstone_upsert(shape, &shape.key_json("OLD"), "_pgc_stamp", node_name),
     );
     for u in &shape.uniques {
         b.line(2, format!("IF {} THEN", shape.unique_present(u, "OLD")));
@@ -553,7 +544,7 @@ pub fn log_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
         &shape.key_json("OLD"),
         &shape.key_row_json("OLD"),
         "_pgc_stamp",
-        node_literal,
+        node_name,
     );
     b.line(2, "RETURN NULL;");
     b.line(1, "END IF;");

@@ -1,4 +1,6 @@
-//! Conflict-resolution objects (columns, tables, functions, triggers) generated per node.
+//! Conflict-resolution objects (columns, tables, functions, triggers). All of them are the same
+//! on every node except `_pgconverge.node_name()`, so they are rendered once per cluster and
+//! shared; the bodies call `node_name()` where they need the name.
 //!
 //! Every local write is stamped with a hybrid logical clock (`_pgc_version`, `_pgc_origin`)
 //! and recorded in `_pgconverge.changes`, the only published table. On every other node a
@@ -13,11 +15,13 @@ pub mod naming;
 mod remote_apply;
 mod shape;
 
+use std::sync::Arc;
+
 use pgconverge_model::catalog::QualifiedName;
 use pgconverge_model::config::ReplicationConfig;
 use pgconverge_model::TableConfig;
 
-use crate::sql::{quote_ident, quote_literal};
+use crate::sql::quote_ident;
 use naming::{
     internal as internal_name, per_table_function, sha256_hex, APPLY_TRIGGER_KIND, CHANGES_TABLE,
     LOG_TRIGGER, ORIGIN_COLUMN, STAMP_TRIGGER, TRUNCATE_TRIGGER, UNKNOWN_CHANGE_TRIGGER,
@@ -25,19 +29,21 @@ use naming::{
 };
 use shape::TableShape;
 
-/// Everything one node needs for conflict resolution, in creation order within each list.
+/// What every node needs for conflict resolution, in creation order within each list. Only
+/// `node_name()` differs between nodes: [`ConflictObjects::node_functions`] adds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConflictObjects {
     /// `CREATE SCHEMA IF NOT EXISTS _pgconverge`.
     pub schema_sql: String,
     /// In `_pgconverge`: changes, tombstones, claims, conflicts.
     pub internal_tables: Vec<InternalTable>,
-    /// node_name(), now_us(), refuse_truncate(), prune(), refuse_unknown_change(), then the
-    /// stamp, log and apply functions of each table.
-    pub functions: Vec<FunctionDef>,
+    /// now_us(), refuse_truncate(), prune(), refuse_unknown_change(), then the stamp, log and
+    /// apply functions of each table. Shared by every node's desired state (the bodies of a
+    /// large cluster are tens of megabytes).
+    pub functions: Vec<Arc<FunctionDef>>,
     /// Per data table: stamp, log, truncate guard, and its apply trigger on
     /// `_pgconverge.changes`; last, the change log's unknown-table guard.
-    pub triggers: Vec<TriggerDef>,
+    pub triggers: Vec<Arc<TriggerDef>>,
     /// Added to every replicated table.
     pub reserved_columns: Vec<ReservedColumn>,
     /// What the node's publication must contain: the change log only.
@@ -60,12 +66,13 @@ pub struct FunctionDef {
     pub name: QualifiedName,
     /// As `pg_get_function_identity_arguments` prints it (empty for no arguments).
     pub identity_arguments: String,
-    /// Exactly what `pg_proc.prosrc` holds once `create_sql` has run.
+    /// Exactly what `pg_proc.prosrc` holds once [`FunctionDef::create_sql`] has run.
     pub body: String,
-    /// `CREATE OR REPLACE FUNCTION … SET search_path = '' AS $pgc$<body>$pgc$`.
-    pub create_sql: String,
     /// Hex sha256 of `body.trim()`.
     pub body_sha256: String,
+    /// `CREATE OR REPLACE FUNCTION … AS `: the statement without its body, which is only
+    /// spelled out when the function is created or replaced.
+    create_prefix: String,
 }
 
 impl FunctionDef {
@@ -77,14 +84,13 @@ impl FunctionDef {
         attributes: &str,
         body: String,
     ) -> FunctionDef {
-        let tag = dollar_tag(&body);
         let attributes = if attributes.is_empty() {
             String::new()
         } else {
             format!(" {attributes}")
         };
-        let create_sql = format!(
-            "CREATE OR REPLACE FUNCTION {}.{}({identity_arguments}) RETURNS {returns} LANGUAGE {language}{attributes} SET search_path = '' AS {tag}{body}{tag}",
+        let create_prefix = format!(
+            "CREATE OR REPLACE FUNCTION {}.{}({identity_arguments}) RETURNS {returns} LANGUAGE {language}{attributes} SET search_path = '' AS ",
             quote_ident(&name.schema),
             quote_ident(&name.name),
         );
@@ -93,8 +99,14 @@ impl FunctionDef {
             identity_arguments: identity_arguments.to_string(),
             name,
             body,
-            create_sql,
+            create_prefix,
         }
+    }
+
+    /// `CREATE OR REPLACE FUNCTION … SET search_path = '' AS $pgc$<body>$pgc$`.
+    pub fn create_sql(&self) -> String {
+        let tag = dollar_tag(&self.body);
+        format!("{}{tag}{}{tag}", self.create_prefix, self.body)
     }
 }
 
@@ -221,18 +233,13 @@ pub fn reserved_columns() -> Vec<ReservedColumn> {
     ]
 }
 
-/// The conflict-resolution objects of node `node_name` for `tables`. Function bodies depend
-/// only on the node name, the table definitions and the retention settings.
-pub fn node_objects(
-    node_name: &str,
-    tables: &[TableConfig],
-    replication: &ReplicationConfig,
-) -> ConflictObjects {
-    let node_literal = quote_literal(node_name);
+/// The conflict-resolution objects of every node for `tables`. Function bodies depend only on
+/// the table definitions and the retention settings, never on the node.
+pub fn cluster_objects(tables: &[TableConfig], replication: &ReplicationConfig) -> ConflictObjects {
+    let node_name = internal::node_name_call();
     let shapes: Vec<TableShape> = tables.iter().map(TableShape::new).collect();
 
     let mut functions = vec![
-        internal::node_name_function(node_name),
         internal::now_us_function(),
         internal::refuse_truncate_function(),
         internal::prune_function(replication),
@@ -241,9 +248,9 @@ pub fn node_objects(
     let changes = internal_name(CHANGES_TABLE);
     let mut triggers = Vec::new();
     for shape in &shapes {
-        functions.push(local_writes::stamp_function(shape, &node_literal));
-        functions.push(local_writes::log_function(shape, &node_literal));
-        functions.push(remote_apply::apply_function(shape, &node_literal));
+        functions.push(local_writes::stamp_function(shape, &node_name));
+        functions.push(local_writes::log_function(shape, &node_name));
+        functions.push(remote_apply::apply_function(shape, &node_name));
         triggers.push(TriggerDef::new(
             &shape.name,
             STAMP_TRIGGER,
@@ -296,11 +303,22 @@ pub fn node_objects(
     ConflictObjects {
         schema_sql: internal::schema_sql(),
         internal_tables: internal::internal_tables(),
-        functions,
-        triggers,
+        functions: functions.into_iter().map(Arc::new).collect(),
+        triggers: triggers.into_iter().map(Arc::new).collect(),
         reserved_columns: reserved_columns(),
         published_tables: vec![internal_name(CHANGES_TABLE)],
         publish_operations: vec!["insert".to_string()],
+    }
+}
+
+impl ConflictObjects {
+    /// The functions of node `node_name`, in creation order: its `node_name()`, then the
+    /// shared ones (sharing, not copying, their bodies).
+    pub fn node_functions(&self, node_name: &str) -> Vec<Arc<FunctionDef>> {
+        let mut functions = Vec::with_capacity(self.functions.len() + 1);
+        functions.push(Arc::new(internal::node_name_function(node_name)));
+        functions.extend(self.functions.iter().cloned());
+        functions
     }
 }
 

@@ -246,7 +246,7 @@ fn apply_transaction_prelude(b: &mut Body, depth: usize) {
 /// `_pgconverge.apply_<table>_<hash>()`: REPLICA trigger function on the change log for one
 /// table. Merges the change into the table and returns NULL, so the receiver stores nothing
 /// in the log.
-pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
+pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     let tombstones = internal_table(TOMBSTONES_TABLE);
     let claims = internal_table(CLAIMS_TABLE);
     let cur_version = field(CUR, VERSION_COLUMN);
@@ -285,7 +285,7 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
     b.line(1, "_pgc_count bigint;");
     b.line(0, "BEGIN");
     apply_transaction_prelude(&mut b, 1);
-    b.line(1, format!("IF NEW.origin = {node_literal} THEN"));
+    b.line(1, format!("IF NEW.origin = {node_name} THEN"));
     b.line(2, "RETURN NULL; -- written here: already merged");
     b.line(1, "END IF;");
     b.line(
@@ -403,7 +403,7 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
     b.line(3, "IF NOT _pgc_newest THEN");
     b.line(
         4,
-        format!("IF _pgc_has_cur AND _pgc_reg_origin = {node_literal} THEN"),
+        format!("IF _pgc_has_cur AND _pgc_reg_origin = {node_name} THEN"),
     );
     ledger_insert(
         &mut b,
@@ -607,7 +607,7 @@ pub fn apply_function(shape: &TableShape, node_literal: &str) -> FunctionDef {
     // 4a. An older write of its key: only its claims count.
     b.line(2, "IF NOT _pgc_newest THEN");
     merge_incoming_claims(&mut b, 3, shape, &remote_row, true);
-    b.line(3, format!("IF _pgc_reg_origin = {node_literal} THEN"));
+    b.line(3, format!("IF _pgc_reg_origin = {node_name} THEN"));
     b.line(4, "IF _pgc_has_cur THEN");
     ledger_insert(
         &mut b,

@@ -42,35 +42,48 @@ fn users() -> TableConfig {
     t
 }
 
-fn objects(node: &str, tables: &[TableConfig]) -> ConflictObjects {
-    node_objects(node, tables, &ReplicationConfig::default())
+fn objects(tables: &[TableConfig]) -> ConflictObjects {
+    cluster_objects(tables, &ReplicationConfig::default())
 }
 
 #[test]
 fn same_input_gives_identical_bytes() {
-    assert_eq!(objects("n1", &[users()]), objects("n1", &[users()]));
+    assert_eq!(objects(&[users()]), objects(&[users()]));
 }
 
 #[test]
-fn bodies_differ_between_nodes_only_by_the_node_name() {
-    let a = objects("node_a", &[users()]);
-    let b = objects("node_b", &[users()]);
-    assert_eq!(a.functions.len(), b.functions.len());
-    for (fa, fb) in a.functions.iter().zip(&b.functions) {
-        assert_eq!(fa.name, fb.name);
-        assert_eq!(fa.body.replace("'node_a'", "'node_b'"), fb.body);
+fn only_node_name_differs_between_nodes() {
+    let objs = objects(&[users()]);
+    let a = objs.node_functions("node_a");
+    let b = objs.node_functions("node_b");
+    assert_eq!(a.len(), objs.functions.len() + 1);
+    assert_eq!(a[0].name, internal_name(naming::NODE_NAME_FUNCTION));
+    assert!(a[0].body.contains("'node_a'"), "{}", a[0].body);
+    assert!(b[0].body.contains("'node_b'"), "{}", b[0].body);
+    for (fa, fb) in a[1..].iter().zip(&b[1..]) {
+        assert!(Arc::ptr_eq(fa, fb), "{} is copied per node", fa.name.name);
+        assert!(!fa.body.contains("node_a"), "{}", fa.body);
+    }
+    // Each per-table body asks for the name where it needs it.
+    for f in &objs.functions {
+        if f.name.name.starts_with("stamp_")
+            || f.name.name.starts_with("log_")
+            || f.name.name.starts_with("apply_")
+        {
+            assert!(f.body.contains("_pgconverge.node_name()"), "{}", f.body);
+        }
     }
 }
 
 #[test]
 fn create_sql_holds_the_body_verbatim_and_its_fingerprint() {
-    for f in objects("n1", &[users()]).functions {
+    for f in objects(&[users()]).node_functions("n1") {
+        let create_sql = f.create_sql();
         assert!(
-            f.create_sql.contains(&format!("$pgc${}$pgc$", f.body)),
-            "{}",
-            f.create_sql
+            create_sql.contains(&format!("$pgc${}$pgc$", f.body)),
+            "{create_sql}"
         );
-        assert!(f.create_sql.contains("SET search_path = ''"));
+        assert!(create_sql.contains("SET search_path = ''"));
         assert_eq!(f.body_sha256, naming::sha256_hex(f.body.trim()));
         assert_eq!(f.body_sha256.len(), 64);
     }
@@ -78,7 +91,7 @@ fn create_sql_holds_the_body_verbatim_and_its_fingerprint() {
 
 #[test]
 fn redundant_unique_constraints_are_not_claimed() {
-    let objs = objects("n1", &[users()]);
+    let objs = objects(&[users()]);
     let apply = objs
         .functions
         .iter()
@@ -97,10 +110,10 @@ fn user_names_are_quoted_and_cannot_end_the_body() {
     t.columns = vec![column("row", "int"), column("it's", "bytea")];
     t.primary_key = vec!["row".into()];
     t.unique = vec![vec!["it's".into()]];
-    let objs = objects("n1", &[t]);
+    let objs = objects(&[t]);
     for f in &objs.functions {
         if f.body.contains("$pgc$") {
-            assert!(f.create_sql.contains("$pgc_1$"), "{}", f.create_sql);
+            assert!(f.create_sql().contains("$pgc_1$"), "{}", f.create_sql());
         }
     }
     let stamp = objs
@@ -119,13 +132,13 @@ fn user_names_are_quoted_and_cannot_end_the_body() {
 
 #[test]
 fn change_log_is_the_only_published_table_and_its_trigger_fires_in_apply_workers() {
-    let objs = objects("n1", &[users()]);
+    let objs = objects(&[users()]);
     assert_eq!(
         objs.published_tables,
         vec![QualifiedName::new("_pgconverge", "changes")]
     );
     assert_eq!(objs.publish_operations, vec!["insert".to_string()]);
-    let on_changes: Vec<&TriggerDef> = objs
+    let on_changes: Vec<&Arc<TriggerDef>> = objs
         .triggers
         .iter()
         .filter(|t| t.table.name == "changes")
@@ -153,7 +166,7 @@ fn change_log_is_the_only_published_table_and_its_trigger_fires_in_apply_workers
     // The guard fires last: trigger names sort.
     assert_eq!(on_changes[1].name, UNKNOWN_CHANGE_TRIGGER);
     assert!(on_changes[0].name < on_changes[1].name);
-    let local: Vec<&TriggerDef> = objs
+    let local: Vec<&Arc<TriggerDef>> = objs
         .triggers
         .iter()
         .filter(|t| t.table.name == "users")
@@ -164,10 +177,10 @@ fn change_log_is_the_only_published_table_and_its_trigger_fires_in_apply_workers
 
 #[test]
 fn timestamptz_keys_are_compared_in_utc() {
-    let objs = objects("n1", &[users()]);
+    let objs = objects(&[users()]);
     let mut t = users();
     t.primary_key = vec!["created".into()];
-    let objs_ts = objects("n1", &[t]);
+    let objs_ts = objects(&[t]);
     let stamp = |o: &ConflictObjects| {
         o.functions
             .iter()

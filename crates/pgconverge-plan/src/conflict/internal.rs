@@ -4,10 +4,11 @@
 use pgconverge_model::config::ReplicationConfig;
 use pgconverge_model::naming::INTERNAL_SCHEMA;
 
+use super::local_writes::{claim_upsert_sql, tombstone_upsert_sql};
 use super::naming::{
     internal, CHANGES_TABLE, CLAIMS_TABLE, CLOCK_OFFSET_SETTING, CONFLICTS_TABLE,
-    NODE_NAME_FUNCTION, NOW_US_FUNCTION, PRUNE_FUNCTION, REFUSE_TRUNCATE_FUNCTION,
-    TOMBSTONES_TABLE,
+    MERGE_CLAIM_FUNCTION, MERGE_TOMBSTONE_FUNCTION, NODE_NAME_FUNCTION, NOW_US_FUNCTION,
+    PRUNE_FUNCTION, RECORD_CONFLICT_FUNCTION, REFUSE_TRUNCATE_FUNCTION, TOMBSTONES_TABLE,
 };
 use super::{FunctionDef, InternalTable};
 use crate::sql::{quote_ident, quote_literal};
@@ -264,4 +265,101 @@ pub fn prune_function(replication: &ReplicationConfig) -> FunctionDef {
     }
     body.push_str("  RETURN _pgc_removed;\nEND\n");
     FunctionDef::new(internal(PRUNE_FUNCTION), "", "bigint", "plpgsql", "", body)
+}
+
+/// Parameters of the shared functions are named `_pgc_…`: bare column names in their
+/// statements (`ON CONFLICT (tbl, pk)`) would be ambiguous with same-named parameters.
+fn shared_function(name: &str, arguments: &[(&str, &str)], statement: &str) -> FunctionDef {
+    let identity_arguments = arguments
+        .iter()
+        .map(|(n, t)| format!("_pgc_{n} {t}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut body = String::from("\nBEGIN\n");
+    for line in statement.lines() {
+        body.push_str("  ");
+        body.push_str(line);
+        body.push('\n');
+    }
+    body.push_str("END\n");
+    FunctionDef::new(
+        internal(name),
+        &identity_arguments,
+        "void",
+        "plpgsql",
+        "",
+        body,
+    )
+}
+
+/// `_pgconverge.merge_tombstone(tbl, pk, version, origin)`: the tombstone upsert of the
+/// per-table functions, shared by their paths that run only when changes conflict (the common
+/// paths keep the statement inline and skip a call).
+pub fn merge_tombstone_function() -> FunctionDef {
+    shared_function(
+        MERGE_TOMBSTONE_FUNCTION,
+        &[
+            ("tbl", "text"),
+            ("pk", "jsonb"),
+            ("version", "bigint"),
+            ("origin", "text"),
+        ],
+        &tombstone_upsert_sql("_pgc_tbl", "_pgc_pk", "_pgc_version", "_pgc_origin"),
+    )
+}
+
+/// `_pgconverge.merge_claim(tbl, unique_columns, value, version, origin, owner_pk)`: the
+/// claim upsert, shared like [`merge_tombstone_function`].
+pub fn merge_claim_function() -> FunctionDef {
+    shared_function(
+        MERGE_CLAIM_FUNCTION,
+        &[
+            ("tbl", "text"),
+            ("unique_columns", "text"),
+            ("value", "jsonb"),
+            ("version", "bigint"),
+            ("origin", "text"),
+            ("owner_pk", "jsonb"),
+        ],
+        &claim_upsert_sql(
+            "_pgc_tbl",
+            "_pgc_unique_columns",
+            "_pgc_value",
+            "_pgc_version",
+            "_pgc_origin",
+            "_pgc_owner_pk",
+        ),
+    )
+}
+
+/// Columns of a conflict-ledger row as the apply functions write them.
+const CONFLICT_COLUMNS: [(&str, &str); 11] = [
+    ("tbl", "text"),
+    ("pk", "jsonb"),
+    ("kind", "text"),
+    ("winner", "text"),
+    ("unique_columns", "text"),
+    ("local_row", "jsonb"),
+    ("remote_row", "jsonb"),
+    ("local_version", "bigint"),
+    ("local_origin", "text"),
+    ("remote_version", "bigint"),
+    ("remote_origin", "text"),
+];
+
+/// `_pgconverge.record_conflict(…)`: inserts one ledger row. Only resolutions that discard a
+/// write call it, so the apply functions share it instead of each spelling the INSERT.
+pub fn record_conflict_function() -> FunctionDef {
+    let columns: Vec<&str> = CONFLICT_COLUMNS.iter().map(|(n, _)| *n).collect();
+    let values: Vec<String> = columns.iter().map(|n| format!("_pgc_{n}")).collect();
+    shared_function(
+        RECORD_CONFLICT_FUNCTION,
+        &CONFLICT_COLUMNS,
+        &format!(
+            "INSERT INTO {} ({})\nVALUES ({});",
+            qualified(CONFLICTS_TABLE),
+            columns.join(", "),
+            values.join(", ")
+        ),
+    )
 }

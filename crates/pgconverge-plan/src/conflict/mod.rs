@@ -37,8 +37,9 @@ pub struct ConflictObjects {
     pub schema_sql: String,
     /// In `_pgconverge`: changes, tombstones, claims, conflicts.
     pub internal_tables: Vec<InternalTable>,
-    /// now_us(), refuse_truncate(), prune(), refuse_unknown_change(), then the stamp, log and
-    /// apply functions of each table. Shared by every node's desired state (the bodies of a
+    /// now_us(), refuse_truncate(), prune(), merge_tombstone(), merge_claim(),
+    /// record_conflict(), refuse_unknown_change(), then the stamp, log and apply functions of
+    /// each table. Shared by every node's desired state (the bodies of a
     /// large cluster are tens of megabytes).
     pub functions: Vec<Arc<FunctionDef>>,
     /// Per data table: stamp, log, truncate guard, and its apply trigger on
@@ -243,6 +244,9 @@ pub fn cluster_objects(tables: &[TableConfig], replication: &ReplicationConfig) 
         internal::now_us_function(),
         internal::refuse_truncate_function(),
         internal::prune_function(replication),
+        internal::merge_tombstone_function(),
+        internal::merge_claim_function(),
+        internal::record_conflict_function(),
         remote_apply::unknown_change_function(),
     ];
     let changes = internal_name(CHANGES_TABLE);

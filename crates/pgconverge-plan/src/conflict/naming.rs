@@ -32,6 +32,9 @@ pub const NOW_US_FUNCTION: &str = "now_us";
 pub const PRUNE_FUNCTION: &str = "prune";
 pub const REFUSE_TRUNCATE_FUNCTION: &str = "refuse_truncate";
 pub const UNKNOWN_CHANGE_FUNCTION: &str = "refuse_unknown_change";
+pub const MERGE_TOMBSTONE_FUNCTION: &str = "merge_tombstone";
+pub const MERGE_CLAIM_FUNCTION: &str = "merge_claim";
+pub const RECORD_CONFLICT_FUNCTION: &str = "record_conflict";
 
 /// Session setting (milliseconds) added to the wall clock, so tests can skew a node.
 pub const CLOCK_OFFSET_SETTING: &str = "pgconverge.clock_offset_ms";

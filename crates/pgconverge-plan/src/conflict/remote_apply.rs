@@ -8,10 +8,13 @@
 //! the greatest claim on each of its unique values. Every incoming change only raises these
 //! maxima, so the result does not depend on the order changes arrive in.
 
-use super::local_writes::{claim_upsert, internal_table, lock_stripes, tombstone_upsert, Body};
+use super::local_writes::{
+    claim_merge_call, claim_upsert, internal_table, lock_stripes, tombstone_merge_call,
+    tombstone_upsert, Body,
+};
 use super::naming::{
-    apply_lock_key, internal, APPLY_TXN_SETTING, CLAIMS_TABLE, CONFLICTS_TABLE, ORIGIN_COLUMN,
-    PRUNE_FUNCTION, TOMBSTONES_TABLE, UNKNOWN_CHANGE_FUNCTION, VERSION_COLUMN,
+    apply_lock_key, internal, APPLY_TXN_SETTING, CLAIMS_TABLE, ORIGIN_COLUMN, PRUNE_FUNCTION,
+    RECORD_CONFLICT_FUNCTION, TOMBSTONES_TABLE, UNKNOWN_CHANGE_FUNCTION, VERSION_COLUMN,
 };
 use super::shape::{field, stamp_greater, TableShape};
 use super::FunctionDef;
@@ -50,17 +53,19 @@ struct Ledger<'a> {
     local_origin: &'a str,
 }
 
+/// Records a resolution in the ledger through the shared `_pgconverge.record_conflict()`:
+/// only conflicting changes get here, so a call is shorter than the statement and costs
+/// nothing on the common paths.
 fn ledger_insert(b: &mut Body, depth: usize, shape: &TableShape, key: &str, entry: Ledger) {
     let unique = entry
         .unique_columns
         .map(quote_literal)
         .unwrap_or_else(|| "NULL".to_string());
-    b.block(
+    b.line(
         depth,
-        &format!(
-            "INSERT INTO {} (tbl, pk, kind, winner, unique_columns, local_row, remote_row, local_version, local_origin, remote_version, remote_origin)\n\
-             VALUES ({}, {key}, {}, {}, {unique}, {}, {}, {}, {}, _pgc_stamp_version, _pgc_stamp_origin);",
-            internal_table(CONFLICTS_TABLE),
+        format!(
+            "PERFORM {}({}, {key}, {}, {}, {unique}, {}, {}, {}, {}, _pgc_stamp_version, _pgc_stamp_origin);",
+            internal_table(RECORD_CONFLICT_FUNCTION),
             shape.key_literal,
             entry.kind,
             quote_literal(entry.winner),
@@ -79,13 +84,13 @@ fn retire_row(b: &mut Body, depth: usize, shape: &TableShape, rec: &str) {
     let origin = field(rec, ORIGIN_COLUMN);
     b.block(
         depth,
-        &tombstone_upsert(shape, &shape.key_json(rec), &version, &origin),
+        &tombstone_merge_call(shape, &shape.key_json(rec), &version, &origin),
     );
     for u in &shape.uniques {
         b.line(depth, format!("IF {} THEN", shape.unique_present(u, rec)));
         b.block(
             depth + 1,
-            &claim_upsert(
+            &claim_merge_call(
                 shape,
                 u,
                 &shape.unique_json(u, rec),
@@ -181,7 +186,7 @@ fn merge_incoming_claims(
         b.line(depth + 2, "END IF;");
         b.block(
             depth + 2,
-            &claim_upsert(
+            &claim_merge_call(
                 shape,
                 u,
                 &format!("_pgc_value_{i}"),
@@ -655,7 +660,7 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
             b.line(4, format!("IF {} THEN", shape.unique_present(u, CUR)));
             b.block(
                 5,
-                &claim_upsert(
+                &claim_merge_call(
                     shape,
                     u,
                     &shape.unique_json(u, CUR),
@@ -669,7 +674,7 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         b.line(3, "END IF;");
         b.block(
             3,
-            &tombstone_upsert(shape, "_pgc_key", "_pgc_stamp_version", "_pgc_stamp_origin"),
+            &tombstone_merge_call(shape, "_pgc_key", "_pgc_stamp_version", "_pgc_stamp_origin"),
         );
         merge_incoming_claims(&mut b, 3, shape, &remote_row, false);
         b.line(3, "CASE _pgc_lost");

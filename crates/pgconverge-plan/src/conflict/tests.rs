@@ -191,3 +191,27 @@ fn timestamptz_keys_are_compared_in_utc() {
     assert!(!stamp(&objs).contains("AT TIME ZONE 'UTC'"));
     assert!(stamp(&objs_ts).contains("pg_catalog.to_jsonb(NEW.created AT TIME ZONE 'UTC')"));
 }
+
+#[test]
+fn conflict_only_paths_call_the_shared_merges_and_common_paths_stay_inline() {
+    let objs = objects(&[users()]);
+    let body = |prefix: &str| {
+        objs.functions
+            .iter()
+            .find(|f| f.name.name.starts_with(prefix))
+            .map(|f| f.body.clone())
+            .unwrap_or_else(|| panic!("no {prefix} function"))
+    };
+    let apply = body("apply_users_");
+    assert!(apply.contains("PERFORM _pgconverge.record_conflict('public.users', "));
+    assert!(apply.contains("PERFORM _pgconverge.merge_claim('public.users', 'email', "));
+    assert!(apply.contains("PERFORM _pgconverge.merge_tombstone('public.users', "));
+    assert!(!apply.contains("INSERT INTO _pgconverge.conflicts"));
+    // A replicated delete writes its tombstone without a call.
+    assert!(apply.contains("INSERT INTO _pgconverge.tombstones"));
+    assert!(!body("log_users_").contains("PERFORM _pgconverge.merge_"));
+    for name in ["merge_tombstone", "merge_claim", "record_conflict"] {
+        let f = body(name);
+        assert!(f.contains("INSERT INTO _pgconverge."), "{f}");
+    }
+}

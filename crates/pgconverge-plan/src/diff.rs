@@ -429,7 +429,8 @@ fn diff_functions(
                 statements.push(Statement::sql(f.create_sql()));
                 let mut c = change(function_address(f), Action::Update, statements);
                 c.reason = Some("body differs".into());
-                let live_body = function_body(&live.definition).unwrap_or(&live.definition);
+                // Introspection stores the body as PostgreSQL keeps it (prosrc).
+                let live_body = live.definition.as_str();
                 c.body_diff = Some(unified_diff(live_body.trim(), f.body.trim()));
                 out.push(c);
             }
@@ -453,17 +454,6 @@ fn diff_functions(
             ));
         }
     }
-}
-
-/// The body between the dollar quotes of a `pg_get_functiondef` text.
-fn function_body(definition: &str) -> Option<&str> {
-    let start = definition.find("AS $")?;
-    let rest = &definition[start + 3..];
-    let tag_end = rest[1..].find('$')? + 2;
-    let tag = &rest[..tag_end];
-    let body_start = start + 3 + tag_end;
-    let body_end = definition.rfind(tag)?;
-    (body_end > body_start).then(|| &definition[body_start..body_end])
 }
 
 fn unified_diff(old: &str, new: &str) -> String {
@@ -916,12 +906,6 @@ mod tests {
         assert_eq!(pairs["dbname"], "my db");
         assert_eq!(pairs["user"], "o'brien");
         assert_eq!(pairs["password"], "********");
-    }
-
-    #[test]
-    fn function_body_is_cut_from_the_definition() {
-        let def = "CREATE OR REPLACE FUNCTION x.f()\n RETURNS text\n LANGUAGE sql\nAS $function$ select 1 $function$\n";
-        assert_eq!(function_body(def), Some(" select 1 "));
     }
 
     #[test]

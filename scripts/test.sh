@@ -29,18 +29,20 @@ cargo clippy --workspace --all-targets -- -D warnings
 section "cargo build -p pgconverge"
 cargo build -p pgconverge
 
+all_results="$(mktemp "${TMPDIR:-/tmp}/pgconverge-test-results.XXXXXX")"
+log="$(mktemp "${TMPDIR:-/tmp}/pgconverge-test-log.XXXXXX")"
+trap 'rm -f "$log" "$all_results"' EXIT
+
 section "cargo test --workspace (PostgreSQL 18)"
-PGCONVERGE_TEST_PG_MAJOR=18 cargo test --workspace
+PGCONVERGE_TEST_PG_MAJOR=18 cargo test --workspace 2>&1 | tee -a "$all_results"
 
 filters_text="$(printf '*%s* or ' "${OLDER_MAJOR_FILTERS[@]}")"
 filters_text="${filters_text% or }"
-log="$(mktemp "${TMPDIR:-/tmp}/pgconverge-test-log.XXXXXX")"
-trap 'rm -f "$log"' EXIT
 for major in "${OLDER_MAJORS[@]}"; do
     section "tests named $filters_text (PostgreSQL $major)"
     # libtest ORs several name filters; a binary with no matching test passes with 0 run.
     PGCONVERGE_TEST_PG_MAJOR=$major cargo test --workspace -- "${OLDER_MAJOR_FILTERS[@]}" 2>&1 \
-        | tee "$log"
+        | tee "$log" | tee -a "$all_results"
     ran="$(grep -E '^test .+ \.\.\. (ok|FAILED|ignored)' "$log" || true)"
     if [[ -z "$ran" ]]; then
         printf '\nPostgreSQL %s: no test is named %s yet; none ran.\n' "$major" "$filters_text"
@@ -51,3 +53,5 @@ for major in "${OLDER_MAJORS[@]}"; do
 done
 
 section "all checks passed in $((SECONDS - started))s"
+# One closing line over every cargo test run above (all majors).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$all_results"

@@ -91,13 +91,18 @@ impl Plan {
 }
 
 pub fn make_plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
-    let desired = desired_cluster(input.config);
+    make_plan_for(input, &desired_cluster(input.config))
+}
+
+/// [`make_plan`] with the desired state already derived from `input.config` (callers that
+/// also need it before introspecting, e.g. for [`expected_function_hashes`], build it once).
+pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<Plan, PlanError> {
     let empty = BTreeSet::new();
     let mesh_size = input.config.nodes.len();
     let mut blockers = Vec::new();
     let mut changes = Vec::new();
     let mut slots_by_publisher: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for node in &desired {
+    for node in desired {
         for sub in &node.subscriptions {
             slots_by_publisher
                 .entry(sub.publisher.clone())
@@ -105,7 +110,7 @@ pub fn make_plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 .insert(sub.name.clone());
         }
     }
-    for node in &desired {
+    for node in desired {
         let observed = input
             .observed
             .get(&node.name)
@@ -140,7 +145,7 @@ pub fn make_plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         .collect();
     let mut foreign_key_targets = HashMap::new();
     let mut trigger_functions = HashMap::new();
-    for node in &desired {
+    for node in desired {
         for table in &node.tables {
             for fk in &table.foreign_keys {
                 foreign_key_targets.insert(
@@ -209,6 +214,20 @@ pub fn make_plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             })
             .collect(),
     })
+}
+
+/// The body hash every desired function should have, by name (the first node's; only
+/// `node_name()` differs between nodes). Introspection skips keeping bodies that match.
+pub fn expected_function_hashes(desired: &[DesiredNode]) -> BTreeMap<QualifiedName, String> {
+    desired
+        .first()
+        .map(|node| {
+            node.functions
+                .iter()
+                .map(|f| (f.name.clone(), f.body_sha256.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Addresses of everything pgconverge owns on a node once it matches `desired`.

@@ -28,6 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             schemas.to_vec()
         },
+        ..Default::default()
     };
     let mut nodes = Vec::new();
     for (index, port) in ports.split(',').enumerate() {

@@ -17,6 +17,7 @@ const SUBSCRIPTION_PASSWORD: &str = "s3cr3t 'quoted' pw";
 fn scope() -> IntrospectScope {
     IntrospectScope {
         schemas: vec!["public".to_string(), "_pgconverge".to_string()],
+        ..Default::default()
     }
 }
 

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use pgconverge_model::catalog::NodeCatalog;
 use pgconverge_model::naming::INTERNAL_SCHEMA;
 use pgconverge_model::ClusterConfig;
-use pgconverge_plan::{make_plan, Plan, PlanInput};
+use pgconverge_plan::desired::DesiredNode;
+use pgconverge_plan::plan::{expected_function_hashes, make_plan_for};
+use pgconverge_plan::{Plan, PlanInput};
 use pgconverge_postgres::credentials::{resolve_password, Secret};
 use pgconverge_postgres::introspect::{introspect_nodes, IntrospectScope};
 use pgconverge_state::StateFile;
@@ -30,19 +32,23 @@ pub fn resolve_secrets(config: &ClusterConfig) -> Result<Secrets, CommandError> 
 }
 
 /// Schemas whose objects pgconverge reads: the internal one and every table schema.
-pub fn scope(config: &ClusterConfig) -> IntrospectScope {
+pub fn scope(config: &ClusterConfig, desired: &[DesiredNode]) -> IntrospectScope {
     let mut schemas: Vec<String> = vec![INTERNAL_SCHEMA.to_string()];
     for table in &config.tables {
         if !schemas.contains(&table.schema) {
             schemas.push(table.schema.clone());
         }
     }
-    IntrospectScope { schemas }
+    IntrospectScope {
+        schemas,
+        expected_function_hashes: expected_function_hashes(desired),
+    }
 }
 
 /// Introspects every node at once; any unreachable node is an error naming it.
 pub async fn introspect_cluster(
     config: &ClusterConfig,
+    desired: &[DesiredNode],
     secrets: &Secrets,
 ) -> Result<BTreeMap<String, NodeCatalog>, CommandError> {
     let nodes: Vec<_> = config
@@ -50,7 +56,7 @@ pub async fn introspect_cluster(
         .iter()
         .map(|n| (n.clone(), secrets.get(&n.name).cloned()))
         .collect();
-    let results = introspect_nodes(&nodes, &scope(config)).await;
+    let results = introspect_nodes(&nodes, &scope(config, desired)).await;
     let mut catalogs = BTreeMap::new();
     let mut failures = Vec::new();
     for (node, result) in config.nodes.iter().zip(results) {
@@ -87,14 +93,18 @@ pub fn managed_from_state(state: Option<&StateFile>) -> BTreeMap<String, BTreeSe
 
 pub fn build_plan(
     config: &ClusterConfig,
+    desired: &[DesiredNode],
     catalogs: &BTreeMap<String, NodeCatalog>,
     state: Option<&StateFile>,
 ) -> Result<Plan, CommandError> {
     let managed = managed_from_state(state);
-    make_plan(&PlanInput {
-        config,
-        observed: catalogs,
-        managed: &managed,
-    })
+    make_plan_for(
+        &PlanInput {
+            config,
+            observed: catalogs,
+            managed: &managed,
+        },
+        desired,
+    )
     .map_err(|err| CommandError::new(format!("cannot plan: {err}")))
 }

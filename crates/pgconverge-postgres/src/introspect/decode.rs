@@ -82,7 +82,11 @@ pub(super) struct FunctionDecoder {
 impl FunctionDecoder {
     /// Overloads share a key; the one with the greatest identity arguments is kept, so the
     /// pick does not depend on row order. The definition is the body as stored (`prosrc`).
-    pub(super) fn add(&mut self, row: &Row) -> Result<(), IntrospectError> {
+    pub(super) fn add(
+        &mut self,
+        row: &Row,
+        expected: &BTreeMap<QualifiedName, String>,
+    ) -> Result<(), IntrospectError> {
         const WHAT: &str = "functions";
         let name = QualifiedName::new(get::<String>(row, 0, WHAT)?, get::<String>(row, 1, WHAT)?);
         let identity_arguments: String = get(row, 3, WHAT)?;
@@ -94,9 +98,16 @@ impl FunctionDecoder {
             return Ok(());
         }
         let body: String = get(row, 2, WHAT)?;
+        let body_sha256 = sha256_hex(body.trim());
+        // A body that is exactly what the caller expects need not be kept.
+        let definition = if expected.get(&name) == Some(&body_sha256) {
+            String::new()
+        } else {
+            body
+        };
         let function = FunctionCatalog {
-            body_sha256: sha256_hex(body.trim()),
-            definition: body,
+            body_sha256,
+            definition,
             identity_arguments,
         };
         self.functions.insert(name, function);

@@ -38,6 +38,10 @@ use queries::*;
 pub struct IntrospectScope {
     /// e.g. `["public", "_pgconverge"]`.
     pub schemas: Vec<String>,
+    /// sha256 of the body each function is expected to have. A function whose body matches
+    /// is returned with its hash but an empty `definition`: a plan only shows the bodies that
+    /// differ, and holding every body of a large schema costs tens of megabytes per node.
+    pub expected_function_hashes: BTreeMap<QualifiedName, String>,
 }
 
 /// `server_version_num` of PostgreSQL 16.0, the oldest release pgconverge supports.
@@ -212,7 +216,7 @@ async fn read_catalog(
         query(client, "indexes", INDEXES_SQL, &scope_params),
         query(client, "operator classes", DEFAULT_BTREE_OPCLASSES_SQL, &[]),
         query(client, "triggers", TRIGGERS_SQL, &scope_params),
-        read_functions(client, &scope_params),
+        read_functions(client, &scope_params, &scope.expected_function_hashes),
         query(client, "publications", PUBLICATIONS_SQL, &[]),
         query(client, "replication slots", SLOTS_SQL, &[]),
     )?;
@@ -253,6 +257,7 @@ async fn read_catalog(
 async fn read_functions(
     client: &Client,
     scope_params: &[(&(dyn ToSql + Sync), Type)],
+    expected: &BTreeMap<QualifiedName, String>,
 ) -> Result<BTreeMap<QualifiedName, FunctionCatalog>, IntrospectError> {
     const WHAT: &str = "functions";
     let params = scope_params
@@ -265,7 +270,7 @@ async fn read_functions(
     let mut rows = std::pin::pin!(rows);
     let mut decoder = decode::FunctionDecoder::default();
     while let Some(row) = rows.try_next().await.map_err(failed(WHAT))? {
-        decoder.add(&row)?;
+        decoder.add(&row, expected)?;
     }
     Ok(decoder.finish())
 }

@@ -116,6 +116,7 @@ async fn plain_trigger_definitions_are_printed_here_and_equal_pg_get_triggerdef(
             "_pgconverge".to_string(),
             "Odd Schema".to_string(),
         ],
+        ..Default::default()
     };
     let catalog = introspect(&client, &scope).await.expect("introspection");
     let introspected: BTreeMap<(String, String), (String, String)> = catalog

@@ -14,6 +14,8 @@ use pgconverge_state::{
     format_rfc3339_utc, ApplyRecord, HolderProcess, StateError, StateFile, StateLock, StateStore,
 };
 
+use pgconverge_plan::desired::desired_cluster;
+
 use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::cluster::{build_plan, introspect_cluster, resolve_secrets};
 use crate::config_source::locate_and_load;
@@ -25,10 +27,11 @@ use crate::plan_file;
 pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CommandError> {
     let (_, config) = locate_and_load(global)?;
     let secrets = resolve_secrets(&config)?;
+    let desired = desired_cluster(&config);
     let store = StateStore::new(&global.state);
     let _lock = take_lock(&store)?;
     let state = store.load().map_err(context("state"))?;
-    let catalogs = introspect_cluster(&config, &secrets).await?;
+    let catalogs = introspect_cluster(&config, &desired, &secrets).await?;
     let color = use_color(global);
 
     let plan = match &args.planfile {
@@ -39,7 +42,7 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CommandErr
             plan
         }
         None => {
-            let plan = build_plan(&config, &catalogs, state.as_ref())?;
+            let plan = build_plan(&config, &desired, &catalogs, state.as_ref())?;
             print!("{}", human::render(&plan, color));
             if plan.blockers.is_empty() && plan.has_changes() && !args.auto_approve && !confirm()? {
                 return Err(CommandError::new("apply cancelled; nothing was changed"));
@@ -78,7 +81,7 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CommandErr
         .map(|(id, _)| *id)
         .collect();
     // Fresh catalogs for the state's fingerprints (and, on success, for the proof below).
-    let after = introspect_cluster(&config, &secrets).await;
+    let after = introspect_cluster(&config, &desired, &secrets).await;
     let after_catalogs = after.as_ref().ok();
     let outcome = if failures.is_empty() {
         "succeeded".to_string()
@@ -130,7 +133,7 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CommandErr
 
     let summary = plan.summary();
     let after_catalogs = after?;
-    let proof = build_plan(&config, &after_catalogs, Some(&state))?;
+    let proof = build_plan(&config, &desired, &after_catalogs, Some(&state))?;
     if proof.has_changes() {
         let left: Vec<String> = proof
             .steps

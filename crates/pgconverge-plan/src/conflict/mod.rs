@@ -236,6 +236,38 @@ pub fn reserved_columns() -> Vec<ReservedColumn> {
 
 /// The conflict-resolution objects of every node for `tables`. Function bodies depend only on
 /// the table definitions and the retention settings, never on the node.
+/// The stamp, log and apply functions of every table, in table order. Rendering and hashing
+/// them is most of a large plan's own work, so big schemas spread it over the cores.
+fn render_table_functions(shapes: &[TableShape], node_name: &str) -> Vec<FunctionDef> {
+    let render = |shape: &TableShape| {
+        [
+            local_writes::stamp_function(shape, node_name),
+            local_writes::log_function(shape, node_name),
+            remote_apply::apply_function(shape, node_name),
+        ]
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if workers < 2 || shapes.len() < 64 {
+        return shapes.iter().flat_map(render).collect();
+    }
+    let chunk = shapes.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = shapes
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().flat_map(render).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| {
+                part.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 pub fn cluster_objects(tables: &[TableConfig], replication: &ReplicationConfig) -> ConflictObjects {
     let node_name = internal::node_name_call();
     let shapes: Vec<TableShape> = tables.iter().map(TableShape::new).collect();
@@ -251,10 +283,8 @@ pub fn cluster_objects(tables: &[TableConfig], replication: &ReplicationConfig) 
     ];
     let changes = internal_name(CHANGES_TABLE);
     let mut triggers = Vec::new();
+    functions.extend(render_table_functions(&shapes, &node_name));
     for shape in &shapes {
-        functions.push(local_writes::stamp_function(shape, &node_name));
-        functions.push(local_writes::log_function(shape, &node_name));
-        functions.push(remote_apply::apply_function(shape, &node_name));
         triggers.push(TriggerDef::new(
             &shape.name,
             STAMP_TRIGGER,

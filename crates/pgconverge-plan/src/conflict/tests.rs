@@ -215,3 +215,28 @@ fn conflict_only_paths_call_the_shared_merges_and_common_paths_stay_inline() {
         assert!(f.contains("INSERT INTO _pgconverge."), "{f}");
     }
 }
+
+#[test]
+fn many_tables_render_in_table_order_whatever_the_threads() {
+    let tables: Vec<TableConfig> = (0..150)
+        .map(|i| {
+            let mut t = users();
+            t.name = format!("t{i:03}");
+            t
+        })
+        .collect();
+    let shapes: Vec<TableShape> = tables.iter().map(TableShape::new).collect();
+    let node_name = internal::node_name_call();
+    let threaded = render_table_functions(&shapes, &node_name);
+    let sequential: Vec<FunctionDef> = shapes
+        .iter()
+        .flat_map(|shape| {
+            [
+                local_writes::stamp_function(shape, &node_name),
+                local_writes::log_function(shape, &node_name),
+                remote_apply::apply_function(shape, &node_name),
+            ]
+        })
+        .collect();
+    assert_eq!(threaded, sequential);
+}

@@ -7,12 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use pgconverge_model::catalog::{ConstraintKind, NodeCatalog, QualifiedName, TableCatalog};
-use pgconverge_model::naming::INTERNAL_SCHEMA;
 use pgconverge_model::types::normalize_type;
 
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
-use crate::conflict::{FunctionDef, TriggerDef, TriggerFiring};
+use crate::conflict::{FunctionDef, TriggerDef};
 use crate::dag::phase;
 use crate::desired::{
     defaults_match, DesiredColumn, DesiredNode, DesiredSubscription, DesiredTable, ForeignKeySpec,
@@ -464,14 +463,6 @@ fn unified_diff(old: &str, new: &str) -> String {
         .to_string()
 }
 
-fn tgenabled(firing: TriggerFiring) -> &'static str {
-    match firing {
-        TriggerFiring::Local => "O",
-        TriggerFiring::Replica => "R",
-        TriggerFiring::Always => "A",
-    }
-}
-
 fn trigger_address(t: &TriggerDef) -> ObjectAddress {
     ObjectAddress::Trigger {
         table: t.table.clone(),
@@ -499,14 +490,14 @@ fn diff_triggers(
             )),
             Some(lt)
                 if lt.function != t.function
-                    || lt.enabled != tgenabled(t.enabled)
+                    || lt.enabled != t.enabled.tgenabled()
                     || !trigger_definition_matches(&lt.definition, t) =>
             {
                 let mut statements = vec![Statement::sql(&t.drop_sql)];
                 statements.extend(t.create_sql.iter().map(Statement::sql));
                 let mut c = change(trigger_address(t), Action::Replace, statements);
-                c.reason = Some(if lt.enabled != tgenabled(t.enabled) {
-                    format!("firing {} → {}", lt.enabled, tgenabled(t.enabled))
+                c.reason = Some(if lt.enabled != t.enabled.tgenabled() {
+                    format!("firing {} → {}", lt.enabled, t.enabled.tgenabled())
                 } else {
                     "definition differs".into()
                 });
@@ -886,11 +877,6 @@ fn diff_orphan_slots(input: &NodeDiffInput<'_>, change: &ChangeFn<'_>, out: &mut
         }
         out.push(c);
     }
-}
-
-/// Whether a schema name belongs to pgconverge.
-pub fn is_internal_schema(schema: &str) -> bool {
-    schema == INTERNAL_SCHEMA
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CommandErr
             &catalogs,
             0,
             "no changes".into(),
-            None,
+            false,
         )?;
         return Ok(0);
     }
@@ -98,7 +98,7 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CommandErr
         after_catalogs.unwrap_or(&catalogs),
         report.applied(),
         outcome,
-        Some(()),
+        true,
     )?;
 
     if !failures.is_empty() {
@@ -284,9 +284,10 @@ fn record(
     catalogs: &BTreeMap<String, NodeCatalog>,
     steps_applied: usize,
     outcome: String,
-    ran: Option<()>,
+    // Whether steps ran (a no-op apply adopts the planned managed set instead).
+    steps_ran: bool,
 ) -> Result<(), CommandError> {
-    if ran.is_none() {
+    if !steps_ran {
         // A no-op apply still adopts what the plan manages (e.g. a state file lost).
         for (node, managed) in &plan.managed_after {
             state.nodes.entry(node.clone()).or_default().managed = managed.clone();

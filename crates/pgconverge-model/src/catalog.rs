@@ -143,12 +143,18 @@ pub struct TriggerCatalog {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionCatalog {
-    /// The body as stored in `pg_proc.prosrc`.
+    /// The body as stored in `pg_proc.prosrc`; empty when introspection was told the
+    /// function's expected fingerprint and the function carries it (the body is then known).
     pub definition: String,
-    /// Hex sha256 of the function body (`prosrc`), whitespace-trimmed.
+    /// Hex sha256 of the function body (`prosrc`), computed by the server.
     pub body_sha256: String,
     /// Arguments as `pg_get_function_identity_arguments` prints them.
     pub identity_arguments: String,
+    /// The fingerprint pgconverge recorded in the function's comment when it created it, if
+    /// the comment's body hash still matches the live body (empty otherwise: no comment, a
+    /// foreign one, or a body changed since).
+    #[serde(default)]
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

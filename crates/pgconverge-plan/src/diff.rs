@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pgconverge_model::catalog::{ConstraintKind, NodeCatalog, QualifiedName, TableCatalog};
+use pgconverge_model::catalog::{
+    ConstraintKind, FunctionCatalog, NodeCatalog, QualifiedName, TableCatalog,
+};
 use pgconverge_model::types::normalize_type;
 
 use crate::address::ObjectAddress;
@@ -399,6 +401,13 @@ fn function_address(f: &FunctionDef) -> ObjectAddress {
     }
 }
 
+/// The live body is the desired one: it carries the fingerprint the desired function was
+/// generated from (checked without rendering the body), or it is the same text.
+fn function_body_matches(live: &FunctionCatalog, desired: &FunctionDef) -> bool {
+    (!live.fingerprint.is_empty() && live.fingerprint == desired.fingerprint)
+        || live.body_sha256 == desired.body_sha256()
+}
+
 fn diff_functions(
     d: &DesiredNode,
     o: &NodeCatalog,
@@ -411,10 +420,13 @@ fn diff_functions(
             None => out.push(change(
                 function_address(f),
                 Action::Create,
-                vec![Statement::sql(f.create_sql())],
+                vec![
+                    Statement::sql(f.create_sql()),
+                    Statement::sql(f.comment_sql()),
+                ],
             )),
             Some(live)
-                if live.body_sha256 != f.body_sha256
+                if !function_body_matches(live, f)
                     || live.identity_arguments != f.identity_arguments =>
             {
                 let mut statements = Vec::new();
@@ -426,11 +438,12 @@ fn diff_functions(
                     )));
                 }
                 statements.push(Statement::sql(f.create_sql()));
+                statements.push(Statement::sql(f.comment_sql()));
                 let mut c = change(function_address(f), Action::Update, statements);
                 c.reason = Some("body differs".into());
                 // Introspection stores the body as PostgreSQL keeps it (prosrc).
                 let live_body = live.definition.as_str();
-                c.body_diff = Some(unified_diff(live_body.trim(), f.body.trim()));
+                c.body_diff = Some(unified_diff(live_body.trim(), f.body().trim()));
                 out.push(c);
             }
             Some(_) => {}

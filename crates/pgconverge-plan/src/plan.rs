@@ -95,7 +95,7 @@ pub fn make_plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
 }
 
 /// [`make_plan`] with the desired state already derived from `input.config` (callers that
-/// also need it before introspecting, e.g. for [`expected_function_hashes`], build it once).
+/// also need it before introspecting, e.g. for [`expected_function_fingerprints`], build it once).
 pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<Plan, PlanError> {
     let empty = BTreeSet::new();
     let mesh_size = input.config.nodes.len();
@@ -216,15 +216,16 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
     })
 }
 
-/// The body hash every desired function should have, by name (the first node's; only
-/// `node_name()` differs between nodes). Introspection skips keeping bodies that match.
-pub fn expected_function_hashes(desired: &[DesiredNode]) -> BTreeMap<QualifiedName, String> {
+/// The fingerprint every desired function should carry, by name (the first node's; only
+/// `node_name()` differs between nodes, and its body is read whatever its comment says).
+/// Introspection does not read the bodies of functions that carry theirs.
+pub fn expected_function_fingerprints(desired: &[DesiredNode]) -> BTreeMap<QualifiedName, String> {
     desired
         .first()
         .map(|node| {
             node.functions
                 .iter()
-                .map(|f| (f.name.clone(), f.body_sha256.clone()))
+                .map(|f| (f.name.clone(), f.fingerprint.clone()))
                 .collect()
         })
         .unwrap_or_default()

@@ -326,11 +326,13 @@ async fn introspection_is_idempotent_and_holds_every_kind_of_object_but_no_passw
     let function = &catalog.functions[&QualifiedName::new("_pgconverge", "orders_touch")];
     assert_eq!(function.definition, "\nBEGIN\n    RETURN NEW;\nEND\n");
     assert_eq!(function.identity_arguments, "");
-    // sha256 of the trimmed body.
+    // sha256 of the body as stored, computed by the server.
     assert_eq!(
         function.body_sha256,
-        "4ed3cbcd7eb5145356cdcc856c09b50035bbbfcff58714e7ed5d07369412713b"
+        "8aed189ecdb86e93c2a132069c1948c38ac6418010d1797f469ec8f638701ef3"
     );
+    // No comment, so no recorded fingerprint.
+    assert_eq!(function.fingerprint, "");
     let label = &catalog.functions[&QualifiedName::new("_pgconverge", "label")];
     assert_eq!(label.definition, " SELECT prefix || n ");
     assert_eq!(
@@ -340,6 +342,50 @@ async fn introspection_is_idempotent_and_holds_every_kind_of_object_but_no_passw
     // Output arguments are part of the identity as the server prints it, even alone.
     let pair = &catalog.functions[&QualifiedName::new("_pgconverge", "pair")];
     assert_eq!(pair.identity_arguments, "OUT a integer, OUT b integer");
+
+    // A body is not sent when the function carries the fingerprint it is expected to have,
+    // with the hash of its live body; an edited body or another fingerprint is sent.
+    let touch_sha256 = function.body_sha256.clone();
+    client
+        .batch_execute(&format!(
+            "COMMENT ON FUNCTION _pgconverge.orders_touch() IS 'pgconverge:fp-touch:{touch_sha256}';
+             COMMENT ON FUNCTION _pgconverge.label(int, text) IS 'pgconverge:fp-label:{touch_sha256}';
+             COMMENT ON FUNCTION _pgconverge.pair() IS 'pgconverge:fp-pair:{}';",
+            pair.body_sha256
+        ))
+        .await
+        .expect("comments set");
+    let mut expecting = scope();
+    for (name, fingerprint) in [
+        ("orders_touch", "fp-touch"),
+        ("label", "fp-label"),
+        ("pair", "fp-other"),
+    ] {
+        expecting
+            .expected_function_fingerprints
+            .insert(QualifiedName::new("_pgconverge", name), fingerprint.into());
+    }
+    let expected = introspect(&client, &expecting)
+        .await
+        .expect("introspection");
+    let read = |name: &str| &expected.functions[&QualifiedName::new("_pgconverge", name)];
+    assert_eq!(read("orders_touch").definition, "");
+    assert_eq!(read("orders_touch").fingerprint, "fp-touch");
+    assert_eq!(read("orders_touch").body_sha256, touch_sha256);
+    // The comment's hash is not the live body's: a body edited after the comment was set.
+    assert_eq!(read("label").definition, " SELECT prefix || n ");
+    assert_eq!(read("label").fingerprint, "");
+    // A valid comment with another fingerprint than expected.
+    assert_eq!(read("pair").definition, " SELECT 1, 2 ");
+    assert_eq!(read("pair").fingerprint, "fp-pair");
+    client
+        .batch_execute(
+            "COMMENT ON FUNCTION _pgconverge.orders_touch() IS NULL;
+             COMMENT ON FUNCTION _pgconverge.label(int, text) IS NULL;
+             COMMENT ON FUNCTION _pgconverge.pair() IS NULL;",
+        )
+        .await
+        .expect("comments removed");
 
     let publication = &catalog.publications["pgc_n1"];
     assert!(!publication.all_tables);

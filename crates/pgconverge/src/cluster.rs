@@ -7,7 +7,7 @@ use pgconverge_model::catalog::NodeCatalog;
 use pgconverge_model::naming::INTERNAL_SCHEMA;
 use pgconverge_model::ClusterConfig;
 use pgconverge_plan::desired::DesiredNode;
-use pgconverge_plan::plan::{expected_function_hashes, make_plan_for};
+use pgconverge_plan::plan::{expected_function_fingerprints, make_plan_for};
 use pgconverge_plan::{Plan, PlanInput};
 use pgconverge_postgres::credentials::{resolve_password, Secret};
 use pgconverge_postgres::introspect::{introspect_nodes, IntrospectScope};
@@ -41,7 +41,7 @@ pub fn scope(config: &ClusterConfig, desired: &[DesiredNode]) -> IntrospectScope
     }
     IntrospectScope {
         schemas,
-        expected_function_hashes: expected_function_hashes(desired),
+        expected_function_fingerprints: expected_function_fingerprints(desired),
     }
 }
 

@@ -15,13 +15,13 @@ pub mod naming;
 mod remote_apply;
 mod shape;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pgconverge_model::catalog::QualifiedName;
 use pgconverge_model::config::ReplicationConfig;
 use pgconverge_model::TableConfig;
 
-use crate::sql::quote_ident;
+use crate::sql::{quote_ident, quote_literal};
 use naming::{
     internal as internal_name, per_table_function, sha256_hex, APPLY_TRIGGER_KIND, CHANGES_TABLE,
     LOG_TRIGGER, ORIGIN_COLUMN, STAMP_TRIGGER, TRUNCATE_TRIGGER, UNKNOWN_CHANGE_TRIGGER,
@@ -62,19 +62,77 @@ pub struct InternalTable {
     pub columns: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A generated function. Per-table functions are rendered only when their body is needed (to
+/// create or replace them, or to show how a live body differs): a no-op plan of a large
+/// schema compares fingerprints and never spells out the tens of megabytes of bodies.
+#[derive(Debug, Clone)]
 pub struct FunctionDef {
     pub name: QualifiedName,
     /// As `pg_get_function_identity_arguments` prints it (empty for no arguments).
     pub identity_arguments: String,
-    /// Exactly what `pg_proc.prosrc` holds once [`FunctionDef::create_sql`] has run.
-    pub body: String,
-    /// Hex sha256 of `body.trim()`.
-    pub body_sha256: String,
-    /// `CREATE OR REPLACE FUNCTION … AS `: the statement without its body, which is only
-    /// spelled out when the function is created or replaced.
+    /// Hex sha256 of everything the body is generated from (the generator's own source and,
+    /// for a per-table function, the table's shape). Recorded with the body hash in the
+    /// function's comment ([`FunctionDef::comment`]), so a later plan knows the live body is
+    /// this one without rendering it.
+    pub fingerprint: String,
+    rendered: OnceLock<RenderedFunction>,
+    source: FunctionSource,
+}
+
+#[derive(Debug, Clone)]
+struct RenderedFunction {
+    /// Exactly what `pg_proc.prosrc` holds once the function is created.
+    body: String,
+    /// Hex sha256 of `body`.
+    body_sha256: String,
+    /// `CREATE OR REPLACE FUNCTION … AS `: the statement without its body.
     create_prefix: String,
 }
+
+#[derive(Debug, Clone)]
+enum FunctionSource {
+    /// Rendered when built.
+    Ready,
+    /// Rendered on first use by a generator over the table's shape.
+    Table {
+        shape: Arc<TableShape>,
+        render: fn(&TableShape, &str) -> FunctionDef,
+        node_name: String,
+    },
+}
+
+/// Prefix of the comment pgconverge puts on every function it creates:
+/// `pgconverge:<fingerprint>:<body sha256>`.
+pub const FUNCTION_COMMENT_PREFIX: &str = "pgconverge:";
+
+/// sha256 of the generator's source and version: a changed generator gives every function a
+/// new fingerprint, so a plan never trusts a body an older generator made.
+fn generator_fingerprint() -> &'static str {
+    static FINGERPRINT: OnceLock<String> = OnceLock::new();
+    FINGERPRINT.get_or_init(|| {
+        let sources = [
+            env!("CARGO_PKG_VERSION"),
+            include_str!("mod.rs"),
+            include_str!("internal.rs"),
+            include_str!("local_writes.rs"),
+            include_str!("naming.rs"),
+            include_str!("remote_apply.rs"),
+            include_str!("shape.rs"),
+            include_str!("../sql.rs"),
+        ];
+        sha256_hex(&sources.join("\u{0}"))
+    })
+}
+
+impl PartialEq for FunctionDef {
+    fn eq(&self, other: &FunctionDef) -> bool {
+        self.name == other.name
+            && self.identity_arguments == other.identity_arguments
+            && self.fingerprint == other.fingerprint
+    }
+}
+
+impl Eq for FunctionDef {}
 
 impl FunctionDef {
     fn new(
@@ -95,19 +153,102 @@ impl FunctionDef {
             quote_ident(&name.schema),
             quote_ident(&name.name),
         );
+        let body_sha256 = sha256_hex(&body);
+        // The whole statement, not only the body: a changed signature or attribute is a
+        // different function.
+        let fingerprint = sha256_hex(&format!(
+            "{}\u{0}{create_prefix}\u{0}{body_sha256}",
+            generator_fingerprint()
+        ));
         FunctionDef {
-            body_sha256: sha256_hex(body.trim()),
             identity_arguments: identity_arguments.to_string(),
             name,
-            body,
-            create_prefix,
+            fingerprint,
+            rendered: OnceLock::from(RenderedFunction {
+                body,
+                body_sha256,
+                create_prefix,
+            }),
+            source: FunctionSource::Ready,
         }
+    }
+
+    /// A per-table function `name` that `render` generates from `shape`, rendered on first use.
+    fn for_table(
+        name: QualifiedName,
+        kind: &str,
+        shape: &Arc<TableShape>,
+        render: fn(&TableShape, &str) -> FunctionDef,
+        node_name: &str,
+    ) -> FunctionDef {
+        let fingerprint = sha256_hex(&format!(
+            "{}\u{0}{kind}\u{0}{node_name}\u{0}{shape:?}",
+            generator_fingerprint()
+        ));
+        FunctionDef {
+            name,
+            identity_arguments: String::new(),
+            fingerprint,
+            rendered: OnceLock::new(),
+            source: FunctionSource::Table {
+                shape: Arc::clone(shape),
+                render,
+                node_name: node_name.to_string(),
+            },
+        }
+    }
+
+    fn rendered(&self) -> &RenderedFunction {
+        self.rendered.get_or_init(|| match &self.source {
+            FunctionSource::Ready => unreachable!("a ready function is rendered when built"),
+            FunctionSource::Table {
+                shape,
+                render,
+                node_name,
+            } => {
+                let full = render(shape, node_name);
+                debug_assert_eq!(full.name, self.name);
+                debug_assert_eq!(full.identity_arguments, self.identity_arguments);
+                full.rendered().clone()
+            }
+        })
+    }
+
+    /// Exactly what `pg_proc.prosrc` holds once [`FunctionDef::create_sql`] has run.
+    pub fn body(&self) -> &str {
+        &self.rendered().body
+    }
+
+    /// Hex sha256 of [`FunctionDef::body`].
+    pub fn body_sha256(&self) -> &str {
+        &self.rendered().body_sha256
     }
 
     /// `CREATE OR REPLACE FUNCTION … SET search_path = '' AS $pgc$<body>$pgc$`.
     pub fn create_sql(&self) -> String {
-        let tag = dollar_tag(&self.body);
-        format!("{}{tag}{}{tag}", self.create_prefix, self.body)
+        let rendered = self.rendered();
+        let tag = dollar_tag(&rendered.body);
+        format!("{}{tag}{}{tag}", rendered.create_prefix, rendered.body)
+    }
+
+    /// The comment recorded on the function: its fingerprint and the hash of its body.
+    pub fn comment(&self) -> String {
+        format!(
+            "{FUNCTION_COMMENT_PREFIX}{}:{}",
+            self.fingerprint,
+            self.body_sha256()
+        )
+    }
+
+    /// `COMMENT ON FUNCTION … IS '<comment>'`, run in the step that creates the function.
+    pub fn comment_sql(&self) -> String {
+        format!(
+            "COMMENT ON FUNCTION {}.{}({}) IS {}",
+            quote_ident(&self.name.schema),
+            quote_ident(&self.name.name),
+            self.identity_arguments,
+            quote_literal(&self.comment())
+        )
     }
 }
 
@@ -234,43 +375,44 @@ pub fn reserved_columns() -> Vec<ReservedColumn> {
     ]
 }
 
-/// The conflict-resolution objects of every node for `tables`. Function bodies depend only on
-/// the table definitions and the retention settings, never on the node.
-/// The stamp, log and apply functions of every table, in table order. Rendering and hashing
-/// them is most of a large plan's own work, so big schemas spread it over the cores.
-fn render_table_functions(shapes: &[TableShape], node_name: &str) -> Vec<FunctionDef> {
-    let render = |shape: &TableShape| {
-        [
-            local_writes::stamp_function(shape, node_name),
-            local_writes::log_function(shape, node_name),
-            remote_apply::apply_function(shape, node_name),
-        ]
-    };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if workers < 2 || shapes.len() < 64 {
-        return shapes.iter().flat_map(render).collect();
+/// The stamp, log and apply functions of every table, in table order, each rendered only
+/// when its body is needed.
+fn table_functions(shapes: &[Arc<TableShape>], node_name: &str) -> Vec<FunctionDef> {
+    let mut functions = Vec::with_capacity(shapes.len() * 3);
+    for shape in shapes {
+        functions.push(FunctionDef::for_table(
+            shape.stamp_function.clone(),
+            "stamp",
+            shape,
+            local_writes::stamp_function,
+            node_name,
+        ));
+        functions.push(FunctionDef::for_table(
+            shape.log_function.clone(),
+            "log",
+            shape,
+            local_writes::log_function,
+            node_name,
+        ));
+        functions.push(FunctionDef::for_table(
+            shape.apply_function.clone(),
+            "apply",
+            shape,
+            remote_apply::apply_function,
+            node_name,
+        ));
     }
-    let chunk = shapes.len().div_ceil(workers);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = shapes
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().flat_map(render).collect::<Vec<_>>()))
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|part| {
-                part.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+    functions
 }
 
+/// The conflict-resolution objects of every node for `tables`. Function bodies depend only on
+/// the table definitions and the retention settings, never on the node.
 pub fn cluster_objects(tables: &[TableConfig], replication: &ReplicationConfig) -> ConflictObjects {
     let node_name = internal::node_name_call();
-    let shapes: Vec<TableShape> = tables.iter().map(TableShape::new).collect();
+    let shapes: Vec<Arc<TableShape>> = tables
+        .iter()
+        .map(|table| Arc::new(TableShape::new(table)))
+        .collect();
 
     let mut functions = vec![
         internal::now_us_function(),
@@ -283,7 +425,7 @@ pub fn cluster_objects(tables: &[TableConfig], replication: &ReplicationConfig) 
     ];
     let changes = internal_name(CHANGES_TABLE);
     let mut triggers = Vec::new();
-    functions.extend(render_table_functions(&shapes, &node_name));
+    functions.extend(table_functions(&shapes, &node_name));
     for shape in &shapes {
         triggers.push(TriggerDef::new(
             &shape.name,

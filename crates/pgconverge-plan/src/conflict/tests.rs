@@ -3,6 +3,7 @@
 
 use super::*;
 use pgconverge_model::config::ColumnConfig;
+use std::collections::BTreeSet;
 
 fn column(name: &str, data_type: &str) -> ColumnConfig {
     ColumnConfig {
@@ -58,11 +59,11 @@ fn only_node_name_differs_between_nodes() {
     let b = objs.node_functions("node_b");
     assert_eq!(a.len(), objs.functions.len() + 1);
     assert_eq!(a[0].name, internal_name(naming::NODE_NAME_FUNCTION));
-    assert!(a[0].body.contains("'node_a'"), "{}", a[0].body);
-    assert!(b[0].body.contains("'node_b'"), "{}", b[0].body);
+    assert!(a[0].body().contains("'node_a'"), "{}", a[0].body());
+    assert!(b[0].body().contains("'node_b'"), "{}", b[0].body());
     for (fa, fb) in a[1..].iter().zip(&b[1..]) {
         assert!(Arc::ptr_eq(fa, fb), "{} is copied per node", fa.name.name);
-        assert!(!fa.body.contains("node_a"), "{}", fa.body);
+        assert!(!fa.body().contains("node_a"), "{}", fa.body());
     }
     // Each per-table body asks for the name where it needs it.
     for f in &objs.functions {
@@ -70,7 +71,7 @@ fn only_node_name_differs_between_nodes() {
             || f.name.name.starts_with("log_")
             || f.name.name.starts_with("apply_")
         {
-            assert!(f.body.contains("_pgconverge.node_name()"), "{}", f.body);
+            assert!(f.body().contains("_pgconverge.node_name()"), "{}", f.body());
         }
     }
 }
@@ -80,12 +81,12 @@ fn create_sql_holds_the_body_verbatim_and_its_fingerprint() {
     for f in objects(&[users()]).node_functions("n1") {
         let create_sql = f.create_sql();
         assert!(
-            create_sql.contains(&format!("$pgc${}$pgc$", f.body)),
+            create_sql.contains(&format!("$pgc${}$pgc$", f.body())),
             "{create_sql}"
         );
         assert!(create_sql.contains("SET search_path = ''"));
-        assert_eq!(f.body_sha256, naming::sha256_hex(f.body.trim()));
-        assert_eq!(f.body_sha256.len(), 64);
+        assert_eq!(f.body_sha256(), naming::sha256_hex(f.body()));
+        assert_eq!(f.body_sha256().len(), 64);
     }
 }
 
@@ -99,9 +100,9 @@ fn redundant_unique_constraints_are_not_claimed() {
         .unwrap_or_else(|| panic!("no apply function"));
     // email, and (tenant, handle) once: the reversed duplicate and the one covering the key
     // are dropped.
-    assert!(apply.body.contains("_pgc_value_1 jsonb"));
-    assert!(!apply.body.contains("_pgc_value_2"));
-    assert!(apply.body.contains("'tenant, handle'"));
+    assert!(apply.body().contains("_pgc_value_1 jsonb"));
+    assert!(!apply.body().contains("_pgc_value_2"));
+    assert!(apply.body().contains("'tenant, handle'"));
 }
 
 #[test]
@@ -112,7 +113,7 @@ fn user_names_are_quoted_and_cannot_end_the_body() {
     t.unique = vec![vec!["it's".into()]];
     let objs = objects(&[t]);
     for f in &objs.functions {
-        if f.body.contains("$pgc$") {
+        if f.body().contains("$pgc$") {
             assert!(f.create_sql().contains("$pgc_1$"), "{}", f.create_sql());
         }
     }
@@ -121,12 +122,12 @@ fn user_names_are_quoted_and_cannot_end_the_body() {
         .iter()
         .find(|f| f.name.name.starts_with("stamp_"))
         .unwrap_or_else(|| panic!("no stamp function"));
-    assert!(stamp.body.contains("\"My Schema\".\"Order$pgc$\""));
-    assert!(stamp.body.contains("NEW.\"row\""));
-    assert!(stamp.body.contains("NEW.\"it's\""));
-    assert!(stamp.body.contains("'\"My Schema\".\"Order$pgc$\"'"));
+    assert!(stamp.body().contains("\"My Schema\".\"Order$pgc$\""));
+    assert!(stamp.body().contains("NEW.\"row\""));
+    assert!(stamp.body().contains("NEW.\"it's\""));
+    assert!(stamp.body().contains("'\"My Schema\".\"Order$pgc$\"'"));
     assert!(stamp
-        .body
+        .body()
         .contains("pg_catalog.encode(NEW.\"it's\", 'hex')"));
 }
 
@@ -185,7 +186,7 @@ fn timestamptz_keys_are_compared_in_utc() {
         o.functions
             .iter()
             .find(|f| f.name.name.starts_with("stamp_"))
-            .map(|f| f.body.clone())
+            .map(|f| f.body().to_string())
             .unwrap_or_default()
     };
     assert!(!stamp(&objs).contains("AT TIME ZONE 'UTC'"));
@@ -199,7 +200,7 @@ fn conflict_only_paths_call_the_shared_merges_and_common_paths_stay_inline() {
         objs.functions
             .iter()
             .find(|f| f.name.name.starts_with(prefix))
-            .map(|f| f.body.clone())
+            .map(|f| f.body().to_string())
             .unwrap_or_else(|| panic!("no {prefix} function"))
     };
     let apply = body("apply_users_");
@@ -217,26 +218,52 @@ fn conflict_only_paths_call_the_shared_merges_and_common_paths_stay_inline() {
 }
 
 #[test]
-fn many_tables_render_in_table_order_whatever_the_threads() {
-    let tables: Vec<TableConfig> = (0..150)
-        .map(|i| {
-            let mut t = users();
-            t.name = format!("t{i:03}");
-            t
-        })
-        .collect();
-    let shapes: Vec<TableShape> = tables.iter().map(TableShape::new).collect();
+fn table_functions_render_on_demand_what_the_generators_give() {
+    let shapes = vec![Arc::new(TableShape::new(&users()))];
     let node_name = internal::node_name_call();
-    let threaded = render_table_functions(&shapes, &node_name);
-    let sequential: Vec<FunctionDef> = shapes
-        .iter()
-        .flat_map(|shape| {
-            [
-                local_writes::stamp_function(shape, &node_name),
-                local_writes::log_function(shape, &node_name),
-                remote_apply::apply_function(shape, &node_name),
-            ]
-        })
-        .collect();
-    assert_eq!(threaded, sequential);
+    let lazy = table_functions(&shapes, &node_name);
+    let eager = [
+        local_writes::stamp_function(&shapes[0], &node_name),
+        local_writes::log_function(&shapes[0], &node_name),
+        remote_apply::apply_function(&shapes[0], &node_name),
+    ];
+    assert_eq!(lazy.len(), eager.len());
+    for (lazy, eager) in lazy.iter().zip(&eager) {
+        assert_eq!(lazy.name, eager.name);
+        assert!(
+            lazy.rendered.get().is_none(),
+            "{} rendered early",
+            lazy.name
+        );
+        assert_eq!(lazy.create_sql(), eager.create_sql());
+        assert_eq!(lazy.body_sha256(), eager.body_sha256());
+        assert!(lazy.comment_sql().contains(&lazy.fingerprint));
+    }
+}
+
+#[test]
+fn fingerprints_follow_what_a_body_is_generated_from() {
+    let fingerprints = |table: &TableConfig| -> Vec<String> {
+        objects(std::slice::from_ref(table))
+            .functions
+            .iter()
+            .map(|f| f.fingerprint.clone())
+            .collect()
+    };
+    let before = fingerprints(&users());
+    assert_eq!(before, fingerprints(&users()), "not deterministic");
+    let unique: BTreeSet<&String> = before.iter().collect();
+    assert_eq!(
+        unique.len(),
+        before.len(),
+        "two functions share a fingerprint"
+    );
+
+    let mut retyped = users();
+    retyped.columns[1].data_type = "varchar(200)".into();
+    let after = fingerprints(&retyped);
+    let changed: Vec<bool> = before.iter().zip(&after).map(|(b, a)| b != a).collect();
+    // The shared functions stay; every per-table function of the retyped table changes.
+    assert!(changed[..7].iter().all(|c| !c), "{changed:?}");
+    assert!(changed[7..].iter().all(|c| *c), "{changed:?}");
 }

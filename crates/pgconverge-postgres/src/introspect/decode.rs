@@ -81,12 +81,9 @@ pub(super) struct FunctionDecoder {
 
 impl FunctionDecoder {
     /// Overloads share a key; the one with the greatest identity arguments is kept, so the
-    /// pick does not depend on row order. The definition is the body as stored (`prosrc`).
-    pub(super) fn add(
-        &mut self,
-        row: &Row,
-        expected: &BTreeMap<QualifiedName, String>,
-    ) -> Result<(), IntrospectError> {
+    /// pick does not depend on row order. The definition is the body as stored (`prosrc`),
+    /// when the server sent it.
+    pub(super) fn add(&mut self, row: &Row) -> Result<(), IntrospectError> {
         const WHAT: &str = "functions";
         let name = QualifiedName::new(get::<String>(row, 0, WHAT)?, get::<String>(row, 1, WHAT)?);
         let identity_arguments: String = get(row, 3, WHAT)?;
@@ -97,18 +94,18 @@ impl FunctionDecoder {
         {
             return Ok(());
         }
-        let body: String = get(row, 2, WHAT)?;
-        let body_sha256 = sha256_hex(body.trim());
-        // A body that is exactly what the caller expects need not be kept.
-        let definition = if expected.get(&name) == Some(&body_sha256) {
-            String::new()
-        } else {
-            body
-        };
+        let definition: Option<String> = get(row, 2, WHAT)?;
+        let body_sha256: String = get(row, 4, WHAT)?;
+        let comment: Option<String> = get(row, 5, WHAT)?;
+        let fingerprint = comment
+            .as_deref()
+            .and_then(|comment| recorded_fingerprint(comment, &body_sha256))
+            .unwrap_or_default();
         let function = FunctionCatalog {
+            definition: definition.unwrap_or_default(),
             body_sha256,
-            definition,
             identity_arguments,
+            fingerprint,
         };
         self.functions.insert(name, function);
         Ok(())
@@ -117,6 +114,14 @@ impl FunctionDecoder {
     pub(super) fn finish(self) -> BTreeMap<QualifiedName, FunctionCatalog> {
         self.functions
     }
+}
+
+/// The fingerprint in a comment `pgconverge:<fingerprint>:<body sha256>`, if the comment is
+/// one and its body hash is the live body's (a body edited since no longer counts as generated).
+fn recorded_fingerprint(comment: &str, body_sha256: &str) -> Option<String> {
+    let rest = comment.strip_prefix("pgconverge:")?;
+    let (fingerprint, recorded_sha256) = rest.split_once(':')?;
+    (recorded_sha256 == body_sha256 && !fingerprint.is_empty()).then(|| fingerprint.to_string())
 }
 
 pub(super) fn decode_publications(

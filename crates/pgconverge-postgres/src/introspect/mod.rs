@@ -38,10 +38,11 @@ use queries::*;
 pub struct IntrospectScope {
     /// e.g. `["public", "_pgconverge"]`.
     pub schemas: Vec<String>,
-    /// sha256 of the body each function is expected to have. A function whose body matches
-    /// is returned with its hash but an empty `definition`: a plan only shows the bodies that
-    /// differ, and holding every body of a large schema costs tens of megabytes per node.
-    pub expected_function_hashes: BTreeMap<QualifiedName, String>,
+    /// The fingerprint each function is expected to carry in its comment. A function that
+    /// carries it, with its body unchanged since, is returned with its hash and fingerprint
+    /// but without its body, which the server does not even send: a plan only shows the
+    /// bodies that differ, and the bodies of a large schema are tens of megabytes per node.
+    pub expected_function_fingerprints: BTreeMap<QualifiedName, String>,
 }
 
 /// `server_version_num` of PostgreSQL 16.0, the oldest release pgconverge supports.
@@ -216,7 +217,11 @@ async fn read_catalog(
         query(client, "indexes", INDEXES_SQL, &scope_params),
         query(client, "operator classes", DEFAULT_BTREE_OPCLASSES_SQL, &[]),
         query(client, "triggers", TRIGGERS_SQL, &scope_params),
-        read_functions(client, &scope_params, &scope.expected_function_hashes),
+        read_functions(
+            client,
+            &scope.schemas,
+            &scope.expected_function_fingerprints
+        ),
         query(client, "publications", PUBLICATIONS_SQL, &[]),
         query(client, "replication slots", SLOTS_SQL, &[]),
     )?;
@@ -256,11 +261,25 @@ async fn read_catalog(
 /// ever held, and hashing the bodies overlaps receiving them.
 async fn read_functions(
     client: &Client,
-    scope_params: &[(&(dyn ToSql + Sync), Type)],
+    schemas: &Vec<String>,
     expected: &BTreeMap<QualifiedName, String>,
 ) -> Result<BTreeMap<QualifiedName, FunctionCatalog>, IntrospectError> {
     const WHAT: &str = "functions";
-    let params = scope_params
+    let mut expected_schemas = Vec::with_capacity(expected.len());
+    let mut expected_names = Vec::with_capacity(expected.len());
+    let mut expected_fingerprints = Vec::with_capacity(expected.len());
+    for (name, fingerprint) in expected {
+        expected_schemas.push(name.schema.as_str());
+        expected_names.push(name.name.as_str());
+        expected_fingerprints.push(fingerprint.as_str());
+    }
+    let params: [(&(dyn ToSql + Sync), Type); 4] = [
+        (schemas, Type::TEXT_ARRAY),
+        (&expected_schemas, Type::TEXT_ARRAY),
+        (&expected_names, Type::TEXT_ARRAY),
+        (&expected_fingerprints, Type::TEXT_ARRAY),
+    ];
+    let params = params
         .iter()
         .map(|(value, ty)| (*value as &dyn ToSql, ty.clone()));
     let rows = client
@@ -270,7 +289,7 @@ async fn read_functions(
     let mut rows = std::pin::pin!(rows);
     let mut decoder = decode::FunctionDecoder::default();
     while let Some(row) = rows.try_next().await.map_err(failed(WHAT))? {
-        decoder.add(&row, expected)?;
+        decoder.add(&row)?;
     }
     Ok(decoder.finish())
 }

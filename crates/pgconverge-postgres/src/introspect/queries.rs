@@ -175,17 +175,32 @@ CROSS JOIN LATERAL (
 WHERE NOT t.tgisinternal AND n.nspname = ANY($1) AND c.relkind IN ('r', 'p')";
 
 /// Plain functions only: procedures, aggregates and window functions are not pgconverge's.
-/// Functions owned by an extension are the extension's. The body is read as stored
-/// (`prosrc`), not printed whole by `pg_get_functiondef`: that would send every body twice
-/// and cost a catalog lookup per function. A function without any arguments skips
-/// `pg_get_function_identity_arguments` for the same reason (one with only OUT arguments
-/// has `pronargs = 0` too, but the server lists those).
+/// Functions owned by an extension are the extension's. The server hashes each body; it sends
+/// the body itself (as stored, `prosrc`) only when the function does not carry the
+/// fingerprint expected for it (`$2`–`$4`: schema, name and fingerprint arrays) in a comment
+/// whose body hash matches: a no-op plan of a large schema receives hashes, not megabytes.
+/// A function without any arguments skips `pg_get_function_identity_arguments`, a catalog
+/// lookup per function (one with only OUT arguments has `pronargs = 0` too, but the server
+/// lists those).
 pub(super) const FUNCTIONS_SQL: &str = "
-SELECT n.nspname::text, p.proname::text, p.prosrc,
+SELECT n.nspname::text, p.proname::text,
+       CASE WHEN d.description = 'pgconverge:' || e.fingerprint || ':' || h.sha THEN NULL
+            ELSE p.prosrc END,
        CASE WHEN p.pronargs = 0 AND p.proallargtypes IS NULL THEN ''
-            ELSE pg_catalog.pg_get_function_identity_arguments(p.oid) END
+            ELSE pg_catalog.pg_get_function_identity_arguments(p.oid) END,
+       h.sha, d.description
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+CROSS JOIN LATERAL (
+    SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(p.prosrc, 'UTF8')), 'hex')
+           AS sha
+) h
+LEFT JOIN pg_catalog.pg_description d
+       ON d.objoid = p.oid AND d.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+      AND d.objsubid = 0
+LEFT JOIN ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]),
+                     pg_catalog.unnest($4::text[])) AS e(schema_name, function_name, fingerprint)
+       ON e.schema_name = n.nspname AND e.function_name = p.proname
 WHERE n.nspname = ANY($1) AND p.prokind = 'f'
   AND NOT EXISTS (
       SELECT 1 FROM pg_catalog.pg_depend d

@@ -464,6 +464,24 @@ async fn function_changed_by_hand_shows_a_body_diff_and_is_restored() {
     )
     .await
     .expect("replace function");
+    // A per-table function, whose body plans do not read while its comment vouches for it,
+    // replaced with an edited body: the replacement is seen all the same.
+    let stamp = n1
+        .query_one(
+            "SELECT p.proname::text, p.prosrc FROM pg_proc p \
+             WHERE p.pronamespace = '_pgconverge'::regnamespace AND p.proname LIKE 'stamp\\_%' \
+             ORDER BY 1 LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("stamp function");
+    let (stamp_name, stamp_body): (String, String) = (stamp.get(0), stamp.get(1));
+    n1.batch_execute(&format!(
+        "CREATE OR REPLACE FUNCTION _pgconverge.{stamp_name}() RETURNS trigger \
+         LANGUAGE plpgsql SET search_path = '' AS $edited$\n-- edited by hand{stamp_body}$edited$"
+    ))
+    .await
+    .expect("replace stamp function");
     let out = cluster.pgconverge(&["plan", "--detailed-exitcode", "--no-color"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout);
@@ -476,7 +494,12 @@ async fn function_changed_by_hand_shows_a_body_diff_and_is_restored() {
         "body diff expected: {shown}"
     );
     assert!(
-        shown.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+        shown.contains(&format!("~ function _pgconverge.{stamp_name}()"))
+            && shown.contains("-- edited by hand"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
         "{shown}"
     );
     run_ok(&cluster, &["apply", "--auto-approve"]);
@@ -485,6 +508,8 @@ async fn function_changed_by_hand_shows_a_body_diff_and_is_restored() {
         .await
         .expect("call");
     assert_eq!(row.get::<_, String>(0), "n1");
+    let out = cluster.pgconverge(&["plan", "--detailed-exitcode", "--no-color"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -144,15 +144,16 @@ pub struct TriggerCatalog {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionCatalog {
     /// The body as stored in `pg_proc.prosrc`; empty when introspection was told the
-    /// function's expected fingerprint and the function carries it (the body is then known).
+    /// function's expected fingerprint and the function carries it (the body is then known
+    /// and is not read).
     pub definition: String,
-    /// Hex sha256 of the function body (`prosrc`), computed by the server.
+    /// Hex sha256 of the body (`prosrc`); empty when the body was not read.
     pub body_sha256: String,
     /// Arguments as `pg_get_function_identity_arguments` prints them.
     pub identity_arguments: String,
     /// The fingerprint pgconverge recorded in the function's comment when it created it, if
-    /// the comment's body hash still matches the live body (empty otherwise: no comment, a
-    /// foreign one, or a body changed since).
+    /// the comment names the `xmin` of the live catalog row (empty otherwise: no comment, a
+    /// foreign one, or a function replaced since).
     #[serde(default)]
     pub fingerprint: String,
 }

@@ -323,7 +323,8 @@ pub fn config_fingerprint(config: &ClusterConfig) -> String {
 
 /// Fingerprint of what a plan depends on: structure, not activity (slot positions, activity
 /// flags and row estimates change by themselves and do not make a plan stale). Function
-/// definitions count through their body hash only.
+/// definitions count through their body hash, or the fingerprint that vouches for a body
+/// that was not read (a function replaced since loses it and has its body read).
 pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
     type TableStructure<'a> = (
         &'a QualifiedName,
@@ -341,7 +342,7 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         role: &'a pgconverge_model::catalog::RoleInfo,
         schemas: &'a [String],
         tables: Vec<TableStructure<'a>>,
-        functions: Vec<(&'a QualifiedName, &'a str, &'a str)>,
+        functions: Vec<(&'a QualifiedName, &'a str, &'a str, &'a str)>,
         publications: &'a BTreeMap<String, PublicationCatalog>,
         subscriptions: &'a BTreeMap<String, SubscriptionCatalog>,
         slots: Vec<(&'a String, &'a Option<String>, &'a str, &'a Option<String>)>,
@@ -369,7 +370,14 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         functions: catalog
             .functions
             .iter()
-            .map(|(name, f)| (name, f.body_sha256.as_str(), f.identity_arguments.as_str()))
+            .map(|(name, f)| {
+                (
+                    name,
+                    f.body_sha256.as_str(),
+                    f.fingerprint.as_str(),
+                    f.identity_arguments.as_str(),
+                )
+            })
             .collect(),
         publications: &catalog.publications,
         subscriptions: &catalog.subscriptions,

@@ -343,15 +343,29 @@ async fn introspection_is_idempotent_and_holds_every_kind_of_object_but_no_passw
     let pair = &catalog.functions[&QualifiedName::new("_pgconverge", "pair")];
     assert_eq!(pair.identity_arguments, "OUT a integer, OUT b integer");
 
-    // A body is not sent when the function carries the fingerprint it is expected to have,
-    // with the hash of its live body; an edited body or another fingerprint is sent.
-    let touch_sha256 = function.body_sha256.clone();
+    // A body is not read when the function carries the fingerprint it is expected to have,
+    // naming its live catalog row; a function replaced since, or carrying another
+    // fingerprint, is read.
+    let xmin = |function: &'static str| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "SELECT xmin::text FROM pg_proc WHERE oid = $1::text::regprocedure",
+                    &[&function],
+                )
+                .await
+                .expect("xmin read");
+            row.get::<_, String>(0)
+        }
+    };
+    let touch_xmin = xmin("_pgconverge.orders_touch()").await;
+    let pair_xmin = xmin("_pgconverge.pair()").await;
     client
         .batch_execute(&format!(
-            "COMMENT ON FUNCTION _pgconverge.orders_touch() IS 'pgconverge:fp-touch:{touch_sha256}';
-             COMMENT ON FUNCTION _pgconverge.label(int, text) IS 'pgconverge:fp-label:{touch_sha256}';
-             COMMENT ON FUNCTION _pgconverge.pair() IS 'pgconverge:fp-pair:{}';",
-            pair.body_sha256
+            "COMMENT ON FUNCTION _pgconverge.orders_touch() IS 'pgconverge:fp-touch:{touch_xmin}';
+             COMMENT ON FUNCTION _pgconverge.label(int, text) IS 'pgconverge:fp-label:1';
+             COMMENT ON FUNCTION _pgconverge.pair() IS 'pgconverge:fp-pair:{pair_xmin}';"
         ))
         .await
         .expect("comments set");
@@ -370,9 +384,9 @@ async fn introspection_is_idempotent_and_holds_every_kind_of_object_but_no_passw
         .expect("introspection");
     let read = |name: &str| &expected.functions[&QualifiedName::new("_pgconverge", name)];
     assert_eq!(read("orders_touch").definition, "");
+    assert_eq!(read("orders_touch").body_sha256, "");
     assert_eq!(read("orders_touch").fingerprint, "fp-touch");
-    assert_eq!(read("orders_touch").body_sha256, touch_sha256);
-    // The comment's hash is not the live body's: a body edited after the comment was set.
+    // The comment names another row than the live one: as if replaced after it was set.
     assert_eq!(read("label").definition, " SELECT prefix || n ");
     assert_eq!(read("label").fingerprint, "");
     // A valid comment with another fingerprint than expected.

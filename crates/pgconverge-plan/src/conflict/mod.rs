@@ -71,9 +71,9 @@ pub struct FunctionDef {
     /// As `pg_get_function_identity_arguments` prints it (empty for no arguments).
     pub identity_arguments: String,
     /// Hex sha256 of everything the body is generated from (the generator's own source and,
-    /// for a per-table function, the table's shape). Recorded with the body hash in the
-    /// function's comment ([`FunctionDef::comment`]), so a later plan knows the live body is
-    /// this one without rendering it.
+    /// for a per-table function, the table's shape). Recorded in the function's comment
+    /// ([`FunctionDef::comment_sql`]), so a later plan knows the live body is this one
+    /// without rendering it or reading it.
     pub fingerprint: String,
     rendered: OnceLock<RenderedFunction>,
     source: FunctionSource,
@@ -102,7 +102,7 @@ enum FunctionSource {
 }
 
 /// Prefix of the comment pgconverge puts on every function it creates:
-/// `pgconverge:<fingerprint>:<body sha256>`.
+/// `pgconverge:<fingerprint>:<xmin of the function's pg_proc row>`.
 pub const FUNCTION_COMMENT_PREFIX: &str = "pgconverge:";
 
 /// sha256 of the generator's source and version: a changed generator gives every function a
@@ -231,24 +231,28 @@ impl FunctionDef {
         format!("{}{tag}{}{tag}", rendered.create_prefix, rendered.body)
     }
 
-    /// The comment recorded on the function: its fingerprint and the hash of its body.
-    pub fn comment(&self) -> String {
-        format!(
-            "{FUNCTION_COMMENT_PREFIX}{}:{}",
-            self.fingerprint,
-            self.body_sha256()
-        )
-    }
-
-    /// `COMMENT ON FUNCTION … IS '<comment>'`, run in the step that creates the function.
+    /// Sets the function's comment to `pgconverge:<fingerprint>:<xmin>`, `xmin` being the
+    /// transaction that wrote its catalog row. Run in the step that creates or replaces the
+    /// function, after it: any later replacement writes a new row with another `xmin`, so a
+    /// comment that still names the live row's `xmin` vouches for the body without the body
+    /// being read. `COMMENT` takes only a literal, hence the `DO` block.
     pub fn comment_sql(&self) -> String {
-        format!(
-            "COMMENT ON FUNCTION {}.{}({}) IS {}",
-            quote_ident(&self.name.schema),
-            quote_ident(&self.name.name),
-            self.identity_arguments,
-            quote_literal(&self.comment())
-        )
+        let prefix = quote_literal(&format!("{FUNCTION_COMMENT_PREFIX}{}:", self.fingerprint));
+        let block = format!(
+            " DECLARE f record; BEGIN \
+             SELECT p.oid::pg_catalog.regprocedure AS signature, p.xmin::text AS xmin INTO STRICT f \
+             FROM pg_catalog.pg_proc p \
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname = {} AND p.proname = {} \
+             AND pg_catalog.pg_get_function_identity_arguments(p.oid) = {}; \
+             EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s IS %L', f.signature, {prefix} || f.xmin); \
+             END ",
+            quote_literal(&self.name.schema),
+            quote_literal(&self.name.name),
+            quote_literal(&self.identity_arguments),
+        );
+        let tag = dollar_tag(&block);
+        format!("DO {tag}{block}{tag}")
     }
 }
 

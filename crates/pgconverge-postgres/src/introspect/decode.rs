@@ -95,14 +95,22 @@ impl FunctionDecoder {
             return Ok(());
         }
         let definition: Option<String> = get(row, 2, WHAT)?;
-        let body_sha256: String = get(row, 4, WHAT)?;
-        let comment: Option<String> = get(row, 5, WHAT)?;
+        let comment: Option<String> = get(row, 4, WHAT)?;
+        let xmin: String = get(row, 5, WHAT)?;
         let fingerprint = comment
             .as_deref()
-            .and_then(|comment| recorded_fingerprint(comment, &body_sha256))
+            .and_then(|comment| recorded_fingerprint(comment, &xmin))
             .unwrap_or_default();
+        // Without the body (its fingerprint vouched for it) there is nothing to hash.
+        let (definition, body_sha256) = match definition {
+            Some(body) => {
+                let sha256 = sha256_hex(&body);
+                (body, sha256)
+            }
+            None => (String::new(), String::new()),
+        };
         let function = FunctionCatalog {
-            definition: definition.unwrap_or_default(),
+            definition,
             body_sha256,
             identity_arguments,
             fingerprint,
@@ -116,12 +124,12 @@ impl FunctionDecoder {
     }
 }
 
-/// The fingerprint in a comment `pgconverge:<fingerprint>:<body sha256>`, if the comment is
-/// one and its body hash is the live body's (a body edited since no longer counts as generated).
-fn recorded_fingerprint(comment: &str, body_sha256: &str) -> Option<String> {
+/// The fingerprint in a comment `pgconverge:<fingerprint>:<xmin>`, if the comment is one and
+/// names the live catalog row (a function replaced since no longer counts as generated).
+fn recorded_fingerprint(comment: &str, xmin: &str) -> Option<String> {
     let rest = comment.strip_prefix("pgconverge:")?;
-    let (fingerprint, recorded_sha256) = rest.split_once(':')?;
-    (recorded_sha256 == body_sha256 && !fingerprint.is_empty()).then(|| fingerprint.to_string())
+    let (fingerprint, recorded_xmin) = rest.split_once(':')?;
+    (recorded_xmin == xmin && !fingerprint.is_empty()).then(|| fingerprint.to_string())
 }
 
 pub(super) fn decode_publications(

@@ -175,26 +175,23 @@ CROSS JOIN LATERAL (
 WHERE NOT t.tgisinternal AND n.nspname = ANY($1) AND c.relkind IN ('r', 'p')";
 
 /// Plain functions only: procedures, aggregates and window functions are not pgconverge's.
-/// Functions owned by an extension are the extension's. The server hashes each body; it sends
-/// the body itself (as stored, `prosrc`) only when the function does not carry the
-/// fingerprint expected for it (`$2`–`$4`: schema, name and fingerprint arrays) in a comment
-/// whose body hash matches: a no-op plan of a large schema receives hashes, not megabytes.
+/// Functions owned by an extension are the extension's. The body (as stored, `prosrc`) is
+/// not read when the function carries the fingerprint expected for it (`$2`–`$4`: schema,
+/// name and fingerprint arrays) in a comment naming the `xmin` of its live catalog row: any
+/// replacement since would have written a new row. A no-op plan of a large schema then reads
+/// no bodies at all (they are tens of megabytes, and detoasting them is most of the work).
 /// A function without any arguments skips `pg_get_function_identity_arguments`, a catalog
 /// lookup per function (one with only OUT arguments has `pronargs = 0` too, but the server
 /// lists those).
 pub(super) const FUNCTIONS_SQL: &str = "
 SELECT n.nspname::text, p.proname::text,
-       CASE WHEN d.description = 'pgconverge:' || e.fingerprint || ':' || h.sha THEN NULL
-            ELSE p.prosrc END,
+       CASE WHEN d.description = 'pgconverge:' || e.fingerprint || ':' || p.xmin::text
+            THEN NULL ELSE p.prosrc END,
        CASE WHEN p.pronargs = 0 AND p.proallargtypes IS NULL THEN ''
             ELSE pg_catalog.pg_get_function_identity_arguments(p.oid) END,
-       h.sha, d.description
+       d.description, p.xmin::text
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-CROSS JOIN LATERAL (
-    SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(p.prosrc, 'UTF8')), 'hex')
-           AS sha
-) h
 LEFT JOIN pg_catalog.pg_description d
        ON d.objoid = p.oid AND d.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass
       AND d.objsubid = 0

@@ -3,17 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use pgconverge_tests::TestCluster;
+use pgconverge_tests::{output_text as text, TestCluster};
 use serde_json::json;
-
-fn text(output: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 #[test]
 fn usage_errors_exit_1_and_help_exits_0() {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pgconverge_tests::TestCluster;
+use pgconverge_tests::{output_text as text, TestCluster};
 use serde_json::{json, Value};
 
 fn tables() -> Value {
@@ -31,15 +31,6 @@ fn tables() -> Value {
             "indexes": [{ "columns": ["account_id"] }]
         }
     ])
-}
-
-fn text(output: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn run_ok(cluster: &TestCluster, args: &[&str]) -> String {
@@ -482,9 +473,33 @@ async fn function_changed_by_hand_shows_a_body_diff_and_is_restored() {
     ))
     .await
     .expect("replace stamp function");
+    // An apply trigger whose condition was changed: it would take another table's changes.
+    let apply = n1
+        .query_one(
+            "SELECT tgname::text, tgfoid::regproc::text FROM pg_trigger \
+             WHERE tgrelid = '_pgconverge.changes'::regclass AND tgname LIKE '%apply%' \
+             ORDER BY 1 LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("apply trigger");
+    let (apply_trigger, apply_function): (String, String) = (apply.get(0), apply.get(1));
+    n1.batch_execute(&format!(
+        "CREATE OR REPLACE TRIGGER \"{apply_trigger}\" BEFORE INSERT ON _pgconverge.changes \
+         FOR EACH ROW WHEN (new.tbl = 'elsewhere') EXECUTE FUNCTION {apply_function}(); \
+         ALTER TABLE _pgconverge.changes ENABLE REPLICA TRIGGER \"{apply_trigger}\""
+    ))
+    .await
+    .expect("replace trigger");
     let out = cluster.pgconverge(&["plan", "--detailed-exitcode", "--no-color"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains(&format!(
+            "-/+ trigger _pgconverge.changes.{apply_trigger}  # forces replacement: definition differs"
+        )),
+        "{shown}"
+    );
     assert!(
         shown.contains("~ function _pgconverge.node_name()"),
         "{shown}"
@@ -499,7 +514,7 @@ async fn function_changed_by_hand_shows_a_body_diff_and_is_restored() {
         "{shown}"
     );
     assert!(
-        shown.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        shown.contains("Plan: 1 to add, 2 to change, 1 to destroy."),
         "{shown}"
     );
     run_ok(&cluster, &["apply", "--auto-approve"]);

@@ -555,6 +555,29 @@ fn trigger_definition_matches(live: &str, desired: &TriggerDef) -> bool {
         .map(|sql| trigger_shape(sql))
         .unwrap_or_default();
     trigger_shape(live) == wanted
+        && live_trigger_condition(live).map(comparable_condition)
+            == desired.when.as_deref().map(comparable_condition)
+}
+
+/// The `WHEN` condition of a `pg_get_triggerdef` definition: what follows `FOR EACH ROW WHEN`
+/// up to the last `EXECUTE FUNCTION`.
+fn live_trigger_condition(definition: &str) -> Option<&str> {
+    let after_level = definition
+        .find(" FOR EACH ROW ")
+        .map(|at| &definition[at + " FOR EACH ROW ".len()..])?;
+    let condition = after_level.strip_prefix("WHEN ")?;
+    let end = condition.rfind(" EXECUTE FUNCTION ")?;
+    Some(&condition[..end])
+}
+
+/// A condition without what the server adds when it prints one back: parentheses, spacing
+/// and the `::text` cast of string literals compared with a text column.
+fn comparable_condition(condition: &str) -> String {
+    condition
+        .replace("::text", "")
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '(' && *c != ')')
+        .collect()
 }
 
 /// Timing, events (in a fixed order: PostgreSQL prints them its own way) and level of a
@@ -917,5 +940,24 @@ mod tests {
             trigger_shape("CREATE TRIGGER x AFTER INSERT OR DELETE OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f()"),
             trigger_shape("CREATE TRIGGER x AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION f()"),
         );
+    }
+
+    #[test]
+    fn trigger_conditions_compare_as_the_server_prints_them() {
+        let printed = "CREATE TRIGGER \"_pgc_apply_t_1\" BEFORE INSERT ON _pgconverge.changes \
+            FOR EACH ROW WHEN ((new.tbl = '\"public\".\"t\"'::text)) \
+            EXECUTE FUNCTION _pgconverge.\"apply_t_1\"()";
+        let condition = live_trigger_condition(printed);
+        assert_eq!(condition, Some("((new.tbl = '\"public\".\"t\"'::text))"));
+        assert_eq!(
+            condition.map(comparable_condition),
+            Some(comparable_condition("new.tbl = '\"public\".\"t\"'"))
+        );
+        assert_ne!(
+            condition.map(comparable_condition),
+            Some(comparable_condition("new.tbl = '\"public\".\"u\"'"))
+        );
+        let unconditional = "CREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()";
+        assert_eq!(live_trigger_condition(unconditional), None);
     }
 }

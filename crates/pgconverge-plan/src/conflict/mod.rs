@@ -300,6 +300,8 @@ pub struct TriggerDef {
     pub name: String,
     pub function: QualifiedName,
     pub enabled: TriggerFiring,
+    /// The `WHEN` condition, as written in `create_sql`.
+    pub when: Option<String>,
     /// `CREATE OR REPLACE TRIGGER …`, then `ALTER TABLE … ENABLE REPLICA|ALWAYS TRIGGER …`
     /// when it must not fire locally.
     pub create_sql: Vec<String>,
@@ -321,9 +323,9 @@ impl TriggerDef {
             quote_ident(&table.schema),
             quote_ident(&table.name)
         );
-        let when = when.map(|w| format!(" WHEN ({w})")).unwrap_or_default();
+        let when_sql = when.map(|w| format!(" WHEN ({w})")).unwrap_or_default();
         let mut create_sql = vec![format!(
-            "CREATE OR REPLACE TRIGGER {} {timing_events} ON {on} FOR EACH {level}{when} EXECUTE FUNCTION {}.{}()",
+            "CREATE OR REPLACE TRIGGER {} {timing_events} ON {on} FOR EACH {level}{when_sql} EXECUTE FUNCTION {}.{}()",
             quote_ident(name),
             quote_ident(&function.schema),
             quote_ident(&function.name)
@@ -345,6 +347,7 @@ impl TriggerDef {
             name: name.to_string(),
             function,
             enabled,
+            when: when.map(str::to_string),
             create_sql,
         }
     }

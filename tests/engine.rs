@@ -176,6 +176,21 @@ async fn drift_is_detected_exactly_and_repaired() {
     n3.batch_execute("DROP INDEX transfers_account_id_idx")
         .await
         .expect("drop index");
+    // On n1, a concurrent build under the configured name that failed half-way (duplicates
+    // for a UNIQUE index) leaves an invalid index behind.
+    let n1 = cluster.client(0).await;
+    n1.batch_execute(
+        "WITH a AS (INSERT INTO accounts (email) VALUES ('twice@example.com') RETURNING id) \
+         INSERT INTO transfers (account_id, amount) SELECT id, 1 FROM a, generate_series(1, 2); \
+         DROP INDEX transfers_account_id_idx;",
+    )
+    .await
+    .expect("duplicates written, index dropped");
+    n1.batch_execute(
+        "CREATE UNIQUE INDEX CONCURRENTLY transfers_account_id_idx ON transfers (account_id)",
+    )
+    .await
+    .expect_err("duplicates stop a unique build");
 
     let (code, plan) = plan_json(&cluster);
     assert_eq!(code, 2, "{plan:#}");
@@ -195,6 +210,11 @@ async fn drift_is_detected_exactly_and_repaired() {
         changes,
         // DROP SUBSCRIPTION also dropped its slot on the publisher.
         vec![
+            (
+                "n1".into(),
+                "index public.transfers.transfers_account_id_idx".into(),
+                "delete".into()
+            ),
             ("n1".into(), "slot pgc_n2_from_n1".into(), "create".into()),
             (
                 "n2".into(),
@@ -221,13 +241,26 @@ async fn drift_is_detected_exactly_and_repaired() {
         "{human_text}"
     );
     assert!(
-        human_text.contains("Plan: 3 to add, 0 to change, 0 to destroy."),
+        human_text.contains("Plan: 4 to add, 0 to change, 1 to destroy."),
         "{human_text}"
     );
 
     run_ok(&cluster, &["apply", "--auto-approve"]);
     let out = cluster.pgconverge(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let valid: bool = n1
+        .query_one(
+            "SELECT indisvalid AND NOT indisunique FROM pg_index \
+             WHERE indexrelid = 'transfers_account_id_idx'::regclass",
+            &[],
+        )
+        .await
+        .expect("rebuilt index")
+        .get(0);
+    assert!(
+        valid,
+        "the invalid unique index was not rebuilt as configured"
+    );
     write_on_every_node_and_check(&cluster, "after-repair").await;
 }
 

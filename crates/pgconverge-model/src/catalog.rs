@@ -75,6 +75,9 @@ pub struct TableCatalog {
     pub constraints: Vec<ConstraintCatalog>,
     /// Indexes that do not back a constraint.
     pub indexes: Vec<IndexCatalog>,
+    /// Names of indexes left invalid by a `CREATE INDEX CONCURRENTLY` that did not finish
+    /// (not in `indexes`: they are not used and do not enforce anything), sorted.
+    pub invalid_indexes: Vec<String>,
     /// `relreplident`: `d` default (primary key), `f` full, `i` index, `n` nothing.
     pub replica_identity: String,
     /// Non-internal triggers.

@@ -348,29 +348,53 @@ fn diff_existing_table(
             ));
         }
     }
+    // The table may be in use: indexes are built concurrently, so writes go on meanwhile.
+    // A build that was interrupted leaves an invalid index under the name, rebuilt here.
     for index in &table.indexes {
+        let left_invalid = live.invalid_indexes.contains(&index.name);
         let present = live.indexes.iter().any(|ix| ix.columns == index.columns)
             || live.constraints.iter().any(|c| {
                 matches!(c.kind, ConstraintKind::PrimaryKey | ConstraintKind::Unique)
                     && c.columns == index.columns
             });
-        if !present {
-            let mut c = change(
-                ObjectAddress::Index {
-                    table: table.name.clone(),
-                    name: index.name.clone(),
-                },
-                Action::Create,
-                vec![Statement::sql(format!(
-                    "CREATE INDEX {} ON {name} ({})",
-                    quote_ident(&index.name),
-                    quote_ident_list(&index.columns)
-                ))],
-            );
-            c.hazards
-                .push("builds the index under a lock that blocks writes to the table".into());
-            out.push(c);
+        if present && !left_invalid {
+            continue;
         }
+        let mut statements = Vec::new();
+        if left_invalid {
+            statements.push(Statement::sql(format!(
+                "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                quote_qualified(&table.name.schema, &index.name)
+            )));
+        }
+        statements.push(Statement::sql(format!(
+            "CREATE INDEX CONCURRENTLY {} ON {name} ({})",
+            quote_ident(&index.name),
+            quote_ident_list(&index.columns)
+        )));
+        let action = if left_invalid {
+            Action::Replace
+        } else {
+            Action::Create
+        };
+        let mut c = change(
+            ObjectAddress::Index {
+                table: table.name.clone(),
+                name: index.name.clone(),
+            },
+            action,
+            statements,
+        );
+        c.transactional = false;
+        if left_invalid {
+            c.reason = Some("left invalid by an interrupted build".into());
+        }
+        c.hazards.push(
+            "builds concurrently: writes continue, but the build waits for transactions \
+             already running"
+                .into(),
+        );
+        out.push(c);
     }
     if live.replica_identity != "d" {
         let mut c = change(

@@ -203,6 +203,7 @@ async fn read_catalog(
         table_rows,
         constraint_rows,
         index_rows,
+        invalid_index_rows,
         opclass_rows,
         trigger_rows,
         functions,
@@ -215,6 +216,12 @@ async fn read_catalog(
         query(client, "tables", TABLES_SQL, &scope_params),
         query(client, "constraints", CONSTRAINTS_SQL, &scope_params),
         query(client, "indexes", INDEXES_SQL, &scope_params),
+        query(
+            client,
+            "invalid indexes",
+            INVALID_INDEXES_SQL,
+            &scope_params
+        ),
         query(client, "operator classes", DEFAULT_BTREE_OPCLASSES_SQL, &[]),
         query(client, "triggers", TRIGGERS_SQL, &scope_params),
         read_functions(
@@ -241,6 +248,7 @@ async fn read_catalog(
     };
     tables::attach_indexes(&mut tables, indexes, &definition_rows)?;
     tables::attach_triggers(&mut tables, &trigger_rows)?;
+    tables::attach_invalid_indexes(&mut tables, &invalid_index_rows)?;
 
     Ok(NodeCatalog {
         server_version_num: server.version_num,

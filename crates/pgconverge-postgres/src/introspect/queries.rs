@@ -134,6 +134,15 @@ WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND i.indisvalid
       WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid
         AND k.contype IN ('p', 'u', 'x'))";
 
+/// Indexes left invalid by an interrupted `CREATE INDEX CONCURRENTLY`.
+pub(super) const INVALID_INDEXES_SQL: &str = "
+SELECT n.nspname::text, c.relname::text, ic.relname::text
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND NOT i.indisvalid";
+
 /// Default btree operator classes and the type each is for.
 pub(super) const DEFAULT_BTREE_OPCLASSES_SQL: &str = "
 SELECT c.oid, c.opcintype

@@ -515,6 +515,24 @@ pub(super) fn attach_triggers(
     Ok(())
 }
 
+pub(super) fn attach_invalid_indexes(
+    tables: &mut BTreeMap<QualifiedName, TableCatalog>,
+    rows: &[Row],
+) -> Result<(), IntrospectError> {
+    const WHAT: &str = "invalid indexes";
+    for row in rows {
+        let table_name = row_table(row, WHAT)?;
+        let name: String = get(row, 2, WHAT)?;
+        if let Some(table) = tables.get_mut(&table_name) {
+            table.invalid_indexes.push(name);
+        }
+    }
+    for table in tables.values_mut() {
+        table.invalid_indexes.sort();
+    }
+    Ok(())
+}
+
 /// What [`plain_trigger_definition`] needs of a trigger row; names as `quote_ident` prints
 /// them.
 pub(super) struct TriggerShape {

@@ -218,33 +218,24 @@ fn apply_transaction_prelude(b: &mut Body, depth: usize) {
         depth + 1,
         "-- other's row locks and stripes in opposite orders.",
     );
-    // One statement (each PERFORM is an executor run): the lock, the marker, the bias.
+    // One statement (each PERFORM is an executor run): the lock, the marker, the bias, and
+    // now and then the pruning.
+    let prune = internal(PRUNE_FUNCTION);
     b.block(
         depth + 1,
         &format!(
             "PERFORM pg_catalog.pg_advisory_xact_lock({}),\n  \
              pg_catalog.set_config({}, '1', true),\n  \
              CASE WHEN pg_catalog.has_parameter_privilege('deadlock_timeout', 'SET')\n    \
-             THEN pg_catalog.set_config('deadlock_timeout', {}, true) END;",
+             THEN pg_catalog.set_config('deadlock_timeout', {}, true) END,\n  \
+             CASE WHEN pg_catalog.random() < {PRUNE_PROBABILITY} THEN {}.{}() END;",
             apply_lock_key(),
             quote_literal(APPLY_TXN_SETTING),
-            quote_literal(APPLY_DEADLOCK_TIMEOUT)
-        ),
-    );
-    b.line(
-        depth + 1,
-        format!("IF pg_catalog.random() < {PRUNE_PROBABILITY} THEN"),
-    );
-    let prune = internal(PRUNE_FUNCTION);
-    b.line(
-        depth + 2,
-        format!(
-            "PERFORM {}.{}();",
+            quote_literal(APPLY_DEADLOCK_TIMEOUT),
             quote_ident(&prune.schema),
             quote_ident(&prune.name)
         ),
     );
-    b.line(depth + 1, "END IF;");
     b.line(depth, "END IF;");
 }
 
@@ -327,6 +318,54 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     );
     b.line(2, "IF FOUND THEN");
     b.line(3, "RETURN NULL;");
+    b.line(2, "END IF;");
+    // Fast path, exact: an insert of a key with no row, no tombstone, and no holder of or
+    // claim on its unique values. The general path would find nothing to merge against, take
+    // no stripe and store the row the same way; ON CONFLICT DO NOTHING leaves a key or value
+    // held meanwhile to the general path.
+    b.line(1, "ELSIF NEW.op = 'I' THEN");
+    let mut nothing_recorded = format!(
+        "NOT EXISTS (SELECT FROM {tombstones} AS t WHERE t.tbl = {} AND t.pk = {})",
+        shape.key_literal,
+        shape.key_json(IN)
+    );
+    for u in &shape.uniques {
+        nothing_recorded.push_str(&format!(
+            "\n    AND NOT (({}) AND EXISTS (SELECT FROM {claims} AS c WHERE c.tbl = {} AND c.unique_columns = {} AND c.value = {}))",
+            shape.unique_present(u, IN),
+            shape.key_literal,
+            quote_literal(&u.label),
+            shape.unique_json(u, IN)
+        ));
+    }
+    b.block(2, &format!("IF {nothing_recorded} THEN"));
+    b.line(3, format!("{} := NEW.version;", field(IN, VERSION_COLUMN)));
+    b.line(3, format!("{} := NEW.origin;", field(IN, ORIGIN_COLUMN)));
+    b.line(
+        3,
+        format!(
+            "INSERT INTO {} VALUES ({IN}.*) ON CONFLICT DO NOTHING;",
+            shape.qualified
+        ),
+    );
+    b.line(3, "IF FOUND THEN");
+    // As the general path does after storing a row: a claim recorded meanwhile on one of its
+    // values is outranked by it.
+    for u in &shape.uniques {
+        b.line(4, format!("IF {} THEN", shape.unique_present(u, IN)));
+        b.line(
+            5,
+            format!(
+                "DELETE FROM {claims} AS c WHERE c.tbl = {} AND c.unique_columns = {} AND c.value = {};",
+                shape.key_literal,
+                quote_literal(&u.label),
+                shape.unique_json(u, IN)
+            ),
+        );
+        b.line(4, "END IF;");
+    }
+    b.line(4, "RETURN NULL;");
+    b.line(3, "END IF;");
     b.line(2, "END IF;");
     b.line(1, "END IF;");
     b.line(1, "_pgc_op := NEW.op;");

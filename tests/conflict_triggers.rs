@@ -438,6 +438,68 @@ async fn delete_and_reinsert_arriving_in_either_order_keep_the_row() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn incoming_insert_that_waits_for_a_local_delete_loses_to_what_it_left() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    // n1 and n2 do not see each other: n2 writes key 10 and value 'v@x' (under key 21)
+    // first, n1 the same key and value (under key 20) after, with greater stamps.
+    mesh.set_subscription(0, 1, false).await;
+    mesh.set_subscription(1, 0, false).await;
+    exec(
+        &mesh,
+        1,
+        "INSERT INTO accounts (id, email) VALUES (10, 'k@x'), (21, 'v@x')",
+        &[],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    exec(
+        &mesh,
+        0,
+        "INSERT INTO accounts (id, email) VALUES (10, 'k2@x'), (20, 'v@x')",
+        &[],
+    )
+    .await;
+
+    // n1 deletes both rows in a transaction that stays open while n2's inserts arrive: the
+    // apply worker's insert waits on the deleted rows' index entries, and proceeds once the
+    // delete commits the tombstone of key 10 and the claim on 'v@x', above n2's stamps.
+    let deleting = cluster.client(0).await;
+    deleting
+        .batch_execute("BEGIN; DELETE FROM accounts WHERE id IN (10, 20);")
+        .await
+        .expect("delete in an open transaction");
+    mesh.set_subscription(0, 1, true).await;
+    let observer = cluster.client(0).await;
+    let deadline = std::time::Instant::now() + CATCH_UP;
+    loop {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE backend_type LIKE 'logical replication%worker' AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "n1's apply worker never waited for the open delete"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    deleting.batch_execute("COMMIT").await.expect("commit");
+    mesh.set_subscription(1, 0, true).await;
+    settle(&mesh).await;
+    for node in 0..3 {
+        assert_eq!(notes(&mesh, node).await, vec![], "on n{}", node + 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn causally_later_update_from_a_node_skewed_back_wins() {
     let cluster = TestCluster::start(3);
     let mesh = Mesh::install(&cluster, vec![accounts()]).await;

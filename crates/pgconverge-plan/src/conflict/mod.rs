@@ -385,29 +385,23 @@ pub fn reserved_columns() -> Vec<ReservedColumn> {
 /// The stamp, log and apply functions of every table, in table order, each rendered only
 /// when its body is needed.
 fn table_functions(shapes: &[Arc<TableShape>], node_name: &str) -> Vec<FunctionDef> {
+    type Render = fn(&TableShape, &str) -> FunctionDef;
     let mut functions = Vec::with_capacity(shapes.len() * 3);
     for shape in shapes {
-        functions.push(FunctionDef::for_table(
-            shape.stamp_function.clone(),
-            "stamp",
-            shape,
-            local_writes::stamp_function,
-            node_name,
-        ));
-        functions.push(FunctionDef::for_table(
-            shape.log_function.clone(),
-            "log",
-            shape,
-            local_writes::log_function,
-            node_name,
-        ));
-        functions.push(FunctionDef::for_table(
-            shape.apply_function.clone(),
-            "apply",
-            shape,
-            remote_apply::apply_function,
-            node_name,
-        ));
+        let kinds: [(&QualifiedName, &str, Render); 3] = [
+            (&shape.stamp_function, "stamp", local_writes::stamp_function),
+            (&shape.log_function, "log", local_writes::log_function),
+            (&shape.apply_function, "apply", remote_apply::apply_function),
+        ];
+        for (name, kind, render) in kinds {
+            functions.push(FunctionDef::for_table(
+                name.clone(),
+                kind,
+                shape,
+                render,
+                node_name,
+            ));
+        }
     }
     functions
 }

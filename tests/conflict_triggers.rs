@@ -500,6 +500,63 @@ async fn incoming_insert_that_waits_for_a_local_delete_loses_to_what_it_left() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn apply_above_read_committed_is_refused_until_the_setting_goes() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    // Apply workers take the database's default isolation when they start.
+    exec(
+        &mesh,
+        0,
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = %L', \
+         current_database(), 'repeatable read'); END $$",
+        &[],
+    )
+    .await;
+    mesh.set_subscriptions_of(0, false).await;
+    mesh.set_subscriptions_of(0, true).await;
+    exec(
+        &mesh,
+        1,
+        "INSERT INTO accounts (id, email) VALUES (1, 'a@x')",
+        &[],
+    )
+    .await;
+    let deadline = std::time::Instant::now() + CATCH_UP;
+    loop {
+        let errors: i64 = mesh
+            .apply_errors()
+            .await
+            .iter()
+            .filter(|(name, _)| name.starts_with("pgc_n1_"))
+            .map(|(_, count)| count)
+            .sum();
+        if errors > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "n1 applied a change at REPEATABLE READ without an error"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(notes(&mesh, 0).await, vec![], "n1 must not have merged it");
+
+    exec(
+        &mesh,
+        0,
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET default_transaction_isolation', \
+         current_database()); END $$",
+        &[],
+    )
+    .await;
+    mesh.set_subscriptions_of(0, false).await;
+    mesh.set_subscriptions_of(0, true).await;
+    mesh.wait_for_catch_up(CATCH_UP).await;
+    mesh.assert_converged().await;
+    assert_eq!(notes(&mesh, 0).await, vec![(1, None)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn causally_later_update_from_a_node_skewed_back_wins() {
     let cluster = TestCluster::start(3);
     let mesh = Mesh::install(&cluster, vec![accounts()]).await;

@@ -46,3 +46,8 @@ pub fn node_name_problem(name: &str) -> Option<String> {
     }
     None
 }
+
+/// The `lock_timeout` every applying session runs with (set when it connects), so DDL
+/// waiting behind a long transaction fails instead of queueing every other session behind
+/// it; restored after a step that lifts it.
+pub const SESSION_LOCK_TIMEOUT: &str = "10s";

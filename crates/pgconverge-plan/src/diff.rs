@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use pgconverge_model::catalog::{
     ConstraintKind, FunctionCatalog, NodeCatalog, QualifiedName, TableCatalog,
 };
+use pgconverge_model::naming::SESSION_LOCK_TIMEOUT;
 use pgconverge_model::types::normalize_type;
 
 use crate::address::ObjectAddress;
@@ -372,6 +373,15 @@ fn diff_existing_table(
             quote_ident(&index.name),
             quote_ident_list(&index.columns)
         )));
+        // A concurrent build waits for every transaction older than it, anywhere in the
+        // database: the session's lock_timeout would cancel it behind any long query and
+        // leave an invalid index. It may wait as long as it needs; the timeout comes back
+        // for the steps after it.
+        statements.insert(0, Statement::sql("SET lock_timeout = 0"));
+        statements.push(Statement::sql(format!(
+            "SET lock_timeout = {}",
+            quote_literal(SESSION_LOCK_TIMEOUT)
+        )));
         let action = if left_invalid {
             Action::Replace
         } else {
@@ -595,13 +605,65 @@ fn live_trigger_condition(definition: &str) -> Option<&str> {
 }
 
 /// A condition without what the server adds when it prints one back: parentheses, spacing
-/// and the `::text` cast of string literals compared with a text column.
+/// and the `::text` cast of string literals compared with a text column. Escape-string
+/// literals (`E'a\\b'`, as `quote_literal` writes a value with a backslash) are spelled
+/// the standard way the server prints them (`'a\b'`).
 fn comparable_condition(condition: &str) -> String {
-    condition
+    standard_string_literals(condition)
         .replace("::text", "")
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '(' && *c != ')')
         .collect()
+}
+
+/// Rewrites `E'…'` literals whose only escapes are doubled backslashes and quotes (all that
+/// `quote_literal` produces) as standard `'…'` literals.
+fn standard_string_literals(condition: &str) -> String {
+    let mut out = String::with_capacity(condition.len());
+    let mut chars = condition.chars().peekable();
+    let mut previous: Option<char> = None;
+    while let Some(c) = chars.next() {
+        let starts_escape_string = c == 'E'
+            && chars.peek() == Some(&'\'')
+            && !previous.is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '"');
+        if !starts_escape_string {
+            out.push(c);
+            previous = Some(c);
+            if c == '\'' {
+                // A standard literal: copy it whole, so an E inside is left alone.
+                for inner in chars.by_ref() {
+                    out.push(inner);
+                    if inner == '\'' {
+                        break;
+                    }
+                }
+                previous = Some('\'');
+            }
+            continue;
+        }
+        out.push(chars.next().unwrap_or('\''));
+        while let Some(inner) = chars.next() {
+            match inner {
+                '\\' => {
+                    out.push('\\');
+                    if chars.peek() == Some(&'\\') {
+                        chars.next();
+                    }
+                }
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    out.push_str("''");
+                }
+                '\'' => {
+                    out.push('\'');
+                    break;
+                }
+                other => out.push(other),
+            }
+        }
+        previous = Some('\'');
+    }
+    out
 }
 
 /// Timing, events (in a fixed order: PostgreSQL prints them its own way) and level of a
@@ -983,5 +1045,28 @@ mod tests {
         );
         let unconditional = "CREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()";
         assert_eq!(live_trigger_condition(unconditional), None);
+    }
+
+    #[test]
+    fn escape_string_conditions_compare_with_what_the_server_prints() {
+        // quote_literal of `"public"."a\b"` and the server's printing of the same value.
+        let desired = format!("new.tbl = {}", quote_literal("\"public\".\"a\\b\""));
+        assert!(desired.contains("E'"), "{desired}");
+        let printed = "CREATE TRIGGER x BEFORE INSERT ON _pgconverge.changes FOR EACH ROW \
+            WHEN ((new.tbl = '\"public\".\"a\\b\"'::text)) EXECUTE FUNCTION f()";
+        assert_eq!(
+            live_trigger_condition(printed).map(comparable_condition),
+            Some(comparable_condition(&desired))
+        );
+        // Doubled quotes inside stay doubled; a value that differs still differs.
+        let quoted = format!("new.tbl = {}", quote_literal("it's \\ here"));
+        assert_eq!(
+            comparable_condition(&quoted),
+            comparable_condition("new.tbl = 'it''s \\ here'::text")
+        );
+        assert_ne!(
+            comparable_condition(&desired),
+            comparable_condition("new.tbl = '\"public\".\"a\\\\b\"'::text")
+        );
     }
 }

@@ -331,6 +331,7 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         &'a [ColumnCatalog],
         &'a [ConstraintCatalog],
         &'a [IndexCatalog],
+        &'a [String],
         &'a str,
         &'a [TriggerCatalog],
     );
@@ -362,6 +363,7 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
                     t.columns.as_slice(),
                     t.constraints.as_slice(),
                     t.indexes.as_slice(),
+                    t.invalid_indexes.as_slice(),
                     t.replica_identity.as_str(),
                     t.triggers.as_slice(),
                 )

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pgconverge_model::naming::SESSION_LOCK_TIMEOUT;
 use pgconverge_model::NodeConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -144,11 +145,11 @@ where
 /// releases its locks.
 pub async fn set_session_defaults(client: &Client) -> Result<(), QueryError> {
     client
-        .batch_execute(
+        .batch_execute(&format!(
             "SET statement_timeout = 0; \
-             SET lock_timeout = '10s'; \
-             SET idle_in_transaction_session_timeout = '60s'",
-        )
+             SET lock_timeout = '{SESSION_LOCK_TIMEOUT}'; \
+             SET idle_in_transaction_session_timeout = '60s'"
+        ))
         .await
         .map_err(QueryError::from)
 }

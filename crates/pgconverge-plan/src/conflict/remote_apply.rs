@@ -236,6 +236,24 @@ fn apply_transaction_prelude(b: &mut Body, depth: usize) {
             quote_ident(&prune.name)
         ),
     );
+    // Every re-read after a wait must see what committed meanwhile: a snapshot held for the
+    // whole transaction (a database or role default isolation level above READ COMMITTED,
+    // which apply workers inherit) would merge against stale registers. Refuse rather than
+    // diverge; the apply worker retries once the setting is removed.
+    b.line(
+        depth + 1,
+        "IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN",
+    );
+    b.line(depth + 2, "RAISE EXCEPTION USING");
+    b.line(
+        depth + 3,
+        "MESSAGE = 'pgconverge: replicated changes must be applied at READ COMMITTED, not ' || pg_catalog.current_setting('transaction_isolation'),",
+    );
+    b.line(
+        depth + 3,
+        "HINT = 'Remove default_transaction_isolation from the settings of this database and of the subscription owner role.';",
+    );
+    b.line(depth + 1, "END IF;");
     b.line(depth, "END IF;");
 }
 

@@ -80,6 +80,8 @@ pub struct TableCatalog {
     pub invalid_indexes: Vec<String>,
     /// `relreplident`: `d` default (primary key), `f` full, `i` index, `n` nothing.
     pub replica_identity: String,
+    /// A partitioned table (`relkind = 'p'`): its indexes cannot be built concurrently.
+    pub partitioned: bool,
     /// Non-internal triggers.
     pub triggers: Vec<TriggerCatalog>,
     /// Estimated row count (`reltuples`, -1 when never analysed).

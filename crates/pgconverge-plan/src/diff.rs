@@ -351,6 +351,8 @@ fn diff_existing_table(
     }
     // The table may be in use: indexes are built concurrently, so writes go on meanwhile.
     // A build that was interrupted leaves an invalid index under the name, rebuilt here.
+    // PostgreSQL builds no index of a partitioned table concurrently: those lock writes.
+    let concurrently = !live.partitioned;
     for index in &table.indexes {
         let left_invalid = live.invalid_indexes.contains(&index.name);
         let present = live.indexes.iter().any(|ix| ix.columns == index.columns)
@@ -361,32 +363,35 @@ fn diff_existing_table(
         if present && !left_invalid {
             continue;
         }
+        let how = if concurrently { " CONCURRENTLY" } else { "" };
         let mut statements = Vec::new();
         if left_invalid {
             statements.push(Statement::sql(format!(
-                "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                "DROP INDEX{how} IF EXISTS {}",
                 quote_qualified(&table.name.schema, &index.name)
             )));
         }
         statements.push(Statement::sql(format!(
-            "CREATE INDEX CONCURRENTLY {} ON {name} ({})",
+            "CREATE INDEX{how} {} ON {name} ({})",
             quote_ident(&index.name),
             quote_ident_list(&index.columns)
-        )));
-        // A concurrent build waits for every transaction older than it, anywhere in the
-        // database: the session's lock_timeout would cancel it behind any long query and
-        // leave an invalid index. It may wait as long as it needs; the timeout comes back
-        // for the steps after it.
-        statements.insert(0, Statement::sql("SET lock_timeout = 0"));
-        statements.push(Statement::sql(format!(
-            "SET lock_timeout = {}",
-            quote_literal(SESSION_LOCK_TIMEOUT)
         )));
         let action = if left_invalid {
             Action::Replace
         } else {
             Action::Create
         };
+        if concurrently {
+            // A concurrent build waits for every transaction older than it, anywhere in the
+            // database: the session's lock_timeout would cancel it behind any long query and
+            // leave an invalid index. It may wait as long as it needs; the timeout comes back
+            // for the steps after it.
+            statements.insert(0, Statement::sql("SET lock_timeout = 0"));
+            statements.push(Statement::sql(format!(
+                "SET lock_timeout = {}",
+                quote_literal(SESSION_LOCK_TIMEOUT)
+            )));
+        }
         let mut c = change(
             ObjectAddress::Index {
                 table: table.name.clone(),
@@ -395,15 +400,17 @@ fn diff_existing_table(
             action,
             statements,
         );
-        c.transactional = false;
+        c.transactional = !concurrently;
         if left_invalid {
             c.reason = Some("left invalid by an interrupted build".into());
         }
-        c.hazards.push(
+        c.hazards.push(if concurrently {
             "builds concurrently: writes continue, but the build waits for transactions \
              already running"
-                .into(),
-        );
+                .into()
+        } else {
+            "builds the index under a lock that blocks writes to the partitioned table".into()
+        });
         out.push(c);
     }
     if live.replica_identity != "d" {

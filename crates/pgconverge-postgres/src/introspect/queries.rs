@@ -35,7 +35,7 @@ WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'";
 pub(super) const TABLES_SQL: &str = "
 SELECT n.nspname::text, c.relname::text, c.relreplident::text, c.reltuples::float8,
        cols.names, cols.types, cols.not_nulls, cols.defaults, cols.attnums,
-       cols.quoted_names, cols.type_oids, cols.collations
+       cols.quoted_names, cols.type_oids, cols.collations, c.relkind = 'p'
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN LATERAL (

@@ -106,6 +106,7 @@ pub(super) fn decode_tables(
             TableCatalog {
                 columns,
                 replica_identity: get(row, 2, WHAT)?,
+                partitioned: get(row, 12, WHAT)?,
                 // `as` saturates; reltuples is a float estimate, -1 when never analysed.
                 estimated_rows: reltuples as i64,
                 ..TableCatalog::default()

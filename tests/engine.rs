@@ -558,6 +558,39 @@ async fn function_changed_by_hand_shows_a_body_diff_and_is_restored() {
     assert_eq!(row.get::<_, String>(0), "n1");
     let out = cluster.pgconverge(&["plan", "--detailed-exitcode", "--no-color"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // n2's node_name() vouched for as n1's (as if the server had been n1): its body is not
+    // read, and it is replaced all the same.
+    let n1_comment: String = n1
+        .query_one(
+            "SELECT obj_description('_pgconverge.node_name()'::regprocedure, 'pg_proc')",
+            &[],
+        )
+        .await
+        .expect("n1 comment")
+        .get(0);
+    let n1_fingerprint = n1_comment
+        .rsplit_once(':')
+        .map(|(prefix, _xmin)| prefix.to_string())
+        .expect("comment shape");
+    let n2 = cluster.client(1).await;
+    n2.batch_execute(&format!(
+        "DO $$ BEGIN EXECUTE format('COMMENT ON FUNCTION _pgconverge.node_name() IS %L', \
+         '{n1_fingerprint}:' || (SELECT xmin FROM pg_proc \
+         WHERE oid = '_pgconverge.node_name()'::regprocedure)); END $$"
+    ))
+    .await
+    .expect("comment copied");
+    let out = cluster.pgconverge(&["plan", "--detailed-exitcode", "--no-color"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("~ function _pgconverge.node_name()  # generated for other inputs"),
+        "{shown}"
+    );
+    run_ok(&cluster, &["apply", "--auto-approve"]);
+    let out = cluster.pgconverge(&["plan", "--detailed-exitcode", "--no-color"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -51,3 +51,7 @@ pub fn node_name_problem(name: &str) -> Option<String> {
 /// waiting behind a long transaction fails instead of queueing every other session behind
 /// it; restored after a step that lifts it.
 pub const SESSION_LOCK_TIMEOUT: &str = "10s";
+
+/// Prefix of the comment pgconverge puts on every function it creates:
+/// `pgconverge:<fingerprint>:<xmin of the function's pg_proc row>`.
+pub const FUNCTION_COMMENT_PREFIX: &str = "pgconverge:";

@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 
 use pgconverge_model::catalog::QualifiedName;
 use pgconverge_model::config::ReplicationConfig;
+use pgconverge_model::naming::FUNCTION_COMMENT_PREFIX;
 use pgconverge_model::TableConfig;
 
 use crate::sql::{quote_ident, quote_literal};
@@ -97,13 +98,8 @@ enum FunctionSource {
     Table {
         shape: Arc<TableShape>,
         render: fn(&TableShape, &str) -> FunctionDef,
-        node_name: String,
     },
 }
-
-/// Prefix of the comment pgconverge puts on every function it creates:
-/// `pgconverge:<fingerprint>:<xmin of the function's pg_proc row>`.
-pub const FUNCTION_COMMENT_PREFIX: &str = "pgconverge:";
 
 /// sha256 of the generator's source and version: a changed generator gives every function a
 /// new fingerprint, so a plan never trusts a body an older generator made.
@@ -179,10 +175,9 @@ impl FunctionDef {
         kind: &str,
         shape: &Arc<TableShape>,
         render: fn(&TableShape, &str) -> FunctionDef,
-        node_name: &str,
     ) -> FunctionDef {
         let fingerprint = sha256_hex(&format!(
-            "{}\u{0}{kind}\u{0}{node_name}\u{0}{shape:?}",
+            "{}\u{0}{kind}\u{0}{shape:?}",
             generator_fingerprint()
         ));
         FunctionDef {
@@ -193,7 +188,6 @@ impl FunctionDef {
             source: FunctionSource::Table {
                 shape: Arc::clone(shape),
                 render,
-                node_name: node_name.to_string(),
             },
         }
     }
@@ -201,12 +195,10 @@ impl FunctionDef {
     fn rendered(&self) -> &RenderedFunction {
         self.rendered.get_or_init(|| match &self.source {
             FunctionSource::Ready => unreachable!("a ready function is rendered when built"),
-            FunctionSource::Table {
-                shape,
-                render,
-                node_name,
-            } => {
-                let full = render(shape, node_name);
+            FunctionSource::Table { shape, render } => {
+                // Bodies ask for the node's name by calling node_name(): the same text on
+                // every node.
+                let full = render(shape, &internal::node_name_call());
                 debug_assert_eq!(full.name, self.name);
                 debug_assert_eq!(full.identity_arguments, self.identity_arguments);
                 full.rendered().clone()
@@ -384,7 +376,7 @@ pub fn reserved_columns() -> Vec<ReservedColumn> {
 
 /// The stamp, log and apply functions of every table, in table order, each rendered only
 /// when its body is needed.
-fn table_functions(shapes: &[Arc<TableShape>], node_name: &str) -> Vec<FunctionDef> {
+fn table_functions(shapes: &[Arc<TableShape>]) -> Vec<FunctionDef> {
     type Render = fn(&TableShape, &str) -> FunctionDef;
     let mut functions = Vec::with_capacity(shapes.len() * 3);
     for shape in shapes {
@@ -394,13 +386,7 @@ fn table_functions(shapes: &[Arc<TableShape>], node_name: &str) -> Vec<FunctionD
             (&shape.apply_function, "apply", remote_apply::apply_function),
         ];
         for (name, kind, render) in kinds {
-            functions.push(FunctionDef::for_table(
-                name.clone(),
-                kind,
-                shape,
-                render,
-                node_name,
-            ));
+            functions.push(FunctionDef::for_table(name.clone(), kind, shape, render));
         }
     }
     functions
@@ -409,7 +395,6 @@ fn table_functions(shapes: &[Arc<TableShape>], node_name: &str) -> Vec<FunctionD
 /// The conflict-resolution objects of every node for `tables`. Function bodies depend only on
 /// the table definitions and the retention settings, never on the node.
 pub fn cluster_objects(tables: &[TableConfig], replication: &ReplicationConfig) -> ConflictObjects {
-    let node_name = internal::node_name_call();
     let shapes: Vec<Arc<TableShape>> = tables
         .iter()
         .map(|table| Arc::new(TableShape::new(table)))
@@ -426,7 +411,7 @@ pub fn cluster_objects(tables: &[TableConfig], replication: &ReplicationConfig) 
     ];
     let changes = internal_name(CHANGES_TABLE);
     let mut triggers = Vec::new();
-    functions.extend(table_functions(&shapes, &node_name));
+    functions.extend(table_functions(&shapes));
     for shape in &shapes {
         triggers.push(TriggerDef::new(
             &shape.name,

@@ -221,7 +221,7 @@ fn conflict_only_paths_call_the_shared_merges_and_common_paths_stay_inline() {
 fn table_functions_render_on_demand_what_the_generators_give() {
     let shapes = vec![Arc::new(TableShape::new(&users()))];
     let node_name = internal::node_name_call();
-    let lazy = table_functions(&shapes, &node_name);
+    let lazy = table_functions(&shapes);
     let eager = [
         local_writes::stamp_function(&shapes[0], &node_name),
         local_writes::log_function(&shapes[0], &node_name),

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use pgconverge_model::catalog::{
     FunctionCatalog, PublicationCatalog, QualifiedName, RoleInfo, SlotCatalog, SubscriptionCatalog,
 };
+use pgconverge_model::naming::FUNCTION_COMMENT_PREFIX;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Row;
 
@@ -127,7 +128,7 @@ impl FunctionDecoder {
 /// The fingerprint in a comment `pgconverge:<fingerprint>:<xmin>`, if the comment is one and
 /// names the live catalog row (a function replaced since no longer counts as generated).
 fn recorded_fingerprint(comment: &str, xmin: &str) -> Option<String> {
-    let rest = comment.strip_prefix("pgconverge:")?;
+    let rest = comment.strip_prefix(FUNCTION_COMMENT_PREFIX)?;
     let (fingerprint, recorded_xmin) = rest.split_once(':')?;
     (recorded_xmin == xmin && !fingerprint.is_empty()).then(|| fingerprint.to_string())
 }

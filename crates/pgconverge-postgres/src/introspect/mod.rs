@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use futures_util::future::join_all;
 use futures_util::TryStreamExt;
 use pgconverge_model::catalog::{FunctionCatalog, QualifiedName};
+use pgconverge_model::naming::FUNCTION_COMMENT_PREFIX;
 use pgconverge_model::{NodeCatalog, NodeConfig};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
@@ -203,7 +204,6 @@ async fn read_catalog(
         table_rows,
         constraint_rows,
         index_rows,
-        invalid_index_rows,
         opclass_rows,
         trigger_rows,
         functions,
@@ -216,12 +216,6 @@ async fn read_catalog(
         query(client, "tables", TABLES_SQL, &scope_params),
         query(client, "constraints", CONSTRAINTS_SQL, &scope_params),
         query(client, "indexes", INDEXES_SQL, &scope_params),
-        query(
-            client,
-            "invalid indexes",
-            INVALID_INDEXES_SQL,
-            &scope_params
-        ),
         query(client, "operator classes", DEFAULT_BTREE_OPCLASSES_SQL, &[]),
         query(client, "triggers", TRIGGERS_SQL, &scope_params),
         read_functions(
@@ -236,19 +230,18 @@ async fn read_catalog(
     let (mut tables, table_columns) = tables::decode_tables(&table_rows)?;
     tables::attach_constraints(&mut tables, &table_columns, &constraint_rows)?;
     let default_opclasses = decode::decode_default_opclasses(&opclass_rows)?;
-    let (indexes, needing_server_definition) =
-        tables::decode_indexes(&table_columns, &default_opclasses, &index_rows)?;
+    let indexes = tables::decode_indexes(&table_columns, &default_opclasses, &index_rows)?;
     // One more round trip, only for indexes this crate cannot print itself.
-    let definition_rows = if needing_server_definition.is_empty() {
+    let definition_rows = if indexes.needing_server_definition.is_empty() {
         Vec::new()
     } else {
         let oids: [(&(dyn ToSql + Sync), Type); 1] =
-            [(&needing_server_definition, Type::OID_ARRAY)];
+            [(&indexes.needing_server_definition, Type::OID_ARRAY)];
         query(client, "index definitions", INDEX_DEFINITIONS_SQL, &oids).await?
     };
-    tables::attach_indexes(&mut tables, indexes, &definition_rows)?;
+    tables::attach_indexes(&mut tables, indexes.valid, &definition_rows)?;
+    tables::attach_invalid_indexes(&mut tables, indexes.invalid);
     tables::attach_triggers(&mut tables, &trigger_rows)?;
-    tables::attach_invalid_indexes(&mut tables, &invalid_index_rows)?;
 
     Ok(NodeCatalog {
         server_version_num: server.version_num,
@@ -281,11 +274,12 @@ async fn read_functions(
         expected_names.push(name.name.as_str());
         expected_fingerprints.push(fingerprint.as_str());
     }
-    let params: [(&(dyn ToSql + Sync), Type); 4] = [
+    let params: [(&(dyn ToSql + Sync), Type); 5] = [
         (schemas, Type::TEXT_ARRAY),
         (&expected_schemas, Type::TEXT_ARRAY),
         (&expected_names, Type::TEXT_ARRAY),
         (&expected_fingerprints, Type::TEXT_ARRAY),
+        (&FUNCTION_COMMENT_PREFIX, Type::TEXT),
     ];
     let params = params
         .iter()

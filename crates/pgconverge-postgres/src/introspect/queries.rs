@@ -122,26 +122,18 @@ SELECT n.nspname::text, c.relname::text, ic.relname::text, i.indisunique,
        pg_catalog.quote_ident(ic.relname), c.relkind::text, am.amname::text,
        i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[],
        i.indexprs IS NULL AND i.indpred IS NULL AND ic.reloptions IS NULL
-           AND NOT i.indnullsnotdistinct
+           AND NOT i.indnullsnotdistinct,
+       i.indisvalid
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_am am ON am.oid = ic.relam
 JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND i.indisvalid
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')
   AND NOT EXISTS (
       SELECT 1 FROM pg_catalog.pg_constraint k
       WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid
         AND k.contype IN ('p', 'u', 'x'))";
-
-/// Indexes left invalid by an interrupted `CREATE INDEX CONCURRENTLY`.
-pub(super) const INVALID_INDEXES_SQL: &str = "
-SELECT n.nspname::text, c.relname::text, ic.relname::text
-FROM pg_catalog.pg_index i
-JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND NOT i.indisvalid";
 
 /// Default btree operator classes and the type each is for.
 pub(super) const DEFAULT_BTREE_OPCLASSES_SQL: &str = "
@@ -186,7 +178,8 @@ WHERE NOT t.tgisinternal AND n.nspname = ANY($1) AND c.relkind IN ('r', 'p')";
 /// Plain functions only: procedures, aggregates and window functions are not pgconverge's.
 /// Functions owned by an extension are the extension's. The body (as stored, `prosrc`) is
 /// not read when the function carries the fingerprint expected for it (`$2`–`$4`: schema,
-/// name and fingerprint arrays) in a comment naming the `xmin` of its live catalog row: any
+/// name and fingerprint arrays; `$5` the comment prefix) in a comment naming the `xmin` of
+/// its live catalog row: any
 /// replacement since would have written a new row. A no-op plan of a large schema then reads
 /// no bodies at all (they are tens of megabytes, and detoasting them is most of the work).
 /// A function without any arguments skips `pg_get_function_identity_arguments`, a catalog
@@ -194,7 +187,7 @@ WHERE NOT t.tgisinternal AND n.nspname = ANY($1) AND c.relkind IN ('r', 'p')";
 /// lists those).
 pub(super) const FUNCTIONS_SQL: &str = "
 SELECT n.nspname::text, p.proname::text,
-       CASE WHEN d.description = 'pgconverge:' || e.fingerprint || ':' || p.xmin::text
+       CASE WHEN d.description = $5 || e.fingerprint || ':' || p.xmin::text
             THEN NULL ELSE p.prosrc END,
        CASE WHEN p.pronargs = 0 AND p.proallargtypes IS NULL THEN ''
             ELSE pg_catalog.pg_get_function_identity_arguments(p.oid) END,

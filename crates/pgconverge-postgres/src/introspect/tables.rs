@@ -282,19 +282,33 @@ pub(super) struct PendingIndex {
     pub index: IndexCatalog,
 }
 
+/// The index rows, decoded.
+pub(super) struct DecodedIndexes {
+    pub valid: Vec<PendingIndex>,
+    /// Oids of valid indexes whose definition only the server can print.
+    pub needing_server_definition: Vec<u32>,
+    /// Indexes left invalid by an interrupted `CREATE INDEX CONCURRENTLY`: table and name.
+    pub invalid: Vec<(QualifiedName, String)>,
+}
+
 /// Decodes the index rows. Plain btree indexes get their definition printed here; the others
-/// come back with an empty definition and are listed in the second value, to be filled by
-/// [`attach_indexes`] from `pg_get_indexdef`.
+/// come back with an empty definition and are listed in `needing_server_definition`, to be
+/// filled by [`attach_indexes`] from `pg_get_indexdef`. Invalid indexes are only named.
 pub(super) fn decode_indexes(
     table_columns: &TableColumns,
     default_btree_opclasses: &HashMap<u32, u32>,
     rows: &[Row],
-) -> Result<(Vec<PendingIndex>, Vec<u32>), IntrospectError> {
+) -> Result<DecodedIndexes, IntrospectError> {
     const WHAT: &str = "indexes";
     let mut indexes = Vec::with_capacity(rows.len());
     let mut needing_server_definition = Vec::new();
+    let mut invalid = Vec::new();
     for row in rows {
         let table = row_table(row, WHAT)?;
+        if !get::<bool>(row, 17, WHAT)? {
+            invalid.push((table, get(row, 2, WHAT)?));
+            continue;
+        }
         let shape = IndexShape {
             quoted_schema: get(row, 8, WHAT)?,
             quoted_table: get(row, 9, WHAT)?,
@@ -353,7 +367,11 @@ pub(super) fn decode_indexes(
             },
         });
     }
-    Ok((indexes, needing_server_definition))
+    Ok(DecodedIndexes {
+        valid: indexes,
+        needing_server_definition,
+        invalid,
+    })
 }
 
 /// Sets the definitions fetched from the server (rows of `oid, pg_get_indexdef(oid)`) and adds
@@ -516,14 +534,12 @@ pub(super) fn attach_triggers(
     Ok(())
 }
 
+/// Adds the names of invalid indexes to their tables, sorted.
 pub(super) fn attach_invalid_indexes(
     tables: &mut BTreeMap<QualifiedName, TableCatalog>,
-    rows: &[Row],
-) -> Result<(), IntrospectError> {
-    const WHAT: &str = "invalid indexes";
-    for row in rows {
-        let table_name = row_table(row, WHAT)?;
-        let name: String = get(row, 2, WHAT)?;
+    invalid: Vec<(QualifiedName, String)>,
+) {
+    for (table_name, name) in invalid {
         if let Some(table) = tables.get_mut(&table_name) {
             table.invalid_indexes.push(name);
         }
@@ -531,7 +547,6 @@ pub(super) fn attach_invalid_indexes(
     for table in tables.values_mut() {
         table.invalid_indexes.sort();
     }
-    Ok(())
 }
 
 /// What [`plain_trigger_definition`] needs of a trigger row; names as `quote_ident` prints

@@ -142,7 +142,7 @@ cat >"$work/update.sql" <<EOF
 UPDATE :table SET v = v + 1, ts = clock_timestamp() WHERE id = :id;
 EOF
 cat >"$work/insert.sql" <<'EOF'
-\set id random(1000000, 1000000000000)
+\set id random(1000000, 9000000000000000000)
 INSERT INTO :table (id, v, payload, ts) VALUES (:id, 0, 'new', clock_timestamp());
 EOF
 

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# What each part of pgconverge's local write path costs the writing node, before any
+# replication: pgbench throughput on one server for the same table four ways, in one run.
+#
+#   plain       no triggers
+#   stamp       pgconverge's stamp trigger only (the per-row clock, nothing recorded)
+#   stamp+row   the stamp trigger and an AFTER trigger that inserts one bare change record
+#               (op and the row as json) into a table without indexes: the least that a
+#               change carried by a replicated record can cost
+#   pgconverge  the table as pgconverge manages it (stamp and log triggers, change log)
+#
+# Every table has the same columns (the plain ones carry the two stamp columns too), so rows and
+# WAL differ only by what the triggers add. pgbench runs single-row UPDATEs, then INSERTs, at
+# $BENCH_CLIENTS clients, alternating the variants each round, with non-durable commits (fsync
+# off, as the sandbox runs), so the ratios are CPU cost alone. No subscriber runs: this bounds
+# the writer's throughput whatever the receivers cost.
+#
+#   scripts/bench-write-path.sh                          # 10 s per run, 3 rounds
+#   BENCH_SECONDS=20 BENCH_ROUNDS=5 scripts/bench-write-path.sh
+#
+# Environment: BENCH_SECONDS, BENCH_ROUNDS, BENCH_CLIENTS (8), BENCH_ROWS (100000),
+# BENCH_PORT (15650), PGCONVERGE_PG_BIN (default .pg/18/bin).
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="${PGCONVERGE_PG_BIN:-$root/.pg/18/bin}"
+seconds="${BENCH_SECONDS:-10}"
+rounds="${BENCH_ROUNDS:-3}"
+clients="${BENCH_CLIENTS:-8}"
+rows="${BENCH_ROWS:-100000}"
+port="${BENCH_PORT:-15650}"
+
+for tool in pgbench psql; do
+  [[ -x "$bin/$tool" ]] || { echo "missing $bin/$tool: run scripts/install-postgres.sh 18" >&2; exit 1; }
+done
+
+echo "building pgconverge…" >&2
+cargo build --quiet --manifest-path "$root/Cargo.toml" -p pgconverge
+pgconverge="$root/target/debug/pgconverge"
+
+work="$(mktemp -d /tmp/pgconverge-bench.XXXXXX)"
+chmod 755 "$work"
+cleanup() {
+  (cd "$work" && "$pgconverge" sandbox down >/dev/null 2>&1) || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+sql() { "$bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U pgc -d app "$@"; }
+
+cat >"$work/pgconverge.json" <<EOF
+{
+  "nodes": [{"name": "n1", "host": "127.0.0.1", "port": $port, "db": "app", "user": "pgc"}],
+  "tables": [
+    {
+      "name": "bench_pgconverge",
+      "columns": [
+        {"name": "id", "type": "bigint"},
+        {"name": "v", "type": "bigint"},
+        {"name": "payload", "type": "text"},
+        {"name": "ts", "type": "timestamptz"}
+      ],
+      "primary_key": ["id"]
+    }
+  ]
+}
+EOF
+
+cd "$work"
+echo "starting a server on port $port and applying the configuration…" >&2
+"$pgconverge" sandbox up --pg-bin "$bin" >/dev/null
+"$pgconverge" apply --auto-approve >/dev/null
+
+# The stamp function pgconverge generated for bench_pgconverge fits the other tables too: they
+# have the same columns, and PL/pgSQL resolves NEW and OLD fields by name.
+stamp="$(sql -c "SELECT tgfoid::regproc FROM pg_trigger
+  WHERE tgrelid = 'public.bench_pgconverge'::regclass AND tgname = '_pgc_10_stamp'")"
+[[ -n $stamp ]] || { echo "no stamp trigger on bench_pgconverge" >&2; exit 1; }
+
+sql <<EOF
+CREATE TABLE bench_change_record (op "char" NOT NULL, "row" json NOT NULL);
+CREATE FUNCTION bench_record_change() RETURNS trigger LANGUAGE plpgsql SET search_path = '' AS \$\$
+BEGIN
+  INSERT INTO public.bench_change_record (op, "row") VALUES (pg_catalog.left(TG_OP, 1), pg_catalog.to_json(NEW));
+  RETURN NULL;
+END \$\$;
+CREATE TABLE bench_plain (LIKE bench_pgconverge INCLUDING ALL);
+CREATE TABLE bench_stamp (LIKE bench_pgconverge INCLUDING ALL);
+CREATE TRIGGER _pgc_10_stamp BEFORE INSERT OR UPDATE ON bench_stamp FOR EACH ROW EXECUTE FUNCTION $stamp();
+CREATE TABLE bench_stamp_row (LIKE bench_pgconverge INCLUDING ALL);
+CREATE TRIGGER _pgc_10_stamp BEFORE INSERT OR UPDATE ON bench_stamp_row FOR EACH ROW EXECUTE FUNCTION $stamp();
+CREATE TRIGGER _pgc_90_log AFTER INSERT OR UPDATE ON bench_stamp_row FOR EACH ROW EXECUTE FUNCTION public.bench_record_change();
+EOF
+
+echo "loading $rows rows into each table…" >&2
+variants=(plain stamp stamp_row pgconverge)
+for v in "${variants[@]}"; do
+  sql -c "INSERT INTO bench_$v (id, v, payload, ts) SELECT g, 0, 'row ' || g, clock_timestamp() FROM generate_series(1, $rows) g"
+done
+sql -c "VACUUM ANALYZE" -c "ALTER SYSTEM SET fsync = off" -c "ALTER SYSTEM SET synchronous_commit = off" \
+  -c "SELECT pg_reload_conf()" >/dev/null
+
+cat >"$work/update.sql" <<EOF
+\set id random(1, $rows)
+UPDATE :table SET v = v + 1, ts = clock_timestamp() WHERE id = :id;
+EOF
+cat >"$work/insert.sql" <<'EOF'
+\set id random(1000000, 9000000000000000000)
+INSERT INTO :table (id, v, payload, ts) VALUES (:id, 0, 'new', clock_timestamp());
+EOF
+
+declare -A tps_sum
+for op in update insert; do
+  for ((r = 1; r <= rounds; r++)); do
+    for v in "${variants[@]}"; do
+      out="$("$bin/pgbench" -n -c "$clients" -j 2 -T "$seconds" -D table="bench_$v" \
+        -f "$work/$op.sql" -h 127.0.0.1 -p "$port" -U pgc app 2>&1)" || { echo "$out" >&2; exit 1; }
+      tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)"
+      tps_sum["$op $v"]="$(awk -v a="${tps_sum["$op $v"]:-0}" -v b="$tps" 'BEGIN {print a + b}')"
+      printf '  %-7s round %d %-11s %8.0f tps\n' "$op" "$r" "$v" "$tps" >&2
+    done
+  done
+done
+
+echo
+echo "pgbench: $clients clients, ${seconds}s x $rounds rounds per variant, one server, no subscribers, $(nproc) CPUs"
+printf '%-7s %-11s %10s %9s\n' op variant "tps (mean)" "/ plain"
+for op in update insert; do
+  for v in "${variants[@]}"; do
+    mean="$(awk -v s="${tps_sum["$op $v"]}" -v n="$rounds" 'BEGIN {printf "%.0f", s / n}')"
+    ratio="$(awk -v a="${tps_sum["$op $v"]}" -v b="${tps_sum["$op plain"]}" 'BEGIN {printf "%.2f", a / b}')"
+    printf '%-7s %-11s %10s %9s\n' "$op" "$v" "$mean" "$ratio"
+  done
+done

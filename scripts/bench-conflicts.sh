@@ -19,9 +19,8 @@
 # All servers, pgbench and the apply workers share this machine's CPUs: on a small machine the
 # receivers' apply work competes with the writer, which a real deployment does not do.
 set -euo pipefail
+source "$(dirname "$0")/bench-lib.sh"
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${PGCONVERGE_PG_BIN:-$root/.pg/18/bin}"
 seconds="${BENCH_SECONDS:-20}"
 rounds="${BENCH_ROUNDS:-2}"
 clients="${BENCH_CLIENTS:-8}"
@@ -36,21 +35,7 @@ esac
 port="${BENCH_PORT:-15640}"
 ports=("$port" "$((port + 1))" "$((port + 2))")
 
-for tool in pgbench psql; do
-  [[ -x "$bin/$tool" ]] || { echo "missing $bin/$tool: run scripts/install-postgres.sh 18" >&2; exit 1; }
-done
-
-echo "building pgconverge…" >&2
-cargo build --quiet --manifest-path "$root/Cargo.toml" -p pgconverge
-pgconverge="$root/target/debug/pgconverge"
-
-work="$(mktemp -d /tmp/pgconverge-bench.XXXXXX)"
-chmod 755 "$work"
-cleanup() {
-  (cd "$work" && "$pgconverge" sandbox down >/dev/null 2>&1) || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_setup
 
 sql() { # sql NODE_INDEX STATEMENT…
   local node="$1"; shift
@@ -67,16 +52,7 @@ cat >"$work/pgconverge.json" <<EOF
     {"name": "n3", "host": "127.0.0.1", "port": ${ports[2]}, "db": "app", "user": "pgc"}
   ],
   "tables": [
-    {
-      "name": "bench_lww",
-      "columns": [
-        {"name": "id", "type": "bigint"},
-        {"name": "v", "type": "bigint"},
-        {"name": "payload", "type": "text"},
-        {"name": "ts", "type": "timestamptz"}
-      ],
-      "primary_key": ["id"]
-    }
+$(bench_table_json bench_lww)
   ]
 }
 EOF
@@ -137,14 +113,7 @@ for t in bench_plain bench_lww; do
   drain "$t"
 done
 
-cat >"$work/update.sql" <<EOF
-\set id random(1, $rows)
-UPDATE :table SET v = v + 1, ts = clock_timestamp() WHERE id = :id;
-EOF
-cat >"$work/insert.sql" <<'EOF'
-\set id random(1000000, 9000000000000000000)
-INSERT INTO :table (id, v, payload, ts) VALUES (:id, 0, 'new', clock_timestamp());
-EOF
+bench_pgbench_scripts "$rows"
 
 declare -A tps_sum lag50 lag99
 set_durability() { # set_durability sandbox|durable
@@ -163,7 +132,7 @@ run() { # run OP TABLE VARIANT
   out="$("$bin/pgbench" -n -c "$clients" -j 2 -T "$seconds" -D table="$table" \
     -f "$work/$op.sql" -h 127.0.0.1 -p "${ports[0]}" -U pgc app 2>&1)" \
     || { echo "$out" >&2; exit 1; }
-  tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)"
+  tps="$(bench_tps "$out")"
   drain "$table"
   local stats
   stats="$(for i in 1 2; do sql "$i" "SELECT lag_ms FROM bench_lag WHERE variant = '$variant'"; done |

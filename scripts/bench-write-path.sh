@@ -21,30 +21,15 @@
 # Environment: BENCH_SECONDS, BENCH_ROUNDS, BENCH_CLIENTS (8), BENCH_ROWS (100000),
 # BENCH_PORT (15650), PGCONVERGE_PG_BIN (default .pg/18/bin).
 set -euo pipefail
+source "$(dirname "$0")/bench-lib.sh"
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${PGCONVERGE_PG_BIN:-$root/.pg/18/bin}"
 seconds="${BENCH_SECONDS:-10}"
 rounds="${BENCH_ROUNDS:-3}"
 clients="${BENCH_CLIENTS:-8}"
 rows="${BENCH_ROWS:-100000}"
 port="${BENCH_PORT:-15650}"
 
-for tool in pgbench psql; do
-  [[ -x "$bin/$tool" ]] || { echo "missing $bin/$tool: run scripts/install-postgres.sh 18" >&2; exit 1; }
-done
-
-echo "building pgconverge…" >&2
-cargo build --quiet --manifest-path "$root/Cargo.toml" -p pgconverge
-pgconverge="$root/target/debug/pgconverge"
-
-work="$(mktemp -d /tmp/pgconverge-bench.XXXXXX)"
-chmod 755 "$work"
-cleanup() {
-  (cd "$work" && "$pgconverge" sandbox down >/dev/null 2>&1) || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_setup
 
 sql() { "$bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U pgc -d app "$@"; }
 
@@ -52,16 +37,7 @@ cat >"$work/pgconverge.json" <<EOF
 {
   "nodes": [{"name": "n1", "host": "127.0.0.1", "port": $port, "db": "app", "user": "pgc"}],
   "tables": [
-    {
-      "name": "bench_pgconverge",
-      "columns": [
-        {"name": "id", "type": "bigint"},
-        {"name": "v", "type": "bigint"},
-        {"name": "payload", "type": "text"},
-        {"name": "ts", "type": "timestamptz"}
-      ],
-      "primary_key": ["id"]
-    }
+$(bench_table_json bench_pgconverge)
   ]
 }
 EOF
@@ -100,14 +76,7 @@ done
 sql -c "VACUUM ANALYZE" -c "ALTER SYSTEM SET fsync = off" -c "ALTER SYSTEM SET synchronous_commit = off" \
   -c "SELECT pg_reload_conf()" >/dev/null
 
-cat >"$work/update.sql" <<EOF
-\set id random(1, $rows)
-UPDATE :table SET v = v + 1, ts = clock_timestamp() WHERE id = :id;
-EOF
-cat >"$work/insert.sql" <<'EOF'
-\set id random(1000000, 9000000000000000000)
-INSERT INTO :table (id, v, payload, ts) VALUES (:id, 0, 'new', clock_timestamp());
-EOF
+bench_pgbench_scripts "$rows"
 
 declare -A tps_sum
 for op in update insert; do
@@ -115,7 +84,7 @@ for op in update insert; do
     for v in "${variants[@]}"; do
       out="$("$bin/pgbench" -n -c "$clients" -j 2 -T "$seconds" -D table="bench_$v" \
         -f "$work/$op.sql" -h 127.0.0.1 -p "$port" -U pgc app 2>&1)" || { echo "$out" >&2; exit 1; }
-      tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)"
+      tps="$(bench_tps "$out")"
       tps_sum["$op $v"]="$(awk -v a="${tps_sum["$op $v"]:-0}" -v b="$tps" 'BEGIN {print a + b}')"
       printf '  %-7s round %d %-11s %8.0f tps\n' "$op" "$r" "$v" "$tps" >&2
     done

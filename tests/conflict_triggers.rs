@@ -650,6 +650,46 @@ async fn truncate_is_refused_with_a_hint() {
     settle(&mesh).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn change_log_pages_are_reused_without_vacuum() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install(&cluster, vec![accounts()]).await;
+    let client = cluster.client(0).await;
+    // Only on-access pruning may reclaim the change log's dead rows here.
+    client
+        .batch_execute(
+            "ALTER TABLE _pgconverge.changes SET (autovacuum_enabled = off); \
+             INSERT INTO accounts (id, email, note) VALUES (1, 'a@x', 'n0')",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("preparing n1: {e:?}"));
+    let writes = 10_000;
+    for i in 1..=writes {
+        let note = format!("n{i}");
+        client
+            .execute("UPDATE accounts SET note = $1 WHERE id = 1", &[&note])
+            .await
+            .unwrap_or_else(|e| panic!("update {i}: {e:?}"));
+    }
+    let pages: i64 = client
+        .query_one(
+            "SELECT pg_catalog.pg_relation_size('_pgconverge.changes') / \
+             pg_catalog.current_setting('block_size')::bigint",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading the change log's size: {e:?}"))
+        .get(0);
+    // A page holds about 30 change rows of this table: without pruning, 10 000 writes take
+    // over 300 pages; pruned in place, a page serves until its line pointers run out.
+    assert!(
+        pages * 100 < writes,
+        "{writes} writes left the change log at {pages} pages: its dead rows are not pruned"
+    );
+    wait_for_note(&mesh, 2, 1, Some(&format!("n{writes}"))).await;
+    settle(&mesh).await;
+}
+
 /// Waits until `accounts` row `id` on `node` has `note` (None: the row is absent).
 async fn wait_for_note(mesh: &Mesh<'_>, node: usize, id: i32, note: Option<&str>) {
     let want = note.map(|n| (id, Some(n.to_string())));

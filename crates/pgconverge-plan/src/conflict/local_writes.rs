@@ -537,6 +537,11 @@ fn log_change(
 
 /// Records a write in the change log: `[op, key, row, version, origin]` and the stamp it
 /// overwrote. The row is deleted again at once: its insert is what replication sends.
+///
+/// The delete names the row by a one-row ctid *range*: a TID range scan reads the page the
+/// way a scan does, so PostgreSQL prunes the dead rows of earlier writes on it once it is
+/// nearly full, and this backend's next insert finds room there. An exact `ctid =` fetch never
+/// prunes, so the change log would grow by every write until vacuum.
 fn log_change_over(
     b: &mut Body,
     depth: usize,
@@ -556,7 +561,9 @@ fn log_change_over(
     );
     b.line(
         depth,
-        format!("DELETE FROM {changes} AS l WHERE l.ctid = _pgc_logged;"),
+        format!(
+            "DELETE FROM {changes} AS l WHERE l.ctid >= _pgc_logged AND l.ctid <= _pgc_logged;"
+        ),
     );
 }
 

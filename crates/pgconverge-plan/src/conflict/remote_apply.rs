@@ -283,7 +283,9 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(1, "_pgc_reg_version bigint;");
     b.line(1, "_pgc_reg_origin text;");
     b.line(1, "_pgc_newest boolean;");
-    b.line(1, "_pgc_lost integer;");
+    if !shape.uniques.is_empty() {
+        b.line(1, "_pgc_lost integer;");
+    }
     for (i, _) in shape.uniques.iter().enumerate() {
         b.line(1, format!("{} {};", holder(i), shape.qualified));
         b.line(1, format!("_pgc_has_holder_{i} boolean;"));
@@ -584,49 +586,53 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         b.line(2, "END IF;");
     }
 
-    // Does a greater claim make the incoming write dead?
-    b.line(2, "_pgc_lost := NULL;");
-    b.line(2, "IF _pgc_newest THEN");
-    for (i, _) in shape.uniques.iter().enumerate().rev() {
-        let h = holder(i);
+    // Only a unique value can make the incoming write dead (and need the key's stripe for
+    // the tombstone it then leaves); a table without uniques skips this.
+    if !shape.uniques.is_empty() {
+        // Does a greater claim make the incoming write dead?
+        b.line(2, "_pgc_lost := NULL;");
+        b.line(2, "IF _pgc_newest THEN");
+        for (i, _) in shape.uniques.iter().enumerate().rev() {
+            let h = holder(i);
+            b.line(
+                3,
+                format!(
+                    "IF (_pgc_has_holder_{i} AND {}) OR (_pgc_has_claim_{i} AND {}) THEN",
+                    stamp_greater(
+                        &field(&h, VERSION_COLUMN),
+                        &field(&h, ORIGIN_COLUMN),
+                        "_pgc_stamp_version",
+                        "_pgc_stamp_origin"
+                    ),
+                    stamp_greater(
+                        &format!("_pgc_claim_version_{i}"),
+                        &format!("_pgc_claim_origin_{i}"),
+                        "_pgc_stamp_version",
+                        "_pgc_stamp_origin"
+                    )
+                ),
+            );
+            b.line(4, format!("_pgc_lost := {i};"));
+            b.line(3, "END IF;");
+        }
+        b.line(2, "END IF;");
+
+        // Stripes to hold exclusively before writing, where no row lock or unique index makes a
+        // concurrent local writer wait: the key of a tombstone written with no row, and each
+        // value this pass records a claim on, takes by UPDATE, or frees by killing its holder.
+        b.line(
+            2,
+            "IF _pgc_newest AND NOT _pgc_has_cur AND _pgc_lost IS NOT NULL THEN",
+        );
         b.line(
             3,
             format!(
-                "IF (_pgc_has_holder_{i} AND {}) OR (_pgc_has_claim_{i} AND {}) THEN",
-                stamp_greater(
-                    &field(&h, VERSION_COLUMN),
-                    &field(&h, ORIGIN_COLUMN),
-                    "_pgc_stamp_version",
-                    "_pgc_stamp_origin"
-                ),
-                stamp_greater(
-                    &format!("_pgc_claim_version_{i}"),
-                    &format!("_pgc_claim_origin_{i}"),
-                    "_pgc_stamp_version",
-                    "_pgc_stamp_origin"
-                )
+                "_pgc_stripes := _pgc_stripes || {};",
+                shape.stripe(shape.key_tag(), "_pgc_key")
             ),
         );
-        b.line(4, format!("_pgc_lost := {i};"));
-        b.line(3, "END IF;");
+        b.line(2, "END IF;");
     }
-    b.line(2, "END IF;");
-
-    // Stripes to hold exclusively before writing, where no row lock or unique index makes a
-    // concurrent local writer wait: the key of a tombstone written with no row, and each
-    // value this pass records a claim on, takes by UPDATE, or frees by killing its holder.
-    b.line(
-        2,
-        "IF _pgc_newest AND NOT _pgc_has_cur AND _pgc_lost IS NOT NULL THEN",
-    );
-    b.line(
-        3,
-        format!(
-            "_pgc_stripes := _pgc_stripes || {};",
-            shape.stripe(shape.key_tag(), "_pgc_key")
-        ),
-    );
-    b.line(2, "END IF;");
     for (i, u) in shape.uniques.iter().enumerate() {
         let h = holder(i);
         b.line(

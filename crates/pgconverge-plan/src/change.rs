@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::address::ObjectAddress;
+use crate::hazard::Hazard;
 use crate::statement::Statement;
 
 /// What a change does to its object, with Terraform's symbols.
@@ -52,7 +53,7 @@ pub struct Change {
     /// Unified diff of a function body that changed.
     pub body_diff: Option<String>,
     /// What could go wrong (table rewrites, locks, data loss).
-    pub hazards: Vec<String>,
+    pub hazards: Vec<Hazard>,
     /// Execution phase on its node; lower runs first (see `dag`).
     pub phase: u16,
     /// The object is one pgconverge manages and it was changed or removed outside pgconverge.

@@ -19,6 +19,7 @@ use crate::dag::phase;
 use crate::desired::{
     defaults_match, DesiredColumn, DesiredNode, DesiredSubscription, DesiredTable, ForeignKeySpec,
 };
+use crate::hazard::{Hazard, HazardKind};
 use crate::sql::{quote_ident, quote_ident_list, quote_literal, quote_qualified};
 use crate::statement::{Segment, Statement};
 
@@ -213,8 +214,10 @@ fn diff_existing_table(
                 ))],
             );
             if column.not_null && column.default.is_none() {
-                c.hazards
-                    .push("NOT NULL without a default fails if the table has rows".into());
+                c.hazards.push(Hazard::new(
+                    HazardKind::FailsOnExistingRows,
+                    "NOT NULL without a default fails if the table has rows",
+                ));
             }
             out.push(c);
             continue;
@@ -232,8 +235,10 @@ fn diff_existing_table(
                 "type {} → {}",
                 live_col.data_type, column.data_type
             ));
-            hazards
-                .push("changing a column type rewrites the table under an exclusive lock".into());
+            hazards.push(Hazard::new(
+                HazardKind::TableRewrite,
+                "changing a column type rewrites the table under an exclusive lock",
+            ));
         }
         if !defaults_match(column.default.as_deref(), live_col.default.as_deref()) {
             statements.push(Statement::sql(match &column.default {
@@ -260,7 +265,10 @@ fn diff_existing_table(
                 .into(),
             );
             if column.not_null {
-                hazards.push("SET NOT NULL fails if any row holds NULL".into());
+                hazards.push(Hazard::new(
+                    HazardKind::FailsOnExistingRows,
+                    "SET NOT NULL fails if any row holds NULL",
+                ));
             }
         }
         if !statements.is_empty() {
@@ -307,7 +315,10 @@ fn diff_existing_table(
                 old.columns.join(", "),
                 table.primary_key.columns.join(", ")
             ));
-            c.hazards.push("rebuilding the primary key locks the table; rows are identified by it on every node".into());
+            c.hazards.push(Hazard::new(
+                HazardKind::ExclusiveLock,
+                "rebuilding the primary key locks the table; rows are identified by it on every node",
+            ));
         }
         out.push(c);
     }
@@ -326,8 +337,10 @@ fn diff_existing_table(
                     quote_ident_list(&unique.columns)
                 ))],
             );
-            c.hazards
-                .push("fails if existing rows hold duplicate values".into());
+            c.hazards.push(Hazard::new(
+                HazardKind::FailsOnExistingRows,
+                "fails if existing rows hold duplicate values",
+            ));
             out.push(c);
         }
     }
@@ -405,11 +418,16 @@ fn diff_existing_table(
             c.reason = Some("left invalid by an interrupted build".into());
         }
         c.hazards.push(if concurrently {
-            "builds concurrently: writes continue, but the build waits for transactions \
-             already running"
-                .into()
+            Hazard::new(
+                HazardKind::WaitsForTransactions,
+                "builds concurrently: writes continue, but the build waits for transactions \
+                 already running",
+            )
         } else {
-            "builds the index under a lock that blocks writes to the partitioned table".into()
+            Hazard::new(
+                HazardKind::BlocksWrites,
+                "builds the index under a lock that blocks writes to the partitioned table",
+            )
         });
         out.push(c);
     }
@@ -978,9 +996,13 @@ fn diff_missing_slots(input: &NodeDiffInput<'_>, change: &ChangeFn<'_>, out: &mu
         if subscriber_has_it {
             c.drift = true;
             c.reason = Some("its subscription exists but the slot is gone; the subscription resumes from the new slot".into());
-            c.hazards.push(format!(
-                "changes made on {} while the slot was missing are not replayed to the subscriber",
-                input.desired.name
+            c.hazards.push(Hazard::new(
+                HazardKind::ReplicationGap,
+                format!(
+                    "changes made on {} while the slot was missing are not replayed to the \
+                     subscriber",
+                    input.desired.name
+                ),
             ));
         }
         out.push(c);
@@ -1007,8 +1029,10 @@ fn diff_orphan_slots(input: &NodeDiffInput<'_>, change: &ChangeFn<'_>, out: &mut
         c.transactional = false;
         c.reason = Some("no subscription uses it any more; it would retain WAL".into());
         if slot.active {
-            c.hazards
-                .push("the slot is active: dropping fails until its subscriber disconnects".into());
+            c.hazards.push(Hazard::new(
+                HazardKind::SlotActive,
+                "the slot is active: dropping fails until its subscriber disconnects",
+            ));
         }
         out.push(c);
     }

@@ -7,6 +7,7 @@ pub mod conflict;
 pub mod dag;
 pub mod desired;
 pub mod diff;
+pub mod hazard;
 pub mod plan;
 pub mod prereq;
 pub mod render;
@@ -15,5 +16,6 @@ pub mod statement;
 
 pub use address::ObjectAddress;
 pub use change::{Action, Change};
+pub use hazard::{Hazard, HazardKind};
 pub use plan::{make_plan, Plan, PlanInput, Summary};
 pub use statement::Statement;

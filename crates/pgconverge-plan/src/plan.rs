@@ -19,7 +19,8 @@ use crate::diff::{diff_node, NodeDiffInput};
 use crate::prereq::{check_node, Blocker};
 
 /// Version of the plan file and of the JSON view; bumped on incompatible changes.
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+/// 2: hazards are `{ kind, message }` objects and a change's phase is named.
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {

@@ -125,7 +125,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
                 }
             }
             for h in &c.hazards {
-                let _ = writeln!(out, "      {} {h}", p.paint("33", "hazard:"));
+                let _ = writeln!(out, "      {} {}", p.paint("33", "hazard:"), h.message);
             }
         }
     }

@@ -4,6 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::hazard::HazardKind;
 use crate::plan::Plan;
 
 /// A pgconverge plan, as printed by `pgconverge plan --json`.
@@ -58,7 +59,8 @@ pub struct ChangeView {
     pub reason: Option<String>,
     /// True when a managed object was changed or removed outside pgconverge.
     pub drift: bool,
-    pub hazards: Vec<String>,
+    /// What could go wrong, each with its kind.
+    pub hazards: Vec<HazardView>,
     /// Whether the statements run in one transaction.
     pub transactional: bool,
     /// Ids of the steps that must complete first.
@@ -67,6 +69,14 @@ pub struct ChangeView {
     pub sql: Vec<String>,
     /// Unified diff of a changed function body.
     pub body_diff: Option<String>,
+}
+
+/// One hazard of a change: `{ "kind": "table_rewrite", "message": "…" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HazardView {
+    pub kind: HazardKind,
+    /// The sentence the human plan shows.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -125,7 +135,15 @@ impl PlanView {
                         .collect(),
                     reason: s.change.reason.clone(),
                     drift: s.change.drift,
-                    hazards: s.change.hazards.clone(),
+                    hazards: s
+                        .change
+                        .hazards
+                        .iter()
+                        .map(|h| HazardView {
+                            kind: h.kind,
+                            message: h.message.clone(),
+                        })
+                        .collect(),
                     transactional: s.change.transactional,
                     depends_on: s.depends_on.clone(),
                     sql: s.change.statements.iter().map(|st| st.redacted()).collect(),

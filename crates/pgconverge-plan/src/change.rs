@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::address::ObjectAddress;
+use crate::dag::Phase;
 use crate::hazard::Hazard;
 use crate::statement::Statement;
 
@@ -54,8 +55,8 @@ pub struct Change {
     pub body_diff: Option<String>,
     /// What could go wrong (table rewrites, locks, data loss).
     pub hazards: Vec<Hazard>,
-    /// Execution phase on its node; lower runs first (see `dag`).
-    pub phase: u16,
+    /// Execution phase on its node; earlier phases run first (see `dag`).
+    pub phase: Phase,
     /// The object is one pgconverge manages and it was changed or removed outside pgconverge.
     #[serde(default)]
     pub drift: bool,

@@ -15,7 +15,7 @@ use pgconverge_model::types::normalize_type;
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
 use crate::conflict::{FunctionDef, TriggerDef};
-use crate::dag::phase;
+use crate::dag::Phase;
 use crate::desired::{
     defaults_match, DesiredColumn, DesiredNode, DesiredSubscription, DesiredTable, ForeignKeySpec,
 };
@@ -42,7 +42,7 @@ pub fn diff_node(input: &NodeDiffInput<'_>) -> Vec<Change> {
     let node = d.name.as_str();
     let change = |address: ObjectAddress, action: Action, statements: Vec<Statement>| Change {
         node: node.to_string(),
-        phase: phase(&address, action),
+        phase: Phase::of(&address, action),
         address,
         action,
         statements,

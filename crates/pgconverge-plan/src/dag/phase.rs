@@ -1,0 +1,95 @@
+//! The phases a node's changes run in, earliest first: creations by kind, then drops.
+
+use serde::{Deserialize, Serialize};
+
+use crate::address::ObjectAddress;
+use crate::change::Action;
+
+/// Execution phase of a change on its node; the declaration order is the execution order.
+/// Ordering edges never point from a later phase to an earlier one, so phase order is always
+/// a valid topological order, and it breaks ties between steps that are ready together.
+///
+/// Serialised in the plan file as its snake_case name (`schemas`, `drop_subscriptions`):
+/// a name survives adding a phase between two others, where a number would have to be
+/// renumbered or left with gaps. The plan format version (2) changed with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Schemas,
+    Tables,
+    /// Columns, and the replica identity that depends on them.
+    Columns,
+    ConstraintsAndIndexes,
+    Functions,
+    Triggers,
+    Publication,
+    Slots,
+    Subscriptions,
+    /// Subscriptions go first so nothing arrives while the rest is dropped.
+    DropSubscriptions,
+    DropTriggers,
+    DropFunctions,
+    DropConstraintsAndIndexes,
+    DropPublication,
+    DropSlots,
+    /// Everything else: tables, columns, schemas.
+    DropTablesAndSchemas,
+}
+
+impl Phase {
+    /// The phase a change to `address` runs in.
+    pub fn of(address: &ObjectAddress, action: Action) -> Phase {
+        if action == Action::Delete {
+            return match address {
+                ObjectAddress::Subscription { .. } => Phase::DropSubscriptions,
+                ObjectAddress::Trigger { .. } => Phase::DropTriggers,
+                ObjectAddress::Function { .. } => Phase::DropFunctions,
+                ObjectAddress::Constraint { .. } | ObjectAddress::Index { .. } => {
+                    Phase::DropConstraintsAndIndexes
+                }
+                ObjectAddress::Publication { .. } => Phase::DropPublication,
+                ObjectAddress::Slot { .. } => Phase::DropSlots,
+                _ => Phase::DropTablesAndSchemas,
+            };
+        }
+        match address {
+            ObjectAddress::Schema { .. } => Phase::Schemas,
+            ObjectAddress::Table { .. } => Phase::Tables,
+            ObjectAddress::Column { .. } | ObjectAddress::ReplicaIdentity { .. } => Phase::Columns,
+            ObjectAddress::Constraint { .. } | ObjectAddress::Index { .. } => {
+                Phase::ConstraintsAndIndexes
+            }
+            ObjectAddress::Function { .. } => Phase::Functions,
+            ObjectAddress::Trigger { .. } => Phase::Triggers,
+            ObjectAddress::Publication { .. } => Phase::Publication,
+            ObjectAddress::Slot { .. } => Phase::Slots,
+            ObjectAddress::Subscription { .. } => Phase::Subscriptions,
+        }
+    }
+
+    /// Whether the phase removes objects (and so runs after every creation on its node).
+    pub fn is_drop(self) -> bool {
+        self >= Phase::DropSubscriptions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_serialise_by_name() {
+        let json = serde_json::to_string(&Phase::DropSubscriptions).expect("json");
+        assert_eq!(json, "\"drop_subscriptions\"");
+        let back: Phase = serde_json::from_str("\"constraints_and_indexes\"").expect("phase");
+        assert_eq!(back, Phase::ConstraintsAndIndexes);
+    }
+
+    #[test]
+    fn drops_come_after_every_creation() {
+        assert!(Phase::Subscriptions < Phase::DropSubscriptions);
+        assert!(!Phase::Subscriptions.is_drop());
+        assert!(Phase::DropSubscriptions.is_drop());
+        assert!(Phase::DropTablesAndSchemas.is_drop());
+    }
+}

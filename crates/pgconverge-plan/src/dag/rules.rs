@@ -1,0 +1,390 @@
+//! The ordering rules, one function each: a rule names one reason a change must wait for
+//! another and adds the edges for it. `RULES` lists them; the plan's graph is their union,
+//! so a new kind of dependency is a new function and one line in the list.
+
+use std::collections::{BTreeSet, HashMap};
+
+use pgconverge_model::catalog::QualifiedName;
+use pgconverge_model::naming::INTERNAL_SCHEMA;
+
+use crate::address::ObjectAddress;
+use crate::change::{Action, Change};
+use crate::dag::GraphContext;
+
+/// A named ordering rule.
+pub struct Rule {
+    pub name: &'static str,
+    pub add_edges: fn(&RuleInput<'_>, &mut Edges),
+}
+
+/// Every ordering rule, creations first, then drops.
+pub const RULES: &[Rule] = &[
+    Rule {
+        name: "schema_before_its_tables",
+        add_edges: schema_before_its_tables,
+    },
+    Rule {
+        name: "schema_before_its_functions",
+        add_edges: schema_before_its_functions,
+    },
+    Rule {
+        name: "table_before_its_parts",
+        add_edges: table_before_its_parts,
+    },
+    Rule {
+        name: "internal_tables_before_functions",
+        add_edges: internal_tables_before_functions,
+    },
+    Rule {
+        name: "referenced_table_and_key_before_foreign_key",
+        add_edges: referenced_table_and_key_before_foreign_key,
+    },
+    Rule {
+        name: "function_before_trigger",
+        add_edges: function_before_trigger,
+    },
+    Rule {
+        name: "change_log_before_publication",
+        add_edges: change_log_before_publication,
+    },
+    Rule {
+        name: "apply_machinery_before_subscription",
+        add_edges: apply_machinery_before_subscription,
+    },
+    Rule {
+        name: "publisher_slot_before_subscription",
+        add_edges: publisher_slot_before_subscription,
+    },
+    Rule {
+        name: "publication_before_peer_subscriptions",
+        add_edges: publication_before_peer_subscriptions,
+    },
+    Rule {
+        name: "drops_after_everything_else",
+        add_edges: drops_after_everything_else,
+    },
+    Rule {
+        name: "triggers_dropped_before_their_function",
+        add_edges: triggers_dropped_before_their_function,
+    },
+    Rule {
+        name: "subscriptions_dropped_before_publication",
+        add_edges: subscriptions_dropped_before_publication,
+    },
+];
+
+/// The union of every rule's edges over `changes`, as (from, to) change indices.
+pub fn edges(changes: &[Change], ctx: &GraphContext<'_>) -> BTreeSet<(usize, usize)> {
+    let input = RuleInput::new(changes, ctx);
+    let mut edges = Edges::default();
+    for rule in RULES {
+        (rule.add_edges)(&input, &mut edges);
+    }
+    edges.0
+}
+
+/// Edges `from → to` (`from` runs first) between change indices. A set: the graph does not
+/// depend on which rule found an edge first.
+#[derive(Debug, Default)]
+pub struct Edges(pub BTreeSet<(usize, usize)>);
+
+impl Edges {
+    /// Adds `from → to` when there is a `from` and it is another change.
+    fn add(&mut self, from: Option<usize>, to: usize) {
+        if let Some(from) = from.filter(|from| *from != to) {
+            self.0.insert((from, to));
+        }
+    }
+}
+
+/// The changes being ordered and the lookups the rules share.
+pub struct RuleInput<'a> {
+    changes: &'a [Change],
+    ctx: &'a GraphContext<'a>,
+    by_address: HashMap<(&'a str, &'a ObjectAddress), usize>,
+}
+
+impl<'a> RuleInput<'a> {
+    pub fn new(changes: &'a [Change], ctx: &'a GraphContext<'a>) -> RuleInput<'a> {
+        let by_address = changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c.node.as_str(), &c.address), i))
+            .collect();
+        RuleInput {
+            changes,
+            ctx,
+            by_address,
+        }
+    }
+
+    /// The change to `address` on `node`, if one is planned.
+    fn find(&self, node: &str, address: &ObjectAddress) -> Option<usize> {
+        self.by_address.get(&(node, address)).copied()
+    }
+
+    /// Changes that create or alter (not drop), with their index.
+    fn creations(&self) -> impl Iterator<Item = (usize, &'a Change)> + '_ {
+        self.changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.action != Action::Delete)
+    }
+
+    /// Changes that drop, with their index.
+    fn drops(&self) -> impl Iterator<Item = (usize, &'a Change)> + '_ {
+        self.changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.action == Action::Delete)
+    }
+
+    /// Per node, the steps creating internal tables (the change log among them).
+    fn internal_tables(&self) -> HashMap<&'a str, Vec<usize>> {
+        let mut steps: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, c) in self.creations() {
+            if matches!(&c.address, ObjectAddress::Table { table } if table.schema == INTERNAL_SCHEMA)
+            {
+                steps.entry(c.node.as_str()).or_default().push(i);
+            }
+        }
+        steps
+    }
+
+    /// Per node, the internal tables plus the triggers on them and the functions those
+    /// triggers call: what applies incoming changes.
+    fn apply_machinery(&self) -> HashMap<&'a str, Vec<usize>> {
+        let mut steps = self.internal_tables();
+        for (i, c) in self.creations() {
+            let node = c.node.as_str();
+            if let ObjectAddress::Trigger { table, .. } = &c.address {
+                if table.schema == INTERNAL_SCHEMA {
+                    steps.entry(node).or_default().push(i);
+                    let function = self.ctx.trigger_functions.get(&c.address);
+                    if let Some(f) = function.and_then(|f| self.find(node, f)) {
+                        steps.entry(node).or_default().push(f);
+                    }
+                }
+            }
+        }
+        steps
+    }
+
+    /// Per (node, table), the steps creating constraints other than foreign keys: the keys a
+    /// foreign key may reference.
+    fn key_constraints(&self) -> HashMap<(&'a str, &'a QualifiedName), Vec<usize>> {
+        let mut steps: HashMap<(&str, &QualifiedName), Vec<usize>> = HashMap::new();
+        for (i, c) in self.creations() {
+            if let ObjectAddress::Constraint { table, .. } = &c.address {
+                let key = (c.node.clone(), c.address.clone());
+                if !self.ctx.foreign_key_targets.contains_key(&key) {
+                    steps.entry((c.node.as_str(), table)).or_default().push(i);
+                }
+            }
+        }
+        steps
+    }
+}
+
+/// The table an object belongs to (a table belongs to itself).
+fn table_of(address: &ObjectAddress) -> Option<&QualifiedName> {
+    match address {
+        ObjectAddress::Column { table, .. }
+        | ObjectAddress::Constraint { table, .. }
+        | ObjectAddress::Index { table, .. }
+        | ObjectAddress::ReplicaIdentity { table }
+        | ObjectAddress::Trigger { table, .. }
+        | ObjectAddress::Table { table } => Some(table),
+        _ => None,
+    }
+}
+
+/// A table and everything on it is created inside its schema.
+fn schema_before_its_tables(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.creations() {
+        if let Some(table) = table_of(&c.address) {
+            let schema = ObjectAddress::Schema {
+                name: table.schema.clone(),
+            };
+            edges.add(input.find(&c.node, &schema), i);
+        }
+    }
+}
+
+/// A function is created inside its schema.
+fn schema_before_its_functions(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.creations() {
+        if let ObjectAddress::Function { function } = &c.address {
+            let schema = ObjectAddress::Schema {
+                name: function.schema.clone(),
+            };
+            edges.add(input.find(&c.node, &schema), i);
+        }
+    }
+}
+
+/// Columns, constraints, indexes, replica identity and triggers need their table.
+fn table_before_its_parts(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.creations() {
+        if matches!(c.address, ObjectAddress::Table { .. }) {
+            continue;
+        }
+        if let Some(table) = table_of(&c.address) {
+            let table = ObjectAddress::Table {
+                table: table.clone(),
+            };
+            edges.add(input.find(&c.node, &table), i);
+        }
+    }
+}
+
+/// Function bodies name the internal tables (data tables come earlier by phase).
+fn internal_tables_before_functions(input: &RuleInput<'_>, edges: &mut Edges) {
+    let internal_tables = input.internal_tables();
+    for (i, c) in input.creations() {
+        if matches!(c.address, ObjectAddress::Function { .. }) {
+            for s in internal_tables.get(c.node.as_str()).into_iter().flatten() {
+                edges.add(Some(*s), i);
+            }
+        }
+    }
+}
+
+/// A foreign key needs the table it references and the key it references on that table.
+fn referenced_table_and_key_before_foreign_key(input: &RuleInput<'_>, edges: &mut Edges) {
+    let key_constraints = input.key_constraints();
+    for (i, c) in input.creations() {
+        if !matches!(c.address, ObjectAddress::Constraint { .. }) {
+            continue;
+        }
+        let key = (c.node.clone(), c.address.clone());
+        let Some(target) = input.ctx.foreign_key_targets.get(&key) else {
+            continue;
+        };
+        edges.add(input.find(&c.node, target), i);
+        if let ObjectAddress::Table { table } = target {
+            let keys = key_constraints.get(&(c.node.as_str(), table));
+            for j in keys.into_iter().flatten() {
+                edges.add(Some(*j), i);
+            }
+        }
+    }
+}
+
+/// CREATE TRIGGER names the function it executes.
+fn function_before_trigger(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.creations() {
+        if matches!(c.address, ObjectAddress::Trigger { .. }) {
+            if let Some(function) = input.ctx.trigger_functions.get(&c.address) {
+                edges.add(input.find(&c.node, function), i);
+            }
+        }
+    }
+}
+
+/// The publication publishes the change log, which must exist first.
+fn change_log_before_publication(input: &RuleInput<'_>, edges: &mut Edges) {
+    let internal_tables = input.internal_tables();
+    for (i, c) in input.creations() {
+        if matches!(c.address, ObjectAddress::Publication { .. }) {
+            for s in internal_tables.get(c.node.as_str()).into_iter().flatten() {
+                edges.add(Some(*s), i);
+            }
+        }
+    }
+}
+
+/// Changes may arrive as soon as a subscription exists: what applies them must be in place.
+fn apply_machinery_before_subscription(input: &RuleInput<'_>, edges: &mut Edges) {
+    let machinery = input.apply_machinery();
+    for (i, c) in input.creations() {
+        if matches!(c.address, ObjectAddress::Subscription { .. }) {
+            for s in machinery.get(c.node.as_str()).into_iter().flatten() {
+                edges.add(Some(*s), i);
+            }
+        }
+    }
+}
+
+/// A subscription never creates its slot: the publisher's step does, and comes first.
+fn publisher_slot_before_subscription(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.creations() {
+        if let Some((name, publisher)) = subscription_publisher(input, c) {
+            let slot = ObjectAddress::Slot { name: name.clone() };
+            edges.add(input.find(publisher, &slot), i);
+        }
+    }
+}
+
+/// A subscription names its publisher's publication, which must exist.
+fn publication_before_peer_subscriptions(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.creations() {
+        let Some((_, publisher)) = subscription_publisher(input, c) else {
+            continue;
+        };
+        for (j, other) in input.creations() {
+            if other.node == *publisher
+                && matches!(other.address, ObjectAddress::Publication { .. })
+            {
+                edges.add(Some(j), i);
+            }
+        }
+    }
+}
+
+/// A subscription change's name and the node it receives from.
+fn subscription_publisher<'a>(
+    input: &RuleInput<'a>,
+    change: &'a Change,
+) -> Option<(&'a String, &'a String)> {
+    let ObjectAddress::Subscription { name } = &change.address else {
+        return None;
+    };
+    let publishers = input.ctx.subscription_publishers.get(&change.node)?;
+    publishers.get(name).map(|publisher| (name, publisher))
+}
+
+/// Nothing is dropped while something on its node may still need it.
+fn drops_after_everything_else(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.drops() {
+        for (j, other) in input.changes.iter().enumerate() {
+            if other.node == c.node && !other.phase.is_drop() {
+                edges.add(Some(j), i);
+            }
+        }
+    }
+}
+
+/// A function cannot be dropped while a trigger still executes it.
+fn triggers_dropped_before_their_function(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.drops() {
+        let ObjectAddress::Function { function } = &c.address else {
+            continue;
+        };
+        for (trigger, f) in input.ctx.trigger_functions {
+            if matches!(f, ObjectAddress::Function { function: g } if g == function) {
+                edges.add(input.find(&c.node, trigger), i);
+            }
+        }
+    }
+}
+
+/// Peers stop subscribing before the publication they read from goes.
+fn subscriptions_dropped_before_publication(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.drops() {
+        if !matches!(c.address, ObjectAddress::Publication { .. }) {
+            continue;
+        }
+        for (subscriber, subs) in input.ctx.subscription_publishers {
+            for (sub, publisher) in subs {
+                if *publisher == c.node {
+                    let subscription = ObjectAddress::Subscription { name: sub.clone() };
+                    edges.add(input.find(subscriber, &subscription), i);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,302 @@
+//! One test per ordering rule: a handful of changes, the rule alone, the edge it must add.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use pgconverge_model::catalog::QualifiedName;
+use pgconverge_model::naming::INTERNAL_SCHEMA;
+
+use super::*;
+use crate::dag::Phase;
+
+fn change(node: &str, address: ObjectAddress, action: Action) -> Change {
+    Change {
+        node: node.to_string(),
+        phase: Phase::of(&address, action),
+        address,
+        action,
+        statements: Vec::new(),
+        transactional: true,
+        reason: None,
+        body_diff: None,
+        hazards: Vec::new(),
+        drift: false,
+    }
+}
+
+fn create(node: &str, address: ObjectAddress) -> Change {
+    change(node, address, Action::Create)
+}
+
+fn drop(node: &str, address: ObjectAddress) -> Change {
+    change(node, address, Action::Delete)
+}
+
+fn name(schema: &str, name: &str) -> QualifiedName {
+    QualifiedName {
+        schema: schema.to_string(),
+        name: name.to_string(),
+    }
+}
+
+fn schema(name: &str) -> ObjectAddress {
+    ObjectAddress::Schema {
+        name: name.to_string(),
+    }
+}
+
+fn table(schema: &str, table: &str) -> ObjectAddress {
+    ObjectAddress::Table {
+        table: name(schema, table),
+    }
+}
+
+fn constraint(table: &str, constraint: &str) -> ObjectAddress {
+    ObjectAddress::Constraint {
+        table: name("public", table),
+        name: constraint.to_string(),
+    }
+}
+
+fn function(schema: &str, function: &str) -> ObjectAddress {
+    ObjectAddress::Function {
+        function: name(schema, function),
+    }
+}
+
+fn trigger(schema: &str, table: &str, trigger: &str) -> ObjectAddress {
+    ObjectAddress::Trigger {
+        table: name(schema, table),
+        name: trigger.to_string(),
+    }
+}
+
+fn publication() -> ObjectAddress {
+    ObjectAddress::Publication {
+        name: "pub".to_string(),
+    }
+}
+
+fn subscription(name: &str) -> ObjectAddress {
+    ObjectAddress::Subscription {
+        name: name.to_string(),
+    }
+}
+
+/// Owned facts for a `GraphContext`.
+#[derive(Default)]
+struct Facts {
+    node_order: Vec<String>,
+    subscription_publishers: BTreeMap<String, BTreeMap<String, String>>,
+    foreign_key_targets: HashMap<(String, ObjectAddress), ObjectAddress>,
+    trigger_functions: HashMap<ObjectAddress, ObjectAddress>,
+}
+
+impl Facts {
+    /// `subscriber` receives `sub` from `publisher`.
+    fn subscribes(mut self, subscriber: &str, sub: &str, publisher: &str) -> Facts {
+        self.subscription_publishers
+            .entry(subscriber.to_string())
+            .or_default()
+            .insert(sub.to_string(), publisher.to_string());
+        self
+    }
+
+    fn calls(mut self, trigger: ObjectAddress, function: ObjectAddress) -> Facts {
+        self.trigger_functions.insert(trigger, function);
+        self
+    }
+}
+
+/// The edges `rule` alone adds over `changes`.
+fn edges_of(
+    rule: fn(&RuleInput<'_>, &mut Edges),
+    changes: &[Change],
+    facts: &Facts,
+) -> BTreeSet<(usize, usize)> {
+    let ctx = GraphContext {
+        node_order: &facts.node_order,
+        subscription_publishers: &facts.subscription_publishers,
+        foreign_key_targets: &facts.foreign_key_targets,
+        trigger_functions: &facts.trigger_functions,
+    };
+    let input = RuleInput::new(changes, &ctx);
+    let mut edges = Edges::default();
+    rule(&input, &mut edges);
+    edges.0
+}
+
+fn set(edges: &[(usize, usize)]) -> BTreeSet<(usize, usize)> {
+    edges.iter().copied().collect()
+}
+
+#[test]
+fn rule_names_are_unique() {
+    let names: BTreeSet<&str> = RULES.iter().map(|r| r.name).collect();
+    assert_eq!(names.len(), RULES.len());
+}
+
+#[test]
+fn schema_comes_before_its_tables_and_their_parts() {
+    let changes = [
+        create("a", schema("app")),
+        create("a", table("app", "t")),
+        create("a", trigger("app", "t", "tr")),
+        create("b", table("app", "t")),
+    ];
+    let edges = edges_of(schema_before_its_tables, &changes, &Facts::default());
+    assert_eq!(edges, set(&[(0, 1), (0, 2)]));
+}
+
+#[test]
+fn schema_comes_before_its_functions() {
+    let changes = [
+        create("a", schema("app")),
+        create("a", function("app", "f")),
+    ];
+    let edges = edges_of(schema_before_its_functions, &changes, &Facts::default());
+    assert_eq!(edges, set(&[(0, 1)]));
+}
+
+#[test]
+fn table_comes_before_its_parts() {
+    let changes = [
+        create("a", table("public", "t")),
+        create("a", constraint("t", "t_pkey")),
+        create("a", constraint("u", "u_pkey")),
+    ];
+    let edges = edges_of(table_before_its_parts, &changes, &Facts::default());
+    assert_eq!(edges, set(&[(0, 1)]));
+}
+
+#[test]
+fn internal_tables_come_before_functions() {
+    let changes = [
+        create("a", table(INTERNAL_SCHEMA, "changes")),
+        create("a", table("public", "t")),
+        create("a", function(INTERNAL_SCHEMA, "apply")),
+    ];
+    let edges = edges_of(
+        internal_tables_before_functions,
+        &changes,
+        &Facts::default(),
+    );
+    assert_eq!(edges, set(&[(0, 2)]));
+}
+
+#[test]
+fn referenced_table_and_key_come_before_foreign_key() {
+    let changes = [
+        create("a", table("public", "parent")),
+        create("a", constraint("parent", "parent_pkey")),
+        create("a", constraint("child", "child_parent_fkey")),
+    ];
+    let mut facts = Facts::default();
+    facts.foreign_key_targets.insert(
+        ("a".to_string(), constraint("child", "child_parent_fkey")),
+        table("public", "parent"),
+    );
+    let edges = edges_of(
+        referenced_table_and_key_before_foreign_key,
+        &changes,
+        &facts,
+    );
+    assert_eq!(edges, set(&[(0, 2), (1, 2)]));
+}
+
+#[test]
+fn function_comes_before_trigger() {
+    let changes = [
+        create("a", function("public", "f")),
+        create("a", trigger("public", "t", "tr")),
+    ];
+    let facts = Facts::default().calls(trigger("public", "t", "tr"), function("public", "f"));
+    let edges = edges_of(function_before_trigger, &changes, &facts);
+    assert_eq!(edges, set(&[(0, 1)]));
+}
+
+#[test]
+fn change_log_comes_before_publication() {
+    let changes = [
+        create("a", table(INTERNAL_SCHEMA, "changes")),
+        create("a", publication()),
+        create("b", publication()),
+    ];
+    let edges = edges_of(change_log_before_publication, &changes, &Facts::default());
+    assert_eq!(edges, set(&[(0, 1)]));
+}
+
+#[test]
+fn apply_machinery_comes_before_subscription() {
+    let changes = [
+        create("a", table(INTERNAL_SCHEMA, "changes")),
+        create("a", function(INTERNAL_SCHEMA, "apply")),
+        create("a", trigger(INTERNAL_SCHEMA, "changes", "apply")),
+        create("a", subscription("a_from_b")),
+    ];
+    let facts = Facts::default().calls(
+        trigger(INTERNAL_SCHEMA, "changes", "apply"),
+        function(INTERNAL_SCHEMA, "apply"),
+    );
+    let edges = edges_of(apply_machinery_before_subscription, &changes, &facts);
+    assert_eq!(edges, set(&[(0, 3), (1, 3), (2, 3)]));
+}
+
+#[test]
+fn publisher_slot_comes_before_subscription() {
+    let slot = ObjectAddress::Slot {
+        name: "a_from_b".to_string(),
+    };
+    let changes = [create("b", slot), create("a", subscription("a_from_b"))];
+    let facts = Facts::default().subscribes("a", "a_from_b", "b");
+    let edges = edges_of(publisher_slot_before_subscription, &changes, &facts);
+    assert_eq!(edges, set(&[(0, 1)]));
+}
+
+#[test]
+fn publication_comes_before_peer_subscriptions() {
+    let changes = [
+        create("b", publication()),
+        create("a", publication()),
+        create("a", subscription("a_from_b")),
+    ];
+    let facts = Facts::default().subscribes("a", "a_from_b", "b");
+    let edges = edges_of(publication_before_peer_subscriptions, &changes, &facts);
+    assert_eq!(edges, set(&[(0, 2)]));
+}
+
+#[test]
+fn drops_come_after_everything_else_on_their_node() {
+    let changes = [
+        create("a", table("public", "t")),
+        create("b", table("public", "t")),
+        drop("a", function("public", "old")),
+        drop("a", subscription("a_from_c")),
+    ];
+    let edges = edges_of(drops_after_everything_else, &changes, &Facts::default());
+    assert_eq!(edges, set(&[(0, 2), (0, 3)]));
+}
+
+#[test]
+fn triggers_are_dropped_before_their_function() {
+    let changes = [
+        drop("a", trigger("public", "t", "tr")),
+        drop("a", function("public", "f")),
+    ];
+    let facts = Facts::default().calls(trigger("public", "t", "tr"), function("public", "f"));
+    let edges = edges_of(triggers_dropped_before_their_function, &changes, &facts);
+    assert_eq!(edges, set(&[(0, 1)]));
+}
+
+#[test]
+fn subscriptions_are_dropped_before_publication() {
+    let changes = [
+        drop("a", subscription("a_from_b")),
+        drop("b", publication()),
+        drop("c", subscription("c_from_a")),
+    ];
+    let facts = Facts::default()
+        .subscribes("a", "a_from_b", "b")
+        .subscribes("c", "c_from_a", "a");
+    let edges = edges_of(subscriptions_dropped_before_publication, &changes, &facts);
+    assert_eq!(edges, set(&[(0, 1)]));
+}

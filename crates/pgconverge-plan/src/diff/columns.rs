@@ -1,0 +1,158 @@
+//! Columns of existing tables: added when missing; type, default and nullability brought to
+//! the desired ones. Columns are never dropped.
+
+use pgconverge_model::catalog::ColumnCatalog;
+use pgconverge_model::types::normalize_type;
+
+use crate::address::ObjectAddress;
+use crate::change::{Action, Change};
+use crate::desired::{defaults_match, DesiredColumn, DesiredTable};
+use crate::diff::NodeDiffInput;
+use crate::hazard::{Hazard, HazardKind};
+use crate::statement::Statement;
+
+pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
+    let mut out = Vec::new();
+    for (table, live) in input.existing_tables() {
+        for column in &table.columns {
+            let change = match live.column(&column.name) {
+                None => Some(added_column(input, table, column)),
+                Some(live_col) => altered_column(input, table, column, live_col),
+            };
+            out.extend(change);
+        }
+    }
+    out
+}
+
+fn address(table: &DesiredTable, column: &DesiredColumn) -> ObjectAddress {
+    ObjectAddress::Column {
+        table: table.name.clone(),
+        column: column.name.clone(),
+    }
+}
+
+fn added_column(input: &NodeDiffInput<'_>, table: &DesiredTable, column: &DesiredColumn) -> Change {
+    let mut c = input.change(
+        address(table, column),
+        Action::Create,
+        vec![Statement::sql(ddl::add_column_sql(table, column))],
+    );
+    if column.not_null && column.default.is_none() {
+        c.hazards.push(Hazard::new(
+            HazardKind::FailsOnExistingRows,
+            "NOT NULL without a default fails if the table has rows",
+        ));
+    }
+    c
+}
+
+/// The update bringing a live column to the desired one, if they differ.
+fn altered_column(
+    input: &NodeDiffInput<'_>,
+    table: &DesiredTable,
+    column: &DesiredColumn,
+    live_col: &ColumnCatalog,
+) -> Option<Change> {
+    let mut statements = Vec::new();
+    let mut reasons = Vec::new();
+    let mut hazards = Vec::new();
+    if normalize_type(&live_col.data_type) != column.data_type {
+        statements.push(Statement::sql(ddl::alter_type_sql(table, column)));
+        reasons.push(format!(
+            "type {} → {}",
+            live_col.data_type, column.data_type
+        ));
+        hazards.push(Hazard::new(
+            HazardKind::TableRewrite,
+            "changing a column type rewrites the table under an exclusive lock",
+        ));
+    }
+    if !defaults_match(column.default.as_deref(), live_col.default.as_deref()) {
+        statements.push(Statement::sql(ddl::set_default_sql(table, column)));
+        reasons.push(format!(
+            "default {} → {}",
+            live_col.default.as_deref().unwrap_or("none"),
+            column.default.as_deref().unwrap_or("none")
+        ));
+    }
+    if live_col.not_null != column.not_null {
+        statements.push(Statement::sql(ddl::set_not_null_sql(table, column)));
+        reasons.push(
+            if column.not_null {
+                "NULL → NOT NULL"
+            } else {
+                "NOT NULL → NULL"
+            }
+            .into(),
+        );
+        if column.not_null {
+            hazards.push(Hazard::new(
+                HazardKind::FailsOnExistingRows,
+                "SET NOT NULL fails if any row holds NULL",
+            ));
+        }
+    }
+    if statements.is_empty() {
+        return None;
+    }
+    let mut c = input.change(address(table, column), Action::Update, statements);
+    c.reason = Some(reasons.join(", "));
+    c.hazards = hazards;
+    Some(c)
+}
+
+pub(super) mod ddl {
+    use crate::desired::{DesiredColumn, DesiredTable};
+    use crate::diff::table_sql_name;
+    use crate::sql::quote_ident;
+
+    /// `"name" type [NOT NULL] [DEFAULT expr]`, as in CREATE TABLE and ADD COLUMN.
+    pub fn column_definition_sql(column: &DesiredColumn) -> String {
+        let mut sql = format!("{} {}", quote_ident(&column.name), column.data_type);
+        if column.not_null {
+            sql.push_str(" NOT NULL");
+        }
+        if let Some(default) = &column.default {
+            sql.push_str(&format!(" DEFAULT {default}"));
+        }
+        sql
+    }
+
+    pub fn add_column_sql(table: &DesiredTable, column: &DesiredColumn) -> String {
+        format!(
+            "ALTER TABLE {} ADD COLUMN {}",
+            table_sql_name(&table.name),
+            column_definition_sql(column)
+        )
+    }
+
+    pub fn alter_type_sql(table: &DesiredTable, column: &DesiredColumn) -> String {
+        format!(
+            "ALTER TABLE {} ALTER COLUMN {col} TYPE {ty} USING {col}::{ty}",
+            table_sql_name(&table.name),
+            col = quote_ident(&column.name),
+            ty = column.data_type
+        )
+    }
+
+    /// SET DEFAULT the desired default, or DROP DEFAULT when there is none.
+    pub fn set_default_sql(table: &DesiredTable, column: &DesiredColumn) -> String {
+        let name = table_sql_name(&table.name);
+        let col = quote_ident(&column.name);
+        match &column.default {
+            Some(expr) => format!("ALTER TABLE {name} ALTER COLUMN {col} SET DEFAULT {expr}"),
+            None => format!("ALTER TABLE {name} ALTER COLUMN {col} DROP DEFAULT"),
+        }
+    }
+
+    /// SET or DROP NOT NULL as the desired column says.
+    pub fn set_not_null_sql(table: &DesiredTable, column: &DesiredColumn) -> String {
+        format!(
+            "ALTER TABLE {} ALTER COLUMN {} {} NOT NULL",
+            table_sql_name(&table.name),
+            quote_ident(&column.name),
+            if column.not_null { "SET" } else { "DROP" }
+        )
+    }
+}

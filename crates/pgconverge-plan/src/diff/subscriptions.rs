@@ -1,0 +1,273 @@
+//! Subscriptions to each peer's publication: created when missing (on a slot the publisher
+//! creates), altered when connection, publication, origin or state differ, and detached and
+//! dropped when pgconverge created them and their publisher left the config.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pgconverge_model::catalog::SubscriptionCatalog;
+
+use crate::address::ObjectAddress;
+use crate::change::{Action, Change};
+use crate::desired::DesiredSubscription;
+use crate::diff::NodeDiffInput;
+
+pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
+    let mut out: Vec<Change> = input
+        .desired
+        .subscriptions
+        .iter()
+        .filter_map(|sub| match input.observed.subscriptions.get(&sub.name) {
+            None => Some(created(input, sub)),
+            Some(live) => altered(input, sub, live),
+        })
+        .collect();
+    out.extend(dropped(input));
+    out
+}
+
+fn address(name: &str) -> ObjectAddress {
+    ObjectAddress::Subscription {
+        name: name.to_string(),
+    }
+}
+
+fn created(input: &NodeDiffInput<'_>, sub: &DesiredSubscription) -> Change {
+    let mut c = input.change(
+        address(&sub.name),
+        Action::Create,
+        vec![ddl::create_subscription(sub)],
+    );
+    c.transactional = false;
+    let publisher_slots = input.cluster.get(&sub.publisher).map(|c| &c.slots);
+    if publisher_slots.is_some_and(|slots| slots.contains_key(&sub.name)) {
+        c.reason = Some(format!(
+            "reuses the existing slot {} on {}",
+            sub.name, sub.publisher
+        ));
+    }
+    c
+}
+
+/// The update bringing a live subscription to the desired one, if they differ.
+fn altered(
+    input: &NodeDiffInput<'_>,
+    sub: &DesiredSubscription,
+    live: &SubscriptionCatalog,
+) -> Option<Change> {
+    let mut statements = Vec::new();
+    let mut reasons = Vec::new();
+    // Without the privilege to read subconninfo it comes back empty: nothing to
+    // compare, rather than a difference that could never go away.
+    let differences = if live.conninfo_redacted.is_empty() {
+        Vec::new()
+    } else {
+        conninfo_differences(sub, &live.conninfo_redacted)
+    };
+    if !differences.is_empty() {
+        statements.push(ddl::set_connection(sub));
+        reasons.push(format!("connection: {}", differences.join(", ")));
+    }
+    if live.publications != [sub.publication.clone()] {
+        statements.push(ddl::set_publication(sub));
+        reasons.push(format!(
+            "publications {} → {}",
+            live.publications.join(", "),
+            sub.publication
+        ));
+    }
+    if live.origin != "none" {
+        statements.push(ddl::set_origin_none(&sub.name));
+        reasons.push(format!("origin {} → none", live.origin));
+    }
+    if !live.enabled {
+        statements.push(ddl::enable(&sub.name));
+        reasons.push("disabled → enabled".into());
+    }
+    if statements.is_empty() {
+        return None;
+    }
+    let mut c = input.change(address(&sub.name), Action::Update, statements);
+    c.reason = Some(reasons.join(", "));
+    Some(c)
+}
+
+/// Subscriptions pgconverge created whose publisher is no longer in the config.
+fn dropped(input: &NodeDiffInput<'_>) -> Vec<Change> {
+    let desired: BTreeSet<&str> = input
+        .desired
+        .subscriptions
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    input
+        .observed
+        .subscriptions
+        .keys()
+        .filter(|name| !desired.contains(name.as_str()) && input.manages(&address(name)))
+        .map(|name| {
+            let mut c = input.change(
+                address(name),
+                Action::Delete,
+                ddl::detach_and_drop_subscription(name),
+            );
+            c.transactional = false;
+            c.reason = Some("its publisher is no longer in the config".into());
+            c
+        })
+        .collect()
+}
+
+/// `key=value` pairs of a (redacted) libpq connection string.
+fn conninfo_pairs(conninfo: &str) -> BTreeMap<String, String> {
+    let mut pairs = BTreeMap::new();
+    let mut chars = conninfo.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !c.is_whitespace())).collect();
+        if key.is_empty() {
+            break;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            break;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '\'' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value.extend(std::iter::from_fn(|| chars.next_if(|c| !c.is_whitespace())));
+        }
+        pairs.insert(key, value);
+    }
+    pairs
+}
+
+fn conninfo_differences(sub: &DesiredSubscription, live: &str) -> Vec<String> {
+    let pairs = conninfo_pairs(live);
+    let port = sub.conninfo.port.to_string();
+    let wanted = [
+        ("host", sub.conninfo.host.as_str()),
+        ("port", port.as_str()),
+        ("dbname", sub.conninfo.dbname.as_str()),
+        ("user", sub.conninfo.user.as_str()),
+    ];
+    wanted
+        .iter()
+        .filter(|(key, value)| pairs.get(*key).map(String::as_str) != Some(*value))
+        .map(|(key, value)| {
+            format!(
+                "{key} {} → {value}",
+                pairs.get(*key).map_or("unset", String::as_str)
+            )
+        })
+        .collect()
+}
+
+pub(super) mod ddl {
+    use crate::desired::DesiredSubscription;
+    use crate::sql::{quote_ident, quote_literal};
+    use crate::statement::{Segment, Statement};
+
+    /// Subscriptions never create their slot: two nodes subscribing to each other at once would
+    /// each wait, inside CREATE SUBSCRIPTION, for the other's transaction (slot creation waits for
+    /// running transactions on the publisher). The slot is a step of its own on the publisher.
+    pub fn create_subscription(sub: &DesiredSubscription) -> Statement {
+        // streaming = on, not 18's default `parallel`: a parallel apply helper deadlocks with the
+        // leader on the conflict triggers' locks under large transactions.
+        let options = [
+            "origin = none".to_string(),
+            "copy_data = false".to_string(),
+            "streaming = on".to_string(),
+            "create_slot = false".to_string(),
+            format!("slot_name = {}", quote_literal(&sub.name)),
+        ];
+        Statement {
+            segments: vec![
+                Segment::Sql(format!(
+                    "CREATE SUBSCRIPTION {} CONNECTION ",
+                    quote_ident(&sub.name)
+                )),
+                Segment::Conninfo(sub.conninfo.clone()),
+                Segment::Sql(format!(
+                    " PUBLICATION {} WITH ({})",
+                    quote_ident(&sub.publication),
+                    options.join(", ")
+                )),
+            ],
+        }
+    }
+
+    /// Statements that remove a subscription without touching its slot (the publisher's side is
+    /// handled on the publisher, which may be gone).
+    pub fn detach_and_drop_subscription(name: &str) -> Vec<Statement> {
+        let q = quote_ident(name);
+        vec![
+            Statement::sql(format!("ALTER SUBSCRIPTION {q} DISABLE")),
+            Statement::sql(format!("ALTER SUBSCRIPTION {q} SET (slot_name = NONE)")),
+            Statement::sql(format!("DROP SUBSCRIPTION {q}")),
+        ]
+    }
+
+    /// Points the subscription at the desired connection (the password resolved at apply).
+    pub fn set_connection(sub: &DesiredSubscription) -> Statement {
+        Statement {
+            segments: vec![
+                Segment::Sql(format!(
+                    "ALTER SUBSCRIPTION {} CONNECTION ",
+                    quote_ident(&sub.name)
+                )),
+                Segment::Conninfo(sub.conninfo.clone()),
+            ],
+        }
+    }
+
+    pub fn set_publication(sub: &DesiredSubscription) -> Statement {
+        Statement::sql(format!(
+            "ALTER SUBSCRIPTION {} SET PUBLICATION {} WITH (refresh = false)",
+            quote_ident(&sub.name),
+            quote_ident(&sub.publication)
+        ))
+    }
+
+    pub fn set_origin_none(name: &str) -> Statement {
+        Statement::sql(format!(
+            "ALTER SUBSCRIPTION {} SET (origin = none)",
+            quote_ident(name)
+        ))
+    }
+
+    pub fn enable(name: &str) -> Statement {
+        Statement::sql(format!("ALTER SUBSCRIPTION {} ENABLE", quote_ident(name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conninfo_pairs_handle_quotes_and_escapes() {
+        let pairs = conninfo_pairs(
+            "host=10.0.0.1 port=5432 dbname='my db' user='o\\'brien' password=********",
+        );
+        assert_eq!(pairs["host"], "10.0.0.1");
+        assert_eq!(pairs["dbname"], "my db");
+        assert_eq!(pairs["user"], "o'brien");
+        assert_eq!(pairs["password"], "********");
+    }
+}

@@ -23,6 +23,9 @@ mod subscriptions;
 mod tables;
 mod triggers;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use pgconverge_model::catalog::{NodeCatalog, QualifiedName, TableCatalog};

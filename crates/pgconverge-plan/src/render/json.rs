@@ -166,3 +166,20 @@ pub fn plan_view_schema() -> String {
     text.push('\n');
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hazards_are_kind_and_message() {
+        let hazard = HazardView {
+            kind: HazardKind::TableRewrite,
+            message: "rewrites the table".to_string(),
+        };
+        assert_eq!(
+            serde_json::to_string(&hazard).expect("json"),
+            r#"{"kind":"table_rewrite","message":"rewrites the table"}"#
+        );
+    }
+}

@@ -8,6 +8,17 @@
 //! unique-value claims, in a way that gives the same result whatever the arrival order.
 //! docs/conflicts.md explains the semantics; this module only renders SQL (no I/O), and the
 //! same inputs always give byte-identical output.
+//!
+//! Layering, lowest first; each submodule uses only those on lines above it, besides the
+//! [`FunctionDef`] and [`InternalTable`] defined here, which all of them build:
+//! - `naming`: names and lock numbers of the objects (no other submodule)
+//! - `shape`: naming — one table as the generated SQL sees it, row and stamp comparisons
+//! - `internal`: naming, shape — the `_pgconverge` tables, the node-wide functions and the
+//!   statements that merge into the tombstone and claim registers (inline or as a call)
+//! - `local_writes`: naming, shape, internal — stamp and log functions, the body builder
+//!   and the stripe locks
+//! - `remote_apply`: naming, shape, internal, local_writes — the apply functions
+//! - this file: all of them — the object lists, function fingerprints, triggers
 
 mod internal;
 mod local_writes;

@@ -8,10 +8,10 @@
 //! the greatest claim on each of its unique values. Every incoming change only raises these
 //! maxima, so the result does not depend on the order changes arrive in.
 
-use super::local_writes::{
-    claim_merge_call, claim_upsert, internal_table, lock_stripes, tombstone_merge_call,
-    tombstone_upsert, Body,
+use super::internal::{
+    claim_merge_call, claim_upsert, internal_table, tombstone_merge_call, tombstone_upsert,
 };
+use super::local_writes::{lock_stripes, Body};
 use super::naming::{
     apply_lock_key, internal, APPLY_TXN_SETTING, CLAIMS_TABLE, ORIGIN_COLUMN, PRUNE_FUNCTION,
     RECORD_CONFLICT_FUNCTION, TOMBSTONES_TABLE, UNKNOWN_CHANGE_FUNCTION, VERSION_COLUMN,

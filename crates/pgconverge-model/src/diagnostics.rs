@@ -1,5 +1,6 @@
 //! Problems found in user input, each located by file, line:column and field path.
 
+use std::collections::HashSet;
 use std::fmt;
 
 /// One problem in the configuration.
@@ -40,3 +41,36 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
+
+/// All diagnostics of a load, sorted by file and position. A semantic diagnostic for a
+/// field that already has a structural one is dropped: one problem, one message.
+pub(crate) fn merge(
+    structural: Vec<Diagnostic>,
+    duplicate_keys: Vec<Diagnostic>,
+    unreadable: Vec<Diagnostic>,
+    semantic: Vec<Diagnostic>,
+) -> Vec<Diagnostic> {
+    let explained: HashSet<(String, String)> = structural
+        .iter()
+        .map(|d| (d.file.clone(), d.field.clone()))
+        .collect();
+    let mut all = structural;
+    all.extend(duplicate_keys);
+    all.extend(unreadable);
+    all.extend(
+        semantic
+            .into_iter()
+            .filter(|d| !explained.contains(&(d.file.clone(), d.field.clone()))),
+    );
+    sort_diagnostics(&mut all);
+    all
+}
+
+/// File, then position order; a diagnostic found twice is shown once.
+fn sort_diagnostics(all: &mut Vec<Diagnostic>) {
+    all.sort_by(|a, b| {
+        (&a.file, a.line, a.column, &a.field, &a.message)
+            .cmp(&(&b.file, b.line, b.column, &b.field, &b.message))
+    });
+    all.dedup();
+}

@@ -28,10 +28,10 @@ use crate::config::{
     ClusterConfig, ColumnConfig, ConflictConfig, ForeignKeyConfig, ForeignKeyTarget, IndexConfig,
     LegacyColumns, NodeConfig, ReplicationConfig, TableConfig,
 };
-use crate::diagnostics::{Diagnostic, Diagnostics};
-use crate::load::{check_structure, merge, unreadable_table_names, ConfigSource, PartReader};
-use crate::schema_check::StructureChecker;
-use crate::source_map::{self, quoted, FieldPath, ParsedFile};
+use crate::diagnostics::{merge, Diagnostic, Diagnostics};
+use crate::entries::{unreadable_table_names, PartReader};
+use crate::schema_check::{check_structure, StructureChecker};
+use crate::source_map::{self, quoted, ConfigSource, FieldPath, ParsedFile};
 use crate::types::normalize_type;
 use crate::validate::{self, is_serial_type, Findings, Layout, Parts};
 
@@ -169,91 +169,6 @@ impl<T: Serialize> Serialize for OrderedMap<T> {
         }
         map.end()
     }
-}
-
-/// The unified configuration as JSON for `import`: two-space indentation, fields in a
-/// stable order, short lists and small objects (a column, a node) kept on one line, a
-/// final newline; `$schema` only when the config sets it.
-pub fn to_unified_json(config: &ClusterConfig) -> String {
-    // Serialising these plain structs (string keys only) cannot fail.
-    let value = serde_json::to_value(config).expect("a ClusterConfig always serialises to JSON");
-    let mut out = String::new();
-    write_json(&value, 0, &mut out);
-    out.push('\n');
-    out
-}
-
-/// Widest line an object or list is kept on, indentation included.
-const INLINE_WIDTH: usize = 120;
-
-fn write_json(value: &Value, indent: usize, out: &mut String) {
-    if let Some(inline) = inline_json(value) {
-        if indent + inline.len() <= INLINE_WIDTH {
-            out.push_str(&inline);
-            return;
-        }
-    }
-    let pad = "  ".repeat(indent + 1);
-    match value {
-        Value::Array(items) => {
-            out.push_str("[\n");
-            for (i, item) in items.iter().enumerate() {
-                out.push_str(&pad);
-                write_json(item, indent + 1, out);
-                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
-            }
-            out.push_str(&"  ".repeat(indent));
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push_str("{\n");
-            for (i, (key, item)) in map.iter().enumerate() {
-                out.push_str(&pad);
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push_str(": ");
-                write_json(item, indent + 1, out);
-                out.push_str(if i + 1 < map.len() { ",\n" } else { "\n" });
-            }
-            out.push_str(&"  ".repeat(indent));
-            out.push('}');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
-}
-
-/// One-line form of scalars, lists of scalars, and objects holding only those.
-fn inline_json(value: &Value) -> Option<String> {
-    match value {
-        Value::Array(items) if items.iter().all(is_scalar) => {
-            let parts: Vec<String> = items.iter().map(Value::to_string).collect();
-            Some(format!("[{}]", parts.join(", ")))
-        }
-        Value::Array(items) if items.iter().all(|i| matches!(i, Value::Array(_))) => {
-            let parts: Option<Vec<String>> = items.iter().map(inline_json).collect();
-            parts.map(|p| format!("[{}]", p.join(", ")))
-        }
-        Value::Object(map) if map.is_empty() => Some("{}".to_string()),
-        Value::Object(map) => {
-            let parts: Option<Vec<String>> = map
-                .iter()
-                .map(|(k, v)| {
-                    let inner = match v {
-                        Value::Object(_) => None,
-                        Value::Array(items) if !items.iter().all(is_scalar) => None,
-                        other => inline_json(other),
-                    }?;
-                    Some(format!("{}: {inner}", Value::String(k.clone())))
-                })
-                .collect();
-            parts.map(|p| format!("{{ {} }}", p.join(", ")))
-        }
-        Value::Array(_) => None,
-        scalar => Some(scalar.to_string()),
-    }
-}
-
-fn is_scalar(value: &Value) -> bool {
-    !matches!(value, Value::Array(_) | Value::Object(_))
 }
 
 /// Reads both files, reporting every problem of both: a file that is not JSON yields its
@@ -722,7 +637,6 @@ impl Layout for LegacyLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::load_legacy;
 
     const NODES: &str = r#"[
       { "name": "node_a", "host": "10.0.0.1", "db": "store", "user": "postgres", "password": "pw" },
@@ -730,7 +644,7 @@ mod tests {
     ]"#;
 
     fn legacy(schema: &str) -> Result<ClusterConfig, Diagnostics> {
-        load_legacy(
+        load(
             &ConfigSource::new("nodes.json", NODES),
             &ConfigSource::new("schema.json", schema),
         )
@@ -824,7 +738,7 @@ mod tests {
 
     #[test]
     fn diagnostics_of_both_files_are_sorted_by_file() {
-        let Err(diagnostics) = load_legacy(
+        let Err(diagnostics) = load(
             &ConfigSource::new(
                 "nodes.json",
                 r#"[{ "name": "a", "host": "h", "db": "d", "user": "u", "port": 0 }]"#,
@@ -835,30 +749,5 @@ mod tests {
         };
         let files: Vec<&str> = diagnostics.0.iter().map(|d| d.file.as_str()).collect();
         assert_eq!(files, ["nodes.json", "schema.json"], "{diagnostics}");
-    }
-
-    #[test]
-    fn unified_json_is_stable_and_loads_back() {
-        let mut config = legacy(
-            r#"{ "t": { "name": "t", "columns": { "id": { "name": "id", "data_type": "uuid" } },
-                        "constraints": { "primary": ["id"] } } }"#,
-        )
-        .map_err(|d| d.to_string())
-        .expect("loads");
-        let text = to_unified_json(&config);
-        assert!(!text.contains("$schema"));
-        assert!(text.ends_with("}\n"));
-        assert_eq!(text, to_unified_json(&config));
-        let back = crate::load::load_unified(&ConfigSource::new("pgconverge.json", text))
-            .map_err(|d| d.to_string())
-            .expect("loads back");
-        assert_eq!(back, config);
-
-        config.schema = Some("./schemas/pgconverge.schema.json".to_string());
-        let text = to_unified_json(&config);
-        assert!(
-            text.starts_with("{\n  \"$schema\": \"./schemas/pgconverge.schema.json\",\n"),
-            "{text}"
-        );
     }
 }

@@ -15,35 +15,21 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{ClusterConfig, NodeConfig, ReplicationConfig, TableConfig};
-use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::diagnostics::{merge, Diagnostic, Diagnostics};
+use crate::entries::{unreadable_table_names, PartReader};
 use crate::quick_check;
-use crate::schema_check::StructureChecker;
-use crate::source_map::{self, Anchor, FieldPath, ParsedFile, SourceFile};
+use crate::schema_check::{check_structure, StructureChecker};
+use crate::source_map::{self, FieldPath, ParsedFile};
 use crate::validate::{self, Findings, Layout, Parts};
 
+/// A configuration file's name and text, what every loader takes.
+pub use crate::source_map::ConfigSource;
 /// Rendering a loaded configuration as unified JSON, next to the loaders (`import`).
-pub use crate::legacy::to_unified_json;
-
-/// A configuration file's name (as the user gave it, used in diagnostics) and its text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigSource {
-    pub path: String,
-    pub text: String,
-}
-
-impl ConfigSource {
-    pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
-        ConfigSource {
-            path: path.into(),
-            text: text.into(),
-        }
-    }
-}
+pub use crate::unified_json::to_unified_json;
 
 /// The JSON Schema of the unified format (`schemas/pgconverge.schema.json`), generated from
 /// [`ClusterConfig`].
@@ -207,132 +193,6 @@ fn unified_checker() -> &'static Result<StructureChecker, String> {
     CHECKER.get_or_init(|| StructureChecker::new(unified_schema().clone()))
 }
 
-/// Structural diagnostics, or one saying the schema itself is broken (a bug, never input).
-pub(crate) fn check_structure(
-    checker: &Result<StructureChecker, String>,
-    file: &SourceFile,
-    value: &Value,
-) -> Vec<Diagnostic> {
-    match checker {
-        Ok(checker) => checker.check(file, value),
-        Err(e) => vec![file.diagnostic(
-            &FieldPath::root(),
-            Anchor::Value,
-            format!("internal error: the configuration schema does not compile: {e}"),
-        )],
-    }
-}
-
-/// Deserialises entries one by one, so one bad entry does not hide the others' problems.
-pub(crate) struct PartReader<'a> {
-    pub(crate) file: &'a SourceFile,
-    pub(crate) structural: &'a [Diagnostic],
-}
-
-impl PartReader<'_> {
-    /// `value` as a `T`; when it is not one and no structural diagnostic already explains
-    /// why, a diagnostic with serde's reason goes to `unreadable`.
-    pub(crate) fn read<T: DeserializeOwned>(
-        &self,
-        value: &Value,
-        path: &FieldPath,
-        unreadable: &mut Vec<Diagnostic>,
-    ) -> Option<T> {
-        match T::deserialize(value) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let shown = path.to_string();
-                let explained = self.structural.iter().any(|d| {
-                    d.file == self.file.path
-                        && (shown.is_empty()
-                            || d.field == shown
-                            || d.field.starts_with(&format!("{shown}."))
-                            || d.field.starts_with(&format!("{shown}[")))
-                });
-                if !explained {
-                    unreadable.push(self.file.diagnostic(
-                        path,
-                        Anchor::Value,
-                        format!("could not be read: {e}"),
-                    ));
-                }
-                None
-            }
-        }
-    }
-
-    /// Every readable entry of a JSON array, with its index, and the number of entries
-    /// (`None` when `list` is not an array).
-    pub(crate) fn read_list<T: DeserializeOwned>(
-        &self,
-        list: Option<&Value>,
-        path: &FieldPath,
-        unreadable: &mut Vec<Diagnostic>,
-    ) -> (Vec<(usize, T)>, Option<usize>) {
-        let Some(Value::Array(items)) = list else {
-            return (Vec::new(), None);
-        };
-        let read = items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| self.read(item, &path.index(i), unreadable).map(|v| (i, v)))
-            .collect();
-        (read, Some(items.len()))
-    }
-}
-
-/// Names of the table entries of `list` that were not read.
-pub(crate) fn unreadable_table_names<T>(
-    list: Option<&Value>,
-    read: &[(usize, T)],
-    name_of: impl Fn(&Value) -> Option<String>,
-) -> HashSet<String> {
-    let read: HashSet<usize> = read.iter().map(|(i, _)| *i).collect();
-    let entries: Vec<&Value> = match list {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(Value::Object(map)) => map.values().collect(),
-        _ => Vec::new(),
-    };
-    entries
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| !read.contains(i))
-        .filter_map(|(_, v)| name_of(v))
-        .collect()
-}
-
-/// All diagnostics of a load, sorted by file and position. A semantic diagnostic for a
-/// field that already has a structural one is dropped: one problem, one message.
-pub(crate) fn merge(
-    structural: Vec<Diagnostic>,
-    duplicate_keys: Vec<Diagnostic>,
-    unreadable: Vec<Diagnostic>,
-    semantic: Vec<Diagnostic>,
-) -> Vec<Diagnostic> {
-    let explained: HashSet<(String, String)> = structural
-        .iter()
-        .map(|d| (d.file.clone(), d.field.clone()))
-        .collect();
-    let mut all = structural;
-    all.extend(duplicate_keys);
-    all.extend(unreadable);
-    all.extend(
-        semantic
-            .into_iter()
-            .filter(|d| !explained.contains(&(d.file.clone(), d.field.clone()))),
-    );
-    sort_diagnostics(&mut all);
-    all
-}
-
-pub(crate) fn sort_diagnostics(all: &mut Vec<Diagnostic>) {
-    all.sort_by(|a, b| {
-        (&a.file, a.line, a.column, &a.field, &a.message)
-            .cmp(&(&b.file, b.line, b.column, &b.field, &b.message))
-    });
-    all.dedup();
-}
-
 /// Field paths of the unified format.
 struct UnifiedLayout;
 
@@ -482,6 +342,36 @@ mod tests {
         assert!(
             found[0].contains("tables[0].columns[0].type: expected a string"),
             "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn unified_json_is_stable_and_loads_back() {
+        let nodes = r#"[{ "name": "a", "host": "h", "db": "d", "user": "u" }]"#;
+        let mut config = load_legacy(
+            &ConfigSource::new("nodes.json", nodes),
+            &ConfigSource::new(
+                "schema.json",
+                r#"{ "t": { "name": "t", "columns": { "id": { "name": "id", "data_type": "uuid" } },
+                            "constraints": { "primary": ["id"] } } }"#,
+            ),
+        )
+        .map_err(|d| d.to_string())
+        .expect("loads");
+        let text = to_unified_json(&config);
+        assert!(!text.contains("$schema"));
+        assert!(text.ends_with("}\n"));
+        assert_eq!(text, to_unified_json(&config));
+        let back = unified(&text)
+            .map_err(|d| d.to_string())
+            .expect("loads back");
+        assert_eq!(back, config);
+
+        config.schema = Some("./schemas/pgconverge.schema.json".to_string());
+        let text = to_unified_json(&config);
+        assert!(
+            text.starts_with("{\n  \"$schema\": \"./schemas/pgconverge.schema.json\",\n"),
+            "{text}"
         );
     }
 

@@ -123,8 +123,8 @@ impl<'de> Visitor<'de> for CheckedValueVisitor {
 /// schema that refers to itself without descending is "not sure", never a hang.
 const MAX_DEPTH: usize = 512;
 
-/// Whether `value` certainly satisfies `schema` (a draft 2020-12 document such as
-/// [`crate::load::unified_json_schema`] generates). `false` means "not sure", not "invalid".
+/// Whether `value` certainly satisfies `schema` (a draft 2020-12 document such as the one
+/// `load::unified_json_schema` generates). `false` means "not sure", not "invalid".
 pub(crate) fn certainly_conforms(schema: &Value, value: &Value) -> bool {
     conforms(schema, schema, value, 0)
 }

@@ -187,6 +187,22 @@ impl StructureChecker {
     }
 }
 
+/// Structural diagnostics, or one saying the schema itself is broken (a bug, never input).
+pub(crate) fn check_structure(
+    checker: &Result<StructureChecker, String>,
+    file: &SourceFile,
+    value: &Value,
+) -> Vec<Diagnostic> {
+    match checker {
+        Ok(checker) => checker.check(file, value),
+        Err(e) => vec![file.diagnostic(
+            &FieldPath::root(),
+            Anchor::Value,
+            format!("internal error: the configuration schema does not compile: {e}"),
+        )],
+    }
+}
+
 /// Follows `$ref`s into `$defs`, and steps into the non-null branch of an `Option`'s
 /// `anyOf`.
 fn resolve<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {

@@ -9,7 +9,22 @@ use jsonc_parser::{CollectOptions, ParseOptions};
 use serde_json::Value;
 
 use crate::diagnostics::Diagnostic;
-use crate::load::ConfigSource;
+
+/// A configuration file's name (as the user gave it, used in diagnostics) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSource {
+    pub path: String,
+    pub text: String,
+}
+
+impl ConfigSource {
+    pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
+        ConfigSource {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+}
 
 /// One step of a [`FieldPath`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

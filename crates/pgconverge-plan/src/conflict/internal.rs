@@ -4,12 +4,12 @@
 use pgconverge_model::config::ReplicationConfig;
 use pgconverge_model::naming::INTERNAL_SCHEMA;
 
-use super::local_writes::{claim_upsert_sql, tombstone_upsert_sql};
 use super::naming::{
     internal, CHANGES_TABLE, CLAIMS_TABLE, CLOCK_OFFSET_SETTING, CONFLICTS_TABLE,
     MERGE_CLAIM_FUNCTION, MERGE_TOMBSTONE_FUNCTION, NODE_NAME_FUNCTION, NOW_US_FUNCTION,
     PRUNE_FUNCTION, RECORD_CONFLICT_FUNCTION, REFUSE_TRUNCATE_FUNCTION, TOMBSTONES_TABLE,
 };
+use super::shape::{stamp_greater, TableShape, UniqueKey};
 use super::{FunctionDef, InternalTable};
 use crate::sql::{quote_ident, quote_literal};
 
@@ -23,8 +23,9 @@ pub fn schema_sql() -> String {
     )
 }
 
-fn qualified(table: &str) -> String {
-    format!("{}.{}", quote_ident(INTERNAL_SCHEMA), quote_ident(table))
+/// `_pgconverge.<name>`, quoted: an internal table or function as the bodies spell it.
+pub fn internal_table(name: &str) -> String {
+    format!("{}.{}", quote_ident(INTERNAL_SCHEMA), quote_ident(name))
 }
 
 fn columns(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -34,10 +35,10 @@ fn columns(list: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 pub fn internal_tables() -> Vec<InternalTable> {
-    let changes = qualified(CHANGES_TABLE);
-    let tombstones = qualified(TOMBSTONES_TABLE);
-    let claims = qualified(CLAIMS_TABLE);
-    let conflicts = qualified(CONFLICTS_TABLE);
+    let changes = internal_table(CHANGES_TABLE);
+    let tombstones = internal_table(TOMBSTONES_TABLE);
+    let claims = internal_table(CLAIMS_TABLE);
+    let conflicts = internal_table(CONFLICTS_TABLE);
     vec![
         InternalTable {
             name: internal(CHANGES_TABLE),
@@ -251,7 +252,7 @@ pub fn prune_function(replication: &ReplicationConfig) -> FunctionDef {
         if days == 0 {
             continue;
         }
-        let t = qualified(table);
+        let t = internal_table(table);
         let interval = quote_literal(&format!("{days} days"));
         body.push_str(&format!(
             "  DELETE FROM {t} WHERE ({key}) IN (\n    \
@@ -289,6 +290,93 @@ fn shared_function(name: &str, arguments: &[(&str, &str)], statement: &str) -> F
         "plpgsql",
         "",
         body,
+    )
+}
+
+/// `INSERT … ON CONFLICT DO UPDATE … WHERE newer` for table key expression `tbl`: the
+/// tombstone register keeps the greatest stamp.
+pub fn tombstone_upsert_sql(tbl: &str, key: &str, version: &str, origin: &str) -> String {
+    format!(
+        "INSERT INTO {t} AS t (tbl, pk, version, origin, recorded_at)\n\
+         VALUES ({tbl}, {key}, {version}, {origin}, pg_catalog.now())\n\
+         ON CONFLICT (tbl, pk) DO UPDATE\n  \
+         SET version = excluded.version, origin = excluded.origin, recorded_at = excluded.recorded_at\n  \
+         WHERE {newer};",
+        t = internal_table(TOMBSTONES_TABLE),
+        newer = stamp_greater("excluded.version", "excluded.origin", "t.version", "t.origin"),
+    )
+}
+
+/// Merges a claim on unique value `value` of the constraint labelled `label` for table key
+/// `tbl` (a max-register per value).
+pub fn claim_upsert_sql(
+    tbl: &str,
+    label: &str,
+    value: &str,
+    version: &str,
+    origin: &str,
+    owner: &str,
+) -> String {
+    format!(
+        "INSERT INTO {c} AS c (tbl, unique_columns, value, version, origin, owner_pk, recorded_at)\n\
+         VALUES ({tbl}, {label}, {value}, {version}, {origin}, {owner}, pg_catalog.now())\n\
+         ON CONFLICT (tbl, unique_columns, value) DO UPDATE\n  \
+         SET version = excluded.version, origin = excluded.origin, owner_pk = excluded.owner_pk, recorded_at = excluded.recorded_at\n  \
+         WHERE {newer};",
+        c = internal_table(CLAIMS_TABLE),
+        newer = stamp_greater("excluded.version", "excluded.origin", "c.version", "c.origin"),
+    )
+}
+
+/// [`tombstone_upsert_sql`] for this table.
+pub fn tombstone_upsert(shape: &TableShape, key: &str, version: &str, origin: &str) -> String {
+    tombstone_upsert_sql(&shape.key_literal, key, version, origin)
+}
+
+/// [`tombstone_upsert`] as a call of the shared `_pgconverge.merge_tombstone()`: shorter,
+/// for paths that run only when changes conflict.
+pub fn tombstone_merge_call(shape: &TableShape, key: &str, version: &str, origin: &str) -> String {
+    format!(
+        "PERFORM {}({}, {key}, {version}, {origin});",
+        internal_table(MERGE_TOMBSTONE_FUNCTION),
+        shape.key_literal
+    )
+}
+
+/// [`claim_upsert_sql`] for constraint `u` of this table.
+pub fn claim_upsert(
+    shape: &TableShape,
+    u: &UniqueKey,
+    value: &str,
+    version: &str,
+    origin: &str,
+    owner: &str,
+) -> String {
+    claim_upsert_sql(
+        &shape.key_literal,
+        &quote_literal(&u.label),
+        value,
+        version,
+        origin,
+        owner,
+    )
+}
+
+/// [`claim_upsert`] as a call of the shared `_pgconverge.merge_claim()`: shorter, for paths
+/// that run only when changes conflict.
+pub fn claim_merge_call(
+    shape: &TableShape,
+    u: &UniqueKey,
+    value: &str,
+    version: &str,
+    origin: &str,
+    owner: &str,
+) -> String {
+    format!(
+        "PERFORM {}({}, {}, {value}, {version}, {origin}, {owner});",
+        internal_table(MERGE_CLAIM_FUNCTION),
+        shape.key_literal,
+        quote_literal(&u.label)
     )
 }
 
@@ -357,7 +445,7 @@ pub fn record_conflict_function() -> FunctionDef {
         &CONFLICT_COLUMNS,
         &format!(
             "INSERT INTO {} ({})\nVALUES ({});",
-            qualified(CONFLICTS_TABLE),
+            internal_table(CONFLICTS_TABLE),
             columns.join(", "),
             values.join(", ")
         ),

@@ -5,14 +5,11 @@
 //! key it re-creates and the claims on unique values it takes; the log function records the
 //! write in the change log together with the version it overwrote.
 
-use super::internal::now_us_expression;
-use super::naming::{
-    CHANGES_TABLE, CLAIMS_TABLE, MERGE_CLAIM_FUNCTION, MERGE_TOMBSTONE_FUNCTION, TOMBSTONES_TABLE,
-};
+use super::internal::{claim_upsert, internal_table, now_us_expression, tombstone_upsert};
+use super::naming::{CHANGES_TABLE, CLAIMS_TABLE, TOMBSTONES_TABLE};
 use super::shape::{field, stamp_greater, TableShape, UniqueKey};
 use super::FunctionDef;
-use crate::sql::{quote_ident, quote_literal};
-use pgconverge_model::naming::INTERNAL_SCHEMA;
+use crate::sql::quote_literal;
 
 /// Accumulates the lines of a PL/pgSQL body with two-space indentation.
 pub struct Body {
@@ -44,96 +41,6 @@ impl Body {
     pub fn finish(self) -> String {
         self.text
     }
-}
-
-pub fn internal_table(name: &str) -> String {
-    format!("{}.{}", quote_ident(INTERNAL_SCHEMA), quote_ident(name))
-}
-
-/// `INSERT … ON CONFLICT DO UPDATE … WHERE newer`: the tombstone register keeps the
-/// greatest stamp.
-pub fn tombstone_upsert(shape: &TableShape, key: &str, version: &str, origin: &str) -> String {
-    tombstone_upsert_sql(&shape.key_literal, key, version, origin)
-}
-
-/// [`tombstone_upsert`] for any table key expression `tbl`.
-pub fn tombstone_upsert_sql(tbl: &str, key: &str, version: &str, origin: &str) -> String {
-    format!(
-        "INSERT INTO {t} AS t (tbl, pk, version, origin, recorded_at)\n\
-         VALUES ({tbl}, {key}, {version}, {origin}, pg_catalog.now())\n\
-         ON CONFLICT (tbl, pk) DO UPDATE\n  \
-         SET version = excluded.version, origin = excluded.origin, recorded_at = excluded.recorded_at\n  \
-         WHERE {newer};",
-        t = internal_table(TOMBSTONES_TABLE),
-        newer = stamp_greater("excluded.version", "excluded.origin", "t.version", "t.origin"),
-    )
-}
-
-/// [`tombstone_upsert`] as a call of the shared `_pgconverge.merge_tombstone()`: shorter,
-/// for paths that run only when changes conflict.
-pub fn tombstone_merge_call(shape: &TableShape, key: &str, version: &str, origin: &str) -> String {
-    format!(
-        "PERFORM {}({}, {key}, {version}, {origin});",
-        internal_table(MERGE_TOMBSTONE_FUNCTION),
-        shape.key_literal
-    )
-}
-
-/// Merges a claim on unique value `value` of constraint `u` (a max-register per value).
-pub fn claim_upsert(
-    shape: &TableShape,
-    u: &UniqueKey,
-    value: &str,
-    version: &str,
-    origin: &str,
-    owner: &str,
-) -> String {
-    claim_upsert_sql(
-        &shape.key_literal,
-        &quote_literal(&u.label),
-        value,
-        version,
-        origin,
-        owner,
-    )
-}
-
-/// [`claim_upsert`] for any table key and constraint label expressions.
-pub fn claim_upsert_sql(
-    tbl: &str,
-    label: &str,
-    value: &str,
-    version: &str,
-    origin: &str,
-    owner: &str,
-) -> String {
-    format!(
-        "INSERT INTO {c} AS c (tbl, unique_columns, value, version, origin, owner_pk, recorded_at)\n\
-         VALUES ({tbl}, {label}, {value}, {version}, {origin}, {owner}, pg_catalog.now())\n\
-         ON CONFLICT (tbl, unique_columns, value) DO UPDATE\n  \
-         SET version = excluded.version, origin = excluded.origin, owner_pk = excluded.owner_pk, recorded_at = excluded.recorded_at\n  \
-         WHERE {newer};",
-        c = internal_table(CLAIMS_TABLE),
-        newer = stamp_greater("excluded.version", "excluded.origin", "c.version", "c.origin"),
-    )
-}
-
-/// [`claim_upsert`] as a call of the shared `_pgconverge.merge_claim()`: shorter, for paths
-/// that run only when changes conflict.
-pub fn claim_merge_call(
-    shape: &TableShape,
-    u: &UniqueKey,
-    value: &str,
-    version: &str,
-    origin: &str,
-    owner: &str,
-) -> String {
-    format!(
-        "PERFORM {}({}, {}, {value}, {version}, {origin}, {owner});",
-        internal_table(MERGE_CLAIM_FUNCTION),
-        shape.key_literal,
-        quote_literal(&u.label)
-    )
 }
 
 /// Locks `_pgc_stripes` (an `integer[]` variable) in ascending order, in share or exclusive

@@ -8,6 +8,17 @@
 //! unique-value claims, in a way that gives the same result whatever the arrival order.
 //! docs/conflicts.md explains the semantics; this module only renders SQL (no I/O), and the
 //! same inputs always give byte-identical output.
+//!
+//! Layering, lowest first; each submodule uses only those on lines above it, besides the
+//! [`FunctionDef`] and [`InternalTable`] defined here, which all of them build:
+//! - `naming`: names and lock numbers of the objects (no other submodule)
+//! - `shape`: naming — one table as the generated SQL sees it, row and stamp comparisons
+//! - `internal`: naming, shape — the `_pgconverge` tables, the node-wide functions and the
+//!   statements that merge into the tombstone and claim registers (inline or as a call)
+//! - `local_writes`: naming, shape, internal — stamp and log functions, the body builder
+//!   and the stripe locks
+//! - `remote_apply`: naming, shape, internal, local_writes — the apply functions
+//! - this file: all of them — the object lists, function fingerprints, triggers
 
 mod internal;
 mod local_writes;
@@ -101,21 +112,26 @@ enum FunctionSource {
     },
 }
 
+/// Every source file whose code shapes generated SQL, as a path from this directory and its
+/// text. The generator fingerprint hashes them all; a test fails when a file of this
+/// directory, or a crate module they use, is neither here nor listed as generating nothing.
+const GENERATOR_SOURCES: &[(&str, &str)] = &[
+    ("mod.rs", include_str!("mod.rs")),
+    ("internal.rs", include_str!("internal.rs")),
+    ("local_writes.rs", include_str!("local_writes.rs")),
+    ("naming.rs", include_str!("naming.rs")),
+    ("remote_apply.rs", include_str!("remote_apply.rs")),
+    ("shape.rs", include_str!("shape.rs")),
+    ("../sql.rs", include_str!("../sql.rs")),
+];
+
 /// sha256 of the generator's source and version: a changed generator gives every function a
 /// new fingerprint, so a plan never trusts a body an older generator made.
 fn generator_fingerprint() -> &'static str {
     static FINGERPRINT: OnceLock<String> = OnceLock::new();
     FINGERPRINT.get_or_init(|| {
-        let sources = [
-            env!("CARGO_PKG_VERSION"),
-            include_str!("mod.rs"),
-            include_str!("internal.rs"),
-            include_str!("local_writes.rs"),
-            include_str!("naming.rs"),
-            include_str!("remote_apply.rs"),
-            include_str!("shape.rs"),
-            include_str!("../sql.rs"),
-        ];
+        let mut sources = vec![env!("CARGO_PKG_VERSION")];
+        sources.extend(GENERATOR_SOURCES.iter().map(|(_, text)| *text));
         sha256_hex(&sources.join("\u{0}"))
     })
 }

@@ -8,10 +8,10 @@
 //! the greatest claim on each of its unique values. Every incoming change only raises these
 //! maxima, so the result does not depend on the order changes arrive in.
 
-use super::local_writes::{
-    claim_merge_call, claim_upsert, internal_table, lock_stripes, tombstone_merge_call,
-    tombstone_upsert, Body,
+use super::internal::{
+    claim_merge_call, claim_upsert, internal_table, tombstone_merge_call, tombstone_upsert,
 };
+use super::local_writes::{lock_stripes, Body};
 use super::naming::{
     apply_lock_key, internal, APPLY_TXN_SETTING, CLAIMS_TABLE, ORIGIN_COLUMN, PRUNE_FUNCTION,
     RECORD_CONFLICT_FUNCTION, TOMBSTONES_TABLE, UNKNOWN_CHANGE_FUNCTION, VERSION_COLUMN,
@@ -259,16 +259,69 @@ fn apply_transaction_prelude(b: &mut Body, depth: usize) {
 
 /// `_pgconverge.apply_<table>_<hash>()`: REPLICA trigger function on the change log for one
 /// table. Merges the change into the table and returns NULL, so the receiver stores nothing
-/// in the log.
+/// in the log. The body, section by section: the exact fast paths first, then a loop that
+/// reads the registers, takes the stripes it needs and merges, reading again after any wait.
 pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
-    let tombstones = internal_table(TOMBSTONES_TABLE);
-    let claims = internal_table(CLAIMS_TABLE);
-    let cur_version = field(CUR, VERSION_COLUMN);
-    let cur_origin = field(CUR, ORIGIN_COLUMN);
-    let remote_row = format!("pg_catalog.to_jsonb({IN})");
-    let cur_row = format!("pg_catalog.to_jsonb({CUR})");
+    let a = ApplyContext::new(shape, node_name);
     let mut b = Body::new();
+    declarations(&mut b, shape);
+    b.line(0, "BEGIN");
+    apply_transaction_prelude(&mut b, 1);
+    read_incoming_row(&mut b, &a);
+    fast_paths(&mut b, &a);
+    start_resolve_loop(&mut b, &a);
+    read_key_register(&mut b, &a);
+    merge_delete(&mut b, &a);
+    read_unique_registers(&mut b, &a);
+    find_lost_value(&mut b, &a);
+    lock_stripes_to_write(&mut b, &a);
+    merge_older_write(&mut b, &a);
+    merge_write_dead_by_claim(&mut b, &a);
+    store_newest_write(&mut b, &a);
+    drop_outranked_claims(&mut b, &a);
+    b.line(2, "RETURN NULL;");
+    b.line(1, "END LOOP;");
+    b.line(0, "END");
 
+    FunctionDef::new(
+        shape.apply_function.clone(),
+        "",
+        "trigger",
+        "plpgsql",
+        "",
+        b.finish(),
+    )
+}
+
+/// The table and node an apply body is for, and the expressions its sections share.
+struct ApplyContext<'a> {
+    shape: &'a TableShape,
+    /// How the body calls for this node's name.
+    node_name: &'a str,
+    /// The stored row's stamp.
+    cur_version: String,
+    cur_origin: String,
+    /// The incoming and the stored row as `jsonb`, as the ledger records them.
+    remote_row: String,
+    cur_row: String,
+}
+
+impl ApplyContext<'_> {
+    fn new<'a>(shape: &'a TableShape, node_name: &'a str) -> ApplyContext<'a> {
+        ApplyContext {
+            shape,
+            node_name,
+            cur_version: field(CUR, VERSION_COLUMN),
+            cur_origin: field(CUR, ORIGIN_COLUMN),
+            remote_row: format!("pg_catalog.to_jsonb({IN})"),
+            cur_row: format!("pg_catalog.to_jsonb({CUR})"),
+        }
+    }
+}
+
+/// The DECLARE section: the change, both rows, the key register and, per unique constraint,
+/// its holder and claim.
+fn declarations(b: &mut Body, shape: &TableShape) {
     b.line(0, "DECLARE");
     b.line(1, "_pgc_op \"char\";");
     b.line(1, "_pgc_stamp_version bigint;");
@@ -299,22 +352,38 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(1, "_pgc_stripe integer;");
     b.line(1, "_pgc_pass integer;");
     b.line(1, "_pgc_count bigint;");
-    b.line(0, "BEGIN");
-    apply_transaction_prelude(&mut b, 1);
-    b.line(1, format!("IF NEW.origin = {node_name} THEN"));
+}
+
+/// A change this node wrote is already merged; any other is read into the table's row type.
+fn read_incoming_row(b: &mut Body, a: &ApplyContext) {
+    b.line(1, format!("IF NEW.origin = {} THEN", a.node_name));
     b.line(2, "RETURN NULL; -- written here: already merged");
     b.line(1, "END IF;");
     b.line(
         1,
         format!(
             "{IN} := pg_catalog.json_populate_record(NULL::{}, NEW.\"row\");",
-            shape.qualified
+            a.shape.qualified
         ),
     );
-    // Fast path, exact: an update of the very version stored here, keeping its unique values,
-    // outranks it and holds the greatest claims on them (the stored row held them), so the
-    // merge is the plain UPDATE. Anything else takes the full path below. (PL/pgSQL prepares
-    // each expression once per transaction: the fewer on this path, the cheaper a change.)
+}
+
+/// The exact shortcuts for an update and an insert; a change neither takes goes on to the
+/// general path.
+fn fast_paths(b: &mut Body, a: &ApplyContext) {
+    b.line(1, "IF NEW.op = 'U' THEN");
+    update_fast_path(b, a);
+    b.line(1, "ELSIF NEW.op = 'I' THEN");
+    insert_fast_path(b, a);
+    b.line(1, "END IF;");
+}
+
+/// Fast path, exact: an update of the very version stored here, keeping its unique values,
+/// outranks it and holds the greatest claims on them (the stored row held them), so the
+/// merge is the plain UPDATE. Anything else takes the full path below. (PL/pgSQL prepares
+/// each expression once per transaction: the fewer on this path, the cheaper a change.)
+fn update_fast_path(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
     let (targets, sources) = update_lists(shape);
     let mut same_values = String::new();
     for u in &shape.uniques {
@@ -324,7 +393,6 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
             shape.unique_tuple(u, IN)
         ));
     }
-    b.line(1, "IF NEW.op = 'U' THEN");
     b.line(
         2,
         format!(
@@ -339,17 +407,22 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(2, "IF FOUND THEN");
     b.line(3, "RETURN NULL;");
     b.line(2, "END IF;");
-    // Fast path, exact: an insert of a key with no row, no tombstone, and no holder of or
-    // claim on its unique values. The general path would find nothing to merge against, take
-    // no stripe and store the row the same way; ON CONFLICT DO NOTHING leaves a key or value
-    // held by a committed row to the general path. But the insert may also have waited for a
-    // local transaction that deleted the key's row, or a holder of one of its values, and
-    // committed the tombstone or claim this check could not see yet: so the check is made
-    // again after the insert (a new snapshot), and if it fails the row is taken out and the
-    // general path decides.
-    b.line(1, "ELSIF NEW.op = 'I' THEN");
+}
+
+/// Fast path, exact: an insert of a key with no row, no tombstone, and no holder of or claim
+/// on its unique values. The general path would find nothing to merge against, take no
+/// stripe and store the row the same way; ON CONFLICT DO NOTHING leaves a key or value held
+/// by a committed row to the general path. But the insert may also have waited for a local
+/// transaction that deleted the key's row, or a holder of one of its values, and committed
+/// the tombstone or claim this check could not see yet: so the check is made again after
+/// the insert (a new snapshot), and if it fails the row is taken out and the general path
+/// decides.
+fn insert_fast_path(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
+    let claims = internal_table(CLAIMS_TABLE);
     let mut nothing_recorded = format!(
-        "NOT EXISTS (SELECT FROM {tombstones} AS t WHERE t.tbl = {} AND t.pk = {})",
+        "NOT EXISTS (SELECT FROM {} AS t WHERE t.tbl = {} AND t.pk = {})",
+        internal_table(TOMBSTONES_TABLE),
         shape.key_literal,
         shape.key_json(IN)
     );
@@ -387,7 +460,11 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     );
     b.line(3, "END IF;");
     b.line(2, "END IF;");
-    b.line(1, "END IF;");
+}
+
+/// The general path: the change's stamp on the incoming row, then the loop that merges it,
+/// each pass starting with no stripe to take and giving up after [`MAX_PASSES`].
+fn start_resolve_loop(b: &mut Body, a: &ApplyContext) {
     b.line(1, "_pgc_op := NEW.op;");
     b.line(1, "_pgc_stamp_version := NEW.version;");
     b.line(1, "_pgc_stamp_origin := NEW.origin;");
@@ -403,7 +480,7 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         1,
         format!("{} := _pgc_stamp_origin;", field(IN, ORIGIN_COLUMN)),
     );
-    b.line(1, format!("_pgc_key := {};", shape.key_json(IN)));
+    b.line(1, format!("_pgc_key := {};", a.shape.key_json(IN)));
     b.line(1, "<<resolve>>");
     b.line(1, "LOOP");
     b.line(2, "_pgc_pass := _pgc_pass + 1;");
@@ -413,7 +490,7 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         4,
         format!(
             "MESSAGE = pg_catalog.format('pgconverge: change to %s key %s keeps colliding with a row', {}, _pgc_key),",
-            shape.key_literal
+            a.shape.key_literal
         ),
     );
     b.line(
@@ -422,8 +499,12 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     );
     b.line(2, "END IF;");
     b.line(2, "_pgc_stripes := '{}';");
+}
 
-    // 1. The key register: the live row (locked) or the tombstone.
+/// Step 1, the key register: the live row (locked) or the tombstone; whether the incoming
+/// write is the newest of its key.
+fn read_key_register(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
     b.line(
         2,
         format!(
@@ -436,13 +517,14 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(2, "_pgc_has_cur := FOUND;");
     b.line(2, "IF _pgc_has_cur THEN");
     b.line(3, "_pgc_has_reg := true;");
-    b.line(3, format!("_pgc_reg_version := {cur_version};"));
-    b.line(3, format!("_pgc_reg_origin := {cur_origin};"));
+    b.line(3, format!("_pgc_reg_version := {};", a.cur_version));
+    b.line(3, format!("_pgc_reg_origin := {};", a.cur_origin));
     b.line(2, "ELSE");
     b.line(
         3,
         format!(
-            "SELECT t.version, t.origin INTO _pgc_reg_version, _pgc_reg_origin FROM {tombstones} AS t WHERE t.tbl = {} AND t.pk = _pgc_key;",
+            "SELECT t.version, t.origin INTO _pgc_reg_version, _pgc_reg_origin FROM {} AS t WHERE t.tbl = {} AND t.pk = _pgc_key;",
+            internal_table(TOMBSTONES_TABLE),
             shape.key_literal
         ),
     );
@@ -461,16 +543,21 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
             incoming_stamp_greater("_pgc_reg_version", "_pgc_reg_origin")
         ),
     );
+}
 
-    // 2. Deletes.
+/// Step 2, deletes: an older one is recorded when it lost to a local write; a newest one
+/// deletes the stored row (or, with none, first excludes local inserts of the key) and
+/// leaves its tombstone.
+fn merge_delete(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
     b.line(2, "IF _pgc_op = 'D' THEN");
     b.line(3, "IF NOT _pgc_newest THEN");
     b.line(
         4,
-        format!("IF _pgc_has_cur AND _pgc_reg_origin = {node_name} THEN"),
+        format!("IF _pgc_has_cur AND _pgc_reg_origin = {} THEN", a.node_name),
     );
     ledger_insert(
-        &mut b,
+        b,
         5,
         shape,
         "_pgc_key",
@@ -478,10 +565,10 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
             kind: "'delete_update'",
             winner: "local",
             unique_columns: None,
-            local_row: &cur_row,
+            local_row: &a.cur_row,
             remote_row: "NULL",
-            local_version: &cur_version,
-            local_origin: &cur_origin,
+            local_version: &a.cur_version,
+            local_origin: &a.cur_origin,
         },
     );
     b.line(4, "END IF;");
@@ -500,12 +587,26 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         ),
     );
     b.line(4, "IF NOT (_pgc_stripes <@ _pgc_held) THEN");
-    lock_stripes(&mut b, 5, shape, "pg_advisory_xact_lock");
+    lock_stripes(b, 5, shape, "pg_advisory_xact_lock");
     b.line(5, "_pgc_held := _pgc_held || _pgc_stripes;");
     b.line(5, "CONTINUE resolve;");
     b.line(4, "END IF;");
     b.line(3, "ELSE");
-    delete_row(&mut b, 4, shape, CUR);
+    delete_stored_row(b, a);
+    b.line(3, "END IF;");
+    b.block(
+        3,
+        &tombstone_upsert(shape, "_pgc_key", "_pgc_stamp_version", "_pgc_stamp_origin"),
+    );
+    b.line(3, "RETURN NULL;");
+    b.line(2, "END IF;");
+}
+
+/// A newest delete of a stored row: the row goes, its unique values stay claimed at its
+/// stamp, and a local write the delete did not see is recorded as overwritten.
+fn delete_stored_row(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
+    delete_row(b, 4, shape, CUR);
     for u in &shape.uniques {
         b.line(4, format!("IF {} THEN", shape.unique_present(u, CUR)));
         b.block(
@@ -514,8 +615,8 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
                 shape,
                 u,
                 &shape.unique_json(u, CUR),
-                &cur_version,
-                &cur_origin,
+                &a.cur_version,
+                &a.cur_origin,
                 "_pgc_key",
             ),
         );
@@ -523,10 +624,13 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     }
     b.line(
         4,
-        format!("IF {cur_version} <> _pgc_prev_version OR {cur_origin} <> _pgc_prev_origin THEN"),
+        format!(
+            "IF {} <> _pgc_prev_version OR {} <> _pgc_prev_origin THEN",
+            a.cur_version, a.cur_origin
+        ),
     );
     ledger_insert(
-        &mut b,
+        b,
         5,
         shape,
         "_pgc_key",
@@ -534,23 +638,20 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
             kind: "'delete_update'",
             winner: "remote",
             unique_columns: None,
-            local_row: &cur_row,
+            local_row: &a.cur_row,
             remote_row: "NULL",
-            local_version: &cur_version,
-            local_origin: &cur_origin,
+            local_version: &a.cur_version,
+            local_origin: &a.cur_origin,
         },
     );
     b.line(4, "END IF;");
-    b.line(3, "END IF;");
-    b.block(
-        3,
-        &tombstone_upsert(shape, "_pgc_key", "_pgc_stamp_version", "_pgc_stamp_origin"),
-    );
-    b.line(3, "RETURN NULL;");
-    b.line(2, "END IF;");
+}
 
-    // 3. Upserts: live holders of the incoming unique values under other keys (locked), and
-    // the recorded claims on those values.
+/// Step 3, upserts: live holders of the incoming unique values under other keys (locked),
+/// and the recorded claims on those values.
+fn read_unique_registers(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
+    let claims = internal_table(CLAIMS_TABLE);
     for (i, u) in shape.uniques.iter().enumerate() {
         b.line(2, format!("IF {} THEN", shape.unique_present(u, IN)));
         b.line(
@@ -585,41 +686,51 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         b.line(3, format!("_pgc_has_claim_{i} := false;"));
         b.line(2, "END IF;");
     }
+}
 
-    // Only a unique value can make the incoming write dead (and need the key's stripe for
-    // the tombstone it then leaves); a table without uniques skips this.
-    if !shape.uniques.is_empty() {
-        // Does a greater claim make the incoming write dead?
-        b.line(2, "_pgc_lost := NULL;");
-        b.line(2, "IF _pgc_newest THEN");
-        for (i, _) in shape.uniques.iter().enumerate().rev() {
-            let h = holder(i);
-            b.line(
-                3,
-                format!(
-                    "IF (_pgc_has_holder_{i} AND {}) OR (_pgc_has_claim_{i} AND {}) THEN",
-                    stamp_greater(
-                        &field(&h, VERSION_COLUMN),
-                        &field(&h, ORIGIN_COLUMN),
-                        "_pgc_stamp_version",
-                        "_pgc_stamp_origin"
-                    ),
-                    stamp_greater(
-                        &format!("_pgc_claim_version_{i}"),
-                        &format!("_pgc_claim_origin_{i}"),
-                        "_pgc_stamp_version",
-                        "_pgc_stamp_origin"
-                    )
+/// Does a greater claim make the incoming write dead? `_pgc_lost` names the first unique
+/// constraint whose value is held or claimed higher. Only a unique value can, so a table
+/// without uniques has no such section.
+fn find_lost_value(b: &mut Body, a: &ApplyContext) {
+    if a.shape.uniques.is_empty() {
+        return;
+    }
+    b.line(2, "_pgc_lost := NULL;");
+    b.line(2, "IF _pgc_newest THEN");
+    for (i, _) in a.shape.uniques.iter().enumerate().rev() {
+        let h = holder(i);
+        b.line(
+            3,
+            format!(
+                "IF (_pgc_has_holder_{i} AND {}) OR (_pgc_has_claim_{i} AND {}) THEN",
+                stamp_greater(
+                    &field(&h, VERSION_COLUMN),
+                    &field(&h, ORIGIN_COLUMN),
+                    "_pgc_stamp_version",
+                    "_pgc_stamp_origin"
                 ),
-            );
-            b.line(4, format!("_pgc_lost := {i};"));
-            b.line(3, "END IF;");
-        }
-        b.line(2, "END IF;");
+                stamp_greater(
+                    &format!("_pgc_claim_version_{i}"),
+                    &format!("_pgc_claim_origin_{i}"),
+                    "_pgc_stamp_version",
+                    "_pgc_stamp_origin"
+                )
+            ),
+        );
+        b.line(4, format!("_pgc_lost := {i};"));
+        b.line(3, "END IF;");
+    }
+    b.line(2, "END IF;");
+}
 
-        // Stripes to hold exclusively before writing, where no row lock or unique index makes a
-        // concurrent local writer wait: the key of a tombstone written with no row, and each
-        // value this pass records a claim on, takes by UPDATE, or frees by killing its holder.
+/// Stripes to hold exclusively before writing, where no row lock or unique index makes a
+/// concurrent local writer wait: the key of a tombstone written with no row (only a dead
+/// write leaves one here, so only with uniques), and each value this pass records a claim
+/// on, takes by UPDATE, or frees by killing its holder. New stripes are locked and the pass
+/// starts again, reading everything under them.
+fn lock_stripes_to_write(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
+    if !shape.uniques.is_empty() {
         b.line(
             2,
             "IF _pgc_newest AND NOT _pgc_has_cur AND _pgc_lost IS NOT NULL THEN",
@@ -664,21 +775,25 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         3,
         "_pgc_stripes := ARRAY(SELECT s FROM pg_catalog.unnest(_pgc_stripes) AS s WHERE NOT (s = ANY (_pgc_held)));",
     );
-    lock_stripes(&mut b, 3, shape, "pg_advisory_xact_lock");
+    lock_stripes(b, 3, shape, "pg_advisory_xact_lock");
     b.line(3, "_pgc_held := _pgc_held || _pgc_stripes;");
     b.line(
         3,
         "CONTINUE resolve; -- read everything again under the stripes",
     );
     b.line(2, "END IF;");
+}
 
-    // 4a. An older write of its key: only its claims count.
+/// Step 4a, an older write of its key: only its claims count; losing to a local write is
+/// recorded.
+fn merge_older_write(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
     b.line(2, "IF NOT _pgc_newest THEN");
-    merge_incoming_claims(&mut b, 3, shape, &remote_row, true);
-    b.line(3, format!("IF _pgc_reg_origin = {node_name} THEN"));
+    merge_incoming_claims(b, 3, shape, &a.remote_row, true);
+    b.line(3, format!("IF _pgc_reg_origin = {} THEN", a.node_name));
     b.line(4, "IF _pgc_has_cur THEN");
     ledger_insert(
-        &mut b,
+        b,
         5,
         shape,
         "_pgc_key",
@@ -686,15 +801,15 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
             kind: "CASE WHEN _pgc_op = 'I' THEN 'insert_exists' ELSE 'update_update' END",
             winner: "local",
             unique_columns: None,
-            local_row: &cur_row,
-            remote_row: &remote_row,
-            local_version: &cur_version,
-            local_origin: &cur_origin,
+            local_row: &a.cur_row,
+            remote_row: &a.remote_row,
+            local_version: &a.cur_version,
+            local_origin: &a.cur_origin,
         },
     );
     b.line(4, "ELSE");
     ledger_insert(
-        &mut b,
+        b,
         5,
         shape,
         "_pgc_key",
@@ -703,7 +818,7 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
             winner: "local",
             unique_columns: None,
             local_row: "NULL",
-            remote_row: &remote_row,
+            remote_row: &a.remote_row,
             local_version: "_pgc_reg_version",
             local_origin: "_pgc_reg_origin",
         },
@@ -712,75 +827,92 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(3, "END IF;");
     b.line(3, "RETURN NULL;");
     b.line(2, "END IF;");
+}
 
-    // 4b. The newest write of its key, but a unique value it holds is claimed higher: the key
-    // is dead at this write's stamp.
-    if !shape.uniques.is_empty() {
-        b.line(2, "IF _pgc_lost IS NOT NULL THEN");
-        b.line(3, "IF _pgc_has_cur THEN");
-        delete_row(&mut b, 4, shape, CUR);
-        for u in &shape.uniques {
-            b.line(4, format!("IF {} THEN", shape.unique_present(u, CUR)));
-            b.block(
-                5,
-                &claim_merge_call(
-                    shape,
-                    u,
-                    &shape.unique_json(u, CUR),
-                    &cur_version,
-                    &cur_origin,
-                    "_pgc_key",
-                ),
-            );
-            b.line(4, "END IF;");
-        }
-        b.line(3, "END IF;");
-        b.block(
-            3,
-            &tombstone_merge_call(shape, "_pgc_key", "_pgc_stamp_version", "_pgc_stamp_origin"),
-        );
-        merge_incoming_claims(&mut b, 3, shape, &remote_row, false);
-        b.line(3, "CASE _pgc_lost");
-        for (i, u) in shape.uniques.iter().enumerate() {
-            let h = holder(i);
-            b.line(4, format!("WHEN {i} THEN"));
-            let local_row = format!("pg_catalog.to_jsonb({h})");
-            let local_version = format!(
-                "CASE WHEN _pgc_has_holder_{i} THEN {} ELSE _pgc_claim_version_{i} END",
-                field(&h, VERSION_COLUMN)
-            );
-            let local_origin = format!(
-                "CASE WHEN _pgc_has_holder_{i} THEN {} ELSE _pgc_claim_origin_{i} END",
-                field(&h, ORIGIN_COLUMN)
-            );
-            ledger_insert(
-                &mut b,
-                5,
-                shape,
-                "_pgc_key",
-                Ledger {
-                    kind: "'unique_collision'",
-                    winner: "local",
-                    unique_columns: Some(&u.label),
-                    local_row: &format!("CASE WHEN _pgc_has_holder_{i} THEN {local_row} END"),
-                    remote_row: &remote_row,
-                    local_version: &local_version,
-                    local_origin: &local_origin,
-                },
-            );
-        }
-        b.line(3, "END CASE;");
-        b.line(3, "RETURN NULL;");
-        b.line(2, "END IF;");
+/// Step 4b, the newest write of its key, but a unique value it holds is claimed higher: the
+/// key is dead at this write's stamp. Only a table with uniques has this section.
+fn merge_write_dead_by_claim(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
+    if shape.uniques.is_empty() {
+        return;
     }
+    b.line(2, "IF _pgc_lost IS NOT NULL THEN");
+    b.line(3, "IF _pgc_has_cur THEN");
+    delete_row(b, 4, shape, CUR);
+    for u in &shape.uniques {
+        b.line(4, format!("IF {} THEN", shape.unique_present(u, CUR)));
+        b.block(
+            5,
+            &claim_merge_call(
+                shape,
+                u,
+                &shape.unique_json(u, CUR),
+                &a.cur_version,
+                &a.cur_origin,
+                "_pgc_key",
+            ),
+        );
+        b.line(4, "END IF;");
+    }
+    b.line(3, "END IF;");
+    b.block(
+        3,
+        &tombstone_merge_call(shape, "_pgc_key", "_pgc_stamp_version", "_pgc_stamp_origin"),
+    );
+    merge_incoming_claims(b, 3, shape, &a.remote_row, false);
+    b.line(3, "CASE _pgc_lost");
+    for (i, u) in shape.uniques.iter().enumerate() {
+        let h = holder(i);
+        b.line(4, format!("WHEN {i} THEN"));
+        let local_row = format!("pg_catalog.to_jsonb({h})");
+        let local_version = format!(
+            "CASE WHEN _pgc_has_holder_{i} THEN {} ELSE _pgc_claim_version_{i} END",
+            field(&h, VERSION_COLUMN)
+        );
+        let local_origin = format!(
+            "CASE WHEN _pgc_has_holder_{i} THEN {} ELSE _pgc_claim_origin_{i} END",
+            field(&h, ORIGIN_COLUMN)
+        );
+        ledger_insert(
+            b,
+            5,
+            shape,
+            "_pgc_key",
+            Ledger {
+                kind: "'unique_collision'",
+                winner: "local",
+                unique_columns: Some(&u.label),
+                local_row: &format!("CASE WHEN _pgc_has_holder_{i} THEN {local_row} END"),
+                remote_row: &a.remote_row,
+                local_version: &local_version,
+                local_origin: &local_origin,
+            },
+        );
+    }
+    b.line(3, "END CASE;");
+    b.line(3, "RETURN NULL;");
+    b.line(2, "END IF;");
+}
 
-    // 4c. The newest write of its key and live: holders it outranks go, then it is stored.
-    for (i, _) in shape.uniques.iter().enumerate() {
+/// Step 4c, the newest write of its key and live: holders it outranks go, then it is
+/// stored over the stored row or as a new one.
+fn store_newest_write(b: &mut Body, a: &ApplyContext) {
+    for (i, _) in a.shape.uniques.iter().enumerate() {
         b.line(2, format!("IF _pgc_has_holder_{i} THEN"));
-        kill_holder(&mut b, 3, shape, i, &remote_row);
+        kill_holder(b, 3, a.shape, i, &a.remote_row);
         b.line(2, "END IF;");
     }
     b.line(2, "IF _pgc_has_cur THEN");
+    update_stored_row(b, a);
+    b.line(2, "ELSE");
+    insert_new_row(b, a);
+    b.line(2, "END IF;");
+}
+
+/// The incoming write replaces the stored row: values the row gives up stay claimed at its
+/// stamp, and a local write the change did not see is recorded as overwritten.
+fn update_stored_row(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
     for u in &shape.uniques {
         b.line(
             3,
@@ -797,13 +929,14 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
                 shape,
                 u,
                 &shape.unique_json(u, CUR),
-                &cur_version,
-                &cur_origin,
+                &a.cur_version,
+                &a.cur_origin,
                 "_pgc_key",
             ),
         );
         b.line(3, "END IF;");
     }
+    let (targets, sources) = update_lists(shape);
     b.line(
         3,
         format!(
@@ -815,10 +948,13 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     );
     b.line(
         3,
-        format!("IF {cur_version} <> _pgc_prev_version OR {cur_origin} <> _pgc_prev_origin THEN"),
+        format!(
+            "IF {} <> _pgc_prev_version OR {} <> _pgc_prev_origin THEN",
+            a.cur_version, a.cur_origin
+        ),
     );
     ledger_insert(
-        &mut b,
+        b,
         4,
         shape,
         "_pgc_key",
@@ -826,14 +962,19 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
             kind: "CASE WHEN _pgc_op = 'I' THEN 'insert_exists' ELSE 'update_update' END",
             winner: "remote",
             unique_columns: None,
-            local_row: &cur_row,
-            remote_row: &remote_row,
-            local_version: &cur_version,
-            local_origin: &cur_origin,
+            local_row: &a.cur_row,
+            remote_row: &a.remote_row,
+            local_version: &a.cur_version,
+            local_origin: &a.cur_origin,
         },
     );
     b.line(3, "END IF;");
-    b.line(2, "ELSE");
+}
+
+/// The incoming write is inserted: a row committed meanwhile sends the pass round again; a
+/// tombstone it outranks goes, recorded when it was a delete the change did not see.
+fn insert_new_row(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
     b.line(
         3,
         format!(
@@ -852,7 +993,8 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(
         4,
         format!(
-            "DELETE FROM {tombstones} AS t WHERE t.tbl = {} AND t.pk = _pgc_key;",
+            "DELETE FROM {} AS t WHERE t.tbl = {} AND t.pk = _pgc_key;",
+            internal_table(TOMBSTONES_TABLE),
             shape.key_literal
         ),
     );
@@ -861,7 +1003,7 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         "IF _pgc_reg_version <> _pgc_prev_version OR _pgc_reg_origin <> _pgc_prev_origin THEN",
     );
     ledger_insert(
-        &mut b,
+        b,
         5,
         shape,
         "_pgc_key",
@@ -870,40 +1012,31 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
             winner: "remote",
             unique_columns: None,
             local_row: "NULL",
-            remote_row: &remote_row,
+            remote_row: &a.remote_row,
             local_version: "_pgc_reg_version",
             local_origin: "_pgc_reg_origin",
         },
     );
     b.line(4, "END IF;");
     b.line(3, "END IF;");
-    b.line(2, "END IF;");
-    // Claims on the values the stored row now holds are outranked by it (including those
-    // just recorded for killed holders): drop them, as a local write taking a value does.
-    for (i, u) in shape.uniques.iter().enumerate() {
+}
+
+/// Claims on the values the stored row now holds are outranked by it (including those just
+/// recorded for killed holders): drop them, as a local write taking a value does.
+fn drop_outranked_claims(b: &mut Body, a: &ApplyContext) {
+    let claims = internal_table(CLAIMS_TABLE);
+    for (i, u) in a.shape.uniques.iter().enumerate() {
         b.line(2, format!("IF _pgc_value_{i} IS NOT NULL THEN"));
         b.line(
             3,
             format!(
                 "DELETE FROM {claims} AS c WHERE c.tbl = {} AND c.unique_columns = {} AND c.value = _pgc_value_{i};",
-                shape.key_literal,
+                a.shape.key_literal,
                 quote_literal(&u.label)
             ),
         );
         b.line(2, "END IF;");
     }
-    b.line(2, "RETURN NULL;");
-    b.line(1, "END LOOP;");
-    b.line(0, "END");
-
-    FunctionDef::new(
-        shape.apply_function.clone(),
-        "",
-        "trigger",
-        "plpgsql",
-        "",
-        b.finish(),
-    )
 }
 
 /// `SET (columns) = ROW(values)` lists storing the incoming row; its stamp comes from the

@@ -267,3 +267,101 @@ fn fingerprints_follow_what_a_body_is_generated_from() {
     assert!(changed[..7].iter().all(|c| !c), "{changed:?}");
     assert!(changed[7..].iter().all(|c| *c), "{changed:?}");
 }
+
+/// Files of this directory that shape no generated SQL.
+const NOT_GENERATOR_SOURCES: &[&str] = &[
+    // These unit tests: they only read what the generators give.
+    "tests.rs",
+];
+
+/// Modules of pgconverge-model the generators use whose code writes no generated text: the
+/// values they give (names, table definitions, settings) reach each per-table fingerprint
+/// through the table's shape and each other function's through its body's hash.
+const DATA_ONLY_MODEL_MODULES: &[&str] = &["catalog", "config", "naming"];
+
+/// The first path segment of every `<prefix>…` path in `text`, `<prefix>{a, b::c}` included.
+fn used_modules(text: &str, prefix: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (at, _) in text.match_indices(prefix) {
+        let rest = &text[at + prefix.len()..];
+        let paths: Vec<&str> = match rest.strip_prefix('{') {
+            Some(group) => group[..group.find('}').unwrap_or(group.len())]
+                .split(',')
+                .collect(),
+            None => vec![rest],
+        };
+        for path in paths {
+            let path = path.trim();
+            let end = path
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(path.len());
+            found.insert(path[..end].to_string());
+        }
+    }
+    found
+}
+
+/// Every `.rs` file below `dir`, as a path from it.
+fn rust_files(dir: &std::path::Path, from: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .expect("source directory is readable")
+        .flatten()
+    {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(rust_files(&path, from));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let relative = path.strip_prefix(from).expect("below the directory");
+            files.push(relative.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    files
+}
+
+fn fingerprinted(path: &str) -> bool {
+    GENERATOR_SOURCES.iter().any(|(p, _)| *p == path)
+}
+
+#[test]
+fn every_generator_source_is_in_the_fingerprint() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let here = manifest.join("src/conflict");
+    // Each entry's text is the file it names, so the names below can be trusted.
+    for (path, text) in GENERATOR_SOURCES {
+        let on_disk = std::fs::read_to_string(here.join(path)).expect("listed file exists");
+        assert!(
+            on_disk == *text,
+            "GENERATOR_SOURCES: {path} holds another file's text"
+        );
+    }
+    for file in rust_files(&here, &here) {
+        assert!(
+            fingerprinted(&file) || NOT_GENERATOR_SOURCES.contains(&file.as_str()),
+            "conflict/{file} is not among GENERATOR_SOURCES in conflict/mod.rs (nor listed as generating nothing)"
+        );
+    }
+    let model = manifest.join("../pgconverge-model/src");
+    for (path, text) in GENERATOR_SOURCES {
+        for module in used_modules(text, "crate::") {
+            let file = ["", "/mod"]
+                .iter()
+                .map(|tail| format!("../{module}{tail}.rs"))
+                .find(|f| here.join(f).is_file());
+            if let Some(file) = file.filter(|_| module != "conflict") {
+                assert!(
+                    fingerprinted(&file),
+                    "{path} uses crate::{module}, but {file} is not among GENERATOR_SOURCES"
+                );
+            }
+        }
+        for module in used_modules(text, "pgconverge_model::") {
+            if model.join(format!("{module}.rs")).is_file() {
+                assert!(
+                    DATA_ONLY_MODEL_MODULES.contains(&module.as_str()),
+                    "{path} uses pgconverge_model::{module}: fingerprint its source or list it as data only"
+                );
+            }
+        }
+    }
+}

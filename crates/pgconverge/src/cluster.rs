@@ -8,7 +8,7 @@ use pgconverge_model::naming::INTERNAL_SCHEMA;
 use pgconverge_model::ClusterConfig;
 use pgconverge_plan::desired::DesiredNode;
 use pgconverge_plan::plan::{expected_function_fingerprints, make_plan_for};
-use pgconverge_plan::{Plan, PlanInput};
+use pgconverge_plan::{ObjectAddress, Plan, PlanInput};
 use pgconverge_postgres::credentials::{resolve_password, Secret};
 use pgconverge_postgres::introspect::{introspect_nodes, IntrospectScope};
 use pgconverge_state::StateFile;
@@ -80,7 +80,7 @@ pub async fn introspect_cluster(
 }
 
 /// Objects pgconverge created, per node, as recorded in the state.
-pub fn managed_from_state(state: Option<&StateFile>) -> BTreeMap<String, BTreeSet<String>> {
+pub fn managed_from_state(state: Option<&StateFile>) -> BTreeMap<String, BTreeSet<ObjectAddress>> {
     state
         .map(|s| {
             s.nodes

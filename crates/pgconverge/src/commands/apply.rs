@@ -232,7 +232,7 @@ fn update_managed(
     state: &mut StateFile,
     plan: &Plan,
     applied: &BTreeSet<usize>,
-    complete: Option<BTreeMap<String, BTreeSet<String>>>,
+    complete: Option<BTreeMap<String, BTreeSet<ObjectAddress>>>,
 ) {
     if let Some(all) = complete {
         state.nodes.retain(|name, _| all.contains_key(name));
@@ -245,9 +245,10 @@ fn update_managed(
         .managed_after
         .iter()
         .flat_map(|(node, addresses)| {
-            addresses
-                .iter()
-                .filter_map(move |a| a.strip_prefix("slot ").map(|slot| (slot, node.as_str())))
+            addresses.iter().filter_map(move |a| match a {
+                ObjectAddress::Slot { name } => Some((name.as_str(), node.as_str())),
+                _ => None,
+            })
         })
         .collect();
     for step in &plan.steps {
@@ -255,12 +256,11 @@ fn update_managed(
             continue;
         }
         let c = &step.change;
-        let address = c.address.to_string();
         let entry = state.nodes.entry(c.node.clone()).or_default();
         if c.action == Action::Delete {
-            entry.managed.remove(&address);
+            entry.managed.remove(&c.address);
         } else {
-            entry.managed.insert(address);
+            entry.managed.insert(c.address.clone());
             if let ObjectAddress::Subscription { name } = &c.address {
                 if let Some(publisher) = publisher_of.get(name.as_str()) {
                     state
@@ -268,7 +268,7 @@ fn update_managed(
                         .entry((*publisher).to_string())
                         .or_default()
                         .managed
-                        .insert(ObjectAddress::Slot { name: name.clone() }.to_string());
+                        .insert(ObjectAddress::Slot { name: name.clone() });
                 }
             }
         }

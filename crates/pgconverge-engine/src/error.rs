@@ -125,3 +125,46 @@ impl fmt::Display for StepFailure {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_failure_counts_read_as_before() {
+        let failure = StepFailure {
+            step: 3,
+            node: "n2".into(),
+            action: Action::Create,
+            address: ObjectAddress::Subscription {
+                name: "pgc_n2_from_n1".into(),
+            },
+            message: "statement 1 failed: boom".into(),
+        };
+        let err = EngineError::ApplyFailed {
+            applied: 1,
+            failed: vec![failure.clone()],
+            not_started: 2,
+        };
+        assert_eq!(
+            err.to_string(),
+            "apply failed: 1 step applied, 1 failed, 2 not started"
+        );
+        assert_eq!(
+            failure.to_string(),
+            "step 4 on n2: + subscription pgc_n2_from_n1: statement 1 failed: boom"
+        );
+    }
+
+    #[test]
+    fn stale_plan_names_its_file() {
+        let err = EngineError::StalePlan {
+            path: PathBuf::from("out/plan.json"),
+            reasons: vec![StaleReason::NodeChanged("n1".into())],
+        };
+        assert_eq!(
+            err.to_string(),
+            "saved plan out/plan.json is stale; nothing was changed"
+        );
+    }
+}

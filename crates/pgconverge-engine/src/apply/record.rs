@@ -88,3 +88,80 @@ pub(super) fn save(
     });
     cluster.store.save(state).map_err(EngineError::SaveState)
 }
+
+#[cfg(test)]
+mod tests {
+    use pgconverge_model::load::{load_unified, ConfigSource};
+    use pgconverge_model::NodeCatalog;
+    use pgconverge_plan::{make_plan, PlanInput};
+    use pgconverge_state::{NodeState, StateStore};
+
+    use super::*;
+
+    /// The plan for the demo fixture against empty databases: every object is created.
+    fn fresh_plan() -> Plan {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/plans/fresh-demo/pgconverge.json"
+        );
+        let text = std::fs::read_to_string(path).expect("fixture");
+        let config = load_unified(&ConfigSource::new("pgconverge.json", text)).expect("config");
+        let observed = config
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), NodeCatalog::default()))
+            .collect();
+        make_plan(&PlanInput {
+            config: &config,
+            observed: &observed,
+            managed: &BTreeMap::new(),
+        })
+        .expect("plan")
+    }
+
+    #[test]
+    fn after_a_failure_applied_subscriptions_bring_their_slots() {
+        let plan = fresh_plan();
+        let subscriptions: BTreeSet<usize> = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.change.address, ObjectAddress::Subscription { .. }))
+            .map(|s| s.id)
+            .collect();
+        assert!(!subscriptions.is_empty());
+        let mut state = StateStore::new_state();
+        add_applied_steps(&mut state, &plan, &subscriptions);
+        for id in &subscriptions {
+            let change = &plan.steps[*id].change;
+            let ObjectAddress::Subscription { name } = &change.address else {
+                unreachable!()
+            };
+            assert!(state.nodes[&change.node].managed.contains(&change.address));
+            let slot = ObjectAddress::Slot { name: name.clone() };
+            let publishers: Vec<&String> = plan
+                .managed_after
+                .iter()
+                .filter(|(_, managed)| managed.contains(&slot))
+                .map(|(node, _)| node)
+                .collect();
+            assert_eq!(publishers.len(), 1, "{slot}");
+            assert!(state.nodes[publishers[0]].managed.contains(&slot));
+        }
+        let recorded: usize = state.nodes.values().map(|n| n.managed.len()).sum();
+        assert_eq!(recorded, 2 * subscriptions.len());
+    }
+
+    #[test]
+    fn after_success_the_state_manages_exactly_the_plan() {
+        let plan = fresh_plan();
+        let mut state = StateStore::new_state();
+        state.nodes.insert("removed".into(), NodeState::default());
+        replace_with_planned(&mut state, &plan);
+        let managed: BTreeMap<String, BTreeSet<ObjectAddress>> = state
+            .nodes
+            .into_iter()
+            .map(|(node, n)| (node, n.managed))
+            .collect();
+        assert_eq!(managed, plan.managed_after);
+    }
+}

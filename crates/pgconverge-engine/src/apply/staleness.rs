@@ -46,3 +46,71 @@ fn stale_reasons(plan: &Plan, config: &ClusterConfig, catalogs: &Catalogs) -> Ve
     }
     reasons
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use pgconverge_model::NodeCatalog;
+    use pgconverge_plan::plan::PLAN_FORMAT_VERSION;
+
+    use super::*;
+
+    fn config() -> ClusterConfig {
+        serde_json::from_value(serde_json::json!({ "nodes": [], "tables": [] })).expect("config")
+    }
+
+    fn plan(config_fp: String, nodes: &[(&str, String)]) -> Plan {
+        Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            pgconverge_version: "test".into(),
+            config_fingerprint: config_fp,
+            node_fingerprints: nodes
+                .iter()
+                .map(|(n, fp)| (n.to_string(), fp.clone()))
+                .collect(),
+            nodes: Vec::new(),
+            blockers: Vec::new(),
+            steps: Vec::new(),
+            managed_after: BTreeMap::new(),
+        }
+    }
+
+    fn catalogs(nodes: &[&str]) -> Catalogs {
+        nodes
+            .iter()
+            .map(|n| (n.to_string(), NodeCatalog::default()))
+            .collect()
+    }
+
+    #[test]
+    fn a_plan_of_the_same_config_and_catalogs_is_fresh() {
+        let fp = catalog_fingerprint(&NodeCatalog::default());
+        let plan = plan(
+            config_fingerprint(&config()),
+            &[("n1", fp.clone()), ("n2", fp)],
+        );
+        assert!(stale_reasons(&plan, &config(), &catalogs(&["n1", "n2"])).is_empty());
+        assert!(
+            refuse_if_stale(&plan, &config(), &catalogs(&["n1", "n2"]), Path::new("p")).is_ok()
+        );
+    }
+
+    #[test]
+    fn every_difference_is_named() {
+        let fp = catalog_fingerprint(&NodeCatalog::default());
+        let plan = plan(
+            "another config".into(),
+            &[("n1", fp), ("n2", "before".into()), ("n4", "gone".into())],
+        );
+        assert_eq!(
+            stale_reasons(&plan, &config(), &catalogs(&["n1", "n2", "n3"])),
+            vec![
+                StaleReason::ConfigChanged,
+                StaleReason::NodeChanged("n2".into()),
+                StaleReason::NodeNotInPlan("n3".into()),
+                StaleReason::NodeNoLongerConfigured("n4".into()),
+            ]
+        );
+    }
+}

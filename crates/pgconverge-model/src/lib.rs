@@ -17,6 +17,7 @@
 //! - `load`: config, diagnostics, quick_check, unified_json, source_map, schema_check,
 //!   entries, validate, legacy (reads the unified format; the public entry points)
 
+pub mod address;
 pub mod catalog;
 pub mod config;
 pub mod diagnostics;
@@ -31,6 +32,7 @@ pub mod types;
 mod unified_json;
 mod validate;
 
+pub use address::ObjectAddress;
 pub use catalog::NodeCatalog;
 pub use config::{ClusterConfig, ColumnConfig, NodeConfig, TableConfig};
 pub use diagnostics::{Diagnostic, Diagnostics};

@@ -35,8 +35,9 @@ pub struct Plan {
     pub blockers: Vec<Blocker>,
     pub steps: Vec<OrderedChange>,
     /// Every object pgconverge will manage on each node once the plan is applied (the state
-    /// file's `managed` set).
-    pub managed_after: BTreeMap<String, BTreeSet<String>>,
+    /// file's `managed` set). Written as text, as the state file writes it.
+    #[serde(with = "pgconverge_model::address::text_sets_by_node")]
+    pub managed_after: BTreeMap<String, BTreeSet<ObjectAddress>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +59,7 @@ pub struct PlanInput<'a> {
     /// Live catalog of every configured node.
     pub observed: &'a BTreeMap<String, NodeCatalog>,
     /// Objects pgconverge created earlier, per node (from the state file).
-    pub managed: &'a BTreeMap<String, BTreeSet<String>>,
+    pub managed: &'a BTreeMap<String, BTreeSet<ObjectAddress>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +100,7 @@ pub fn make_plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
 /// also need it before introspecting, e.g. for [`expected_function_fingerprints`], build it once).
 pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<Plan, PlanError> {
     let empty = BTreeSet::new();
+    let no_addresses = BTreeSet::new();
     let mesh_size = input.config.nodes.len();
     let mut blockers = Vec::new();
     let mut changes = Vec::new();
@@ -117,17 +119,18 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
             .get(&node.name)
             .ok_or_else(|| PlanError::MissingCatalog(node.name.clone()))?;
         blockers.extend(check_node(&node.name, observed, mesh_size));
-        let managed = input.managed.get(&node.name).unwrap_or(&empty);
+        let managed = input.managed.get(&node.name).unwrap_or(&no_addresses);
+        // The diff still compares addresses by their text.
+        let managed_text: BTreeSet<String> = managed.iter().map(ToString::to_string).collect();
         let mut node_changes = diff_node(&NodeDiffInput {
             desired: node,
             observed,
             cluster: input.observed,
-            managed,
+            managed: &managed_text,
             desired_slots_here: slots_by_publisher.get(&node.name).unwrap_or(&empty),
         });
         for change in &mut node_changes {
-            change.drift |=
-                change.action != Action::Delete && managed.contains(&change.address.to_string());
+            change.drift |= change.action != Action::Delete && managed.contains(&change.address);
         }
         changes.extend(node_changes);
     }
@@ -233,10 +236,10 @@ pub fn expected_function_fingerprints(desired: &[DesiredNode]) -> BTreeMap<Quali
 }
 
 /// Addresses of everything pgconverge owns on a node once it matches `desired`.
-fn managed_addresses(node: &DesiredNode, slots_here: &BTreeSet<String>) -> BTreeSet<String> {
+fn managed_addresses(node: &DesiredNode, slots_here: &BTreeSet<String>) -> BTreeSet<ObjectAddress> {
     let mut out = BTreeSet::new();
     let mut add = |a: ObjectAddress| {
-        out.insert(a.to_string());
+        out.insert(a);
     };
     for t in &node.internal_tables {
         add(ObjectAddress::Table {

@@ -6,7 +6,8 @@
 //! `<path>.backup`, refuses files it does not understand, and takes `<path>.lock` so that
 //! two runs never write the same state.
 //!
-//! This crate does no database work and treats object addresses as opaque strings.
+//! This crate does no database work; it knows object addresses only as the model's typed
+//! [`pgconverge_model::ObjectAddress`], written in their text form.
 
 mod error;
 mod files;

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use pgconverge_model::address::{text_set, ObjectAddress};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{json_message, StateError};
@@ -48,10 +49,10 @@ pub struct StateFile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeState {
-    /// Addresses of the objects pgconverge created on this node, such as
-    /// `table public.users` or `subscription pgc_n1_from_n2`. Opaque to this crate.
-    #[serde(default)]
-    pub managed: BTreeSet<String>,
+    /// The objects pgconverge created on this node. Written as their text form, such as
+    /// `table public.users` or `subscription pgc_n1_from_n2`, sorted.
+    #[serde(default, with = "text_set")]
+    pub managed: BTreeSet<ObjectAddress>,
     /// Fingerprint of the node's catalog after the last apply, to detect drift.
     #[serde(default)]
     pub catalog_fingerprint: Option<String>,

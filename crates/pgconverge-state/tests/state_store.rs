@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::fs;
 
 use common::ScratchDir;
+use pgconverge_model::catalog::QualifiedName;
+use pgconverge_model::ObjectAddress;
 use pgconverge_state::{
     ApplyRecord, NodeState, StateError, StateFile, StateStore, STATE_FORMAT_VERSION,
 };
@@ -17,8 +19,12 @@ fn populated_state() -> StateFile {
         "n1".to_owned(),
         NodeState {
             managed: BTreeSet::from([
-                "table public.users".to_owned(),
-                "subscription pgc_n1_from_n2".to_owned(),
+                ObjectAddress::Table {
+                    table: QualifiedName::new("public", "users"),
+                },
+                ObjectAddress::Subscription {
+                    name: "pgc_n1_from_n2".to_owned(),
+                },
             ]),
             catalog_fingerprint: Some("sha256:def".to_owned()),
         },
@@ -154,6 +160,74 @@ fn file_uses_the_documented_field_names() {
         "subscription pgc_n1_from_n2"
     );
     assert_eq!(json["last_apply"]["steps_applied"], 7);
+}
+
+/// A state file as pgconverge wrote it while managed addresses were plain strings.
+const STATE_WITH_TEXT_ADDRESSES: &str = r#"{
+  "format_version": 1,
+  "lineage": "0b9f5a57-0e4b-4d35-9a1b-6f7f2b1c9e01",
+  "serial": 3,
+  "pgconverge_version": "0.1.0",
+  "config_fingerprint": "5d41402abc4b2a76b9719d911017c592",
+  "nodes": {
+    "n1": {
+      "managed": [
+        "constraint public.users.users_pkey",
+        "function _pgconverge.node_name()",
+        "index public.users.users_email_idx",
+        "publication pgc_n1",
+        "slot pgc_n2_from_n1",
+        "subscription pgc_n1_from_n2",
+        "table _pgconverge.changes",
+        "table public.users",
+        "trigger public.users.pgc_log_users"
+      ],
+      "catalog_fingerprint": "7d793037a0760186574b0282f2f435e7"
+    }
+  },
+  "last_apply": {
+    "finished_at": "2024-05-01T12:00:00Z",
+    "steps_applied": 12,
+    "plan_fingerprint": "5d41402abc4b2a76b9719d911017c592",
+    "outcome": "succeeded"
+  }
+}
+"#;
+
+#[test]
+fn a_state_written_with_text_addresses_loads_typed_and_saves_the_same_text() {
+    let scratch = ScratchDir::new();
+    let store = StateStore::new(scratch.path().join("state.json"));
+    fs::write(store.path(), STATE_WITH_TEXT_ADDRESSES).expect("write old state");
+    let mut state = store.load().expect("load").expect("state present");
+    let managed = &state.nodes["n1"].managed;
+    assert!(managed.contains(&ObjectAddress::Slot {
+        name: "pgc_n2_from_n1".to_owned()
+    }));
+    assert!(managed.contains(&ObjectAddress::Function {
+        function: QualifiedName::new("_pgconverge", "node_name"),
+    }));
+    assert_eq!(managed.len(), 9);
+
+    store.save(&mut state).expect("save");
+    let old: serde_json::Value = serde_json::from_str(STATE_WITH_TEXT_ADDRESSES).expect("json");
+    let new: serde_json::Value =
+        serde_json::from_slice(&fs::read(store.path()).expect("read")).expect("json");
+    assert_eq!(new["nodes"], old["nodes"]);
+}
+
+#[test]
+fn an_unreadable_address_is_reported_with_its_location() {
+    let scratch = ScratchDir::new();
+    let store = StateStore::new(scratch.path().join("state.json"));
+    fs::write(
+        store.path(),
+        STATE_WITH_TEXT_ADDRESSES.replace("table public.users\"", "tabel public.users\""),
+    )
+    .expect("write");
+    let err = store.load().expect_err("refused");
+    assert!(matches!(err, StateError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("tabel public.users"), "{err}");
 }
 
 #[test]

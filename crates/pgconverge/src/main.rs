@@ -3,13 +3,11 @@
 //! `--detailed-exitcode`).
 
 mod cli;
-mod cluster;
 mod commands;
 mod config_source;
+mod engine_error;
 mod error;
-mod executor;
 mod output;
-mod plan_file;
 
 use std::process::ExitCode;
 

@@ -1,27 +1,18 @@
 //! `pgconverge plan`: introspects every node and shows what apply would do.
 
+use pgconverge_engine::{plan_file, Cluster};
 use pgconverge_plan::render::json::PlanView;
 use pgconverge_plan::render::{human, sql};
-use pgconverge_state::StateStore;
-
-use pgconverge_plan::desired::desired_cluster;
 
 use crate::cli::{GlobalArgs, PlanArgs};
-use crate::cluster::{build_plan, introspect_cluster, resolve_secrets};
 use crate::config_source::locate_and_load;
 use crate::error::{context, CommandError};
 use crate::output::use_color;
-use crate::plan_file;
 
 pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<u8, CommandError> {
     let (_, config) = locate_and_load(global)?;
-    let secrets = resolve_secrets(&config)?;
-    let desired = desired_cluster(&config);
-    let state = StateStore::new(&global.state)
-        .load()
-        .map_err(context("state"))?;
-    let catalogs = introspect_cluster(&config, &desired, &secrets).await?;
-    let plan = build_plan(&config, &desired, &catalogs, state.as_ref())?;
+    let cluster = Cluster::new(config, &global.state)?;
+    let plan = cluster.plan().await?;
 
     if args.json {
         let view = PlanView::from_plan(&plan);

@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use pgconverge_engine::resolve_secrets;
 use pgconverge_model::config::{ClusterConfig, NodeConfig, ReplicationConfig};
 use pgconverge_model::load::to_unified_json;
 use pgconverge_sandbox::{find_binaries, free_ports, Sandbox, SandboxNodeSpec};
 
 use crate::cli::{GlobalArgs, SandboxAction, SandboxArgs};
-use crate::cluster::resolve_secrets;
 use crate::config_source::{locate, locate_and_load};
 use crate::error::{context, CommandError};
 

@@ -1,0 +1,35 @@
+//! What an apply reports while it runs, for the caller to render; the engine prints nothing.
+
+use std::time::Duration;
+
+use pgconverge_plan::dag::OrderedChange;
+use pgconverge_plan::Plan;
+use pgconverge_state::LockInfo;
+
+/// Receives an apply's progress. Steps on different nodes run at once, so `step` may be
+/// called from several tasks concurrently; events of one node arrive in its step order.
+pub trait ApplyObserver: Send + Sync {
+    /// A lock left by a pgconverge that died on this host is about to be removed.
+    fn replacing_stale_lock(&self, _holder: &LockInfo) {}
+
+    /// The plan's steps are about to run.
+    fn steps_starting(&self, _plan: &Plan) {}
+
+    /// A step started, was applied or failed.
+    fn step(&self, _step: &OrderedChange, _event: StepEvent<'_>) {}
+}
+
+/// Reports nothing.
+impl ApplyObserver for () {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepEvent<'a> {
+    Started,
+    Applied {
+        elapsed: Duration,
+    },
+    /// PostgreSQL's message, with its detail and hint when given.
+    Failed {
+        message: &'a str,
+    },
+}

@@ -1,0 +1,23 @@
+//! The proof after a successful apply: planning again from fresh catalogs finds nothing.
+
+use pgconverge_state::StateFile;
+
+use crate::context::Cluster;
+use crate::error::EngineError;
+use crate::introspection::Catalogs;
+
+/// Plans from `catalogs` (read after the apply) and the state just recorded; anything left
+/// is an error listing it.
+pub(super) fn prove(
+    cluster: &Cluster,
+    catalogs: &Catalogs,
+    state: &StateFile,
+) -> Result<(), EngineError> {
+    let again = cluster.plan_with(catalogs, Some(state))?;
+    if again.has_changes() {
+        return Err(EngineError::ProofFailed {
+            left: again.steps.into_iter().map(|step| step.change).collect(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! A cluster to operate on: its configuration, every node's password, the desired state
+//! derived once, and the state store.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use pgconverge_model::ClusterConfig;
+use pgconverge_plan::desired::{desired_cluster, DesiredNode};
+use pgconverge_postgres::credentials::{resolve_password, Secret};
+use pgconverge_state::StateStore;
+
+use crate::error::EngineError;
+
+/// Password of every node that has one, by node name.
+pub type Secrets = BTreeMap<String, Secret>;
+
+pub struct Cluster {
+    pub(crate) config: ClusterConfig,
+    pub(crate) desired: Vec<DesiredNode>,
+    pub(crate) secrets: Secrets,
+    pub(crate) store: StateStore,
+}
+
+impl Cluster {
+    /// Resolves every node's password (before any node is contacted) and derives the desired
+    /// state. `state_path` is the state file; nothing is read yet.
+    pub fn new(config: ClusterConfig, state_path: impl Into<PathBuf>) -> Result<Self, EngineError> {
+        let secrets = resolve_secrets(&config)?;
+        let desired = desired_cluster(&config);
+        Ok(Cluster {
+            config,
+            desired,
+            secrets,
+            store: StateStore::new(state_path),
+        })
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+}
+
+/// Every node's password, from its own sources (see `pgconverge_postgres::credentials`).
+pub fn resolve_secrets(config: &ClusterConfig) -> Result<Secrets, EngineError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut secrets = BTreeMap::new();
+    for node in &config.nodes {
+        let secret = resolve_password(node, &env).map_err(|source| EngineError::Password {
+            node: node.name.clone(),
+            source,
+        })?;
+        if let Some(secret) = secret {
+            secrets.insert(node.name.clone(), secret);
+        }
+    }
+    Ok(secrets)
+}

@@ -1,0 +1,32 @@
+//! The engine between the command line and the planning, PostgreSQL and state crates: it
+//! composes them into whole operations on a cluster, the part Terraform's local backend
+//! plays. It prints nothing; callers render what it returns and what it reports to an
+//! [`ApplyObserver`].
+//!
+//! Layout:
+//! - `context`: [`Cluster`], the configuration with its resolved secrets, desired state and
+//!   state store; every operation starts from one.
+//! - `introspection`: reading every node's catalog at once.
+//! - `planning`: a [`Plan`](pgconverge_plan::Plan) from the catalogs and the state's managed set.
+//! - `plan_file`: saved plans (`plan --out`).
+//! - `apply`: an [`ApplySession`] holds the state lock; `lock` takes it (replacing one left by
+//!   a dead run), `staleness` refuses saved plans the cluster has moved away from, `executor`
+//!   runs the steps, `record` writes the state, `proof` plans again afterwards.
+//! - `error`: [`EngineError`], every way an operation can fail.
+//!
+//! Node lifecycle (bootstrap, join, removal) belongs in a `lifecycle` module beside `apply`,
+//! taking the same lock and recording through `apply::record`. Read-only operations (status,
+//! verify) belong in an `operations` module built on `introspection` and `planning`.
+
+mod apply;
+mod context;
+mod error;
+mod introspection;
+pub mod plan_file;
+mod planning;
+
+pub use apply::{ApplyObserver, ApplyOutcome, ApplySession, StepEvent};
+pub use context::{resolve_secrets, Cluster, Secrets};
+pub use error::{EngineError, NodeFailure, StaleReason, StepFailure};
+pub use introspection::Catalogs;
+pub use plan_file::PlanFileError;

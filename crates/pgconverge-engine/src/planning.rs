@@ -1,0 +1,53 @@
+//! Planning against the live cluster: the catalogs just read plus the objects the state says
+//! pgconverge manages.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pgconverge_model::ObjectAddress;
+use pgconverge_plan::plan::make_plan_for;
+use pgconverge_plan::{Plan, PlanInput};
+use pgconverge_state::StateFile;
+
+use crate::context::Cluster;
+use crate::error::EngineError;
+use crate::introspection::Catalogs;
+
+impl Cluster {
+    /// Reads the state and every node, then plans. Takes no lock: the plan is only shown or
+    /// saved, and a saved plan is checked for staleness when applied.
+    pub async fn plan(&self) -> Result<Plan, EngineError> {
+        let state = self.store.load().map_err(EngineError::State)?;
+        let catalogs = self.introspect().await?;
+        self.plan_with(&catalogs, state.as_ref())
+    }
+
+    /// The plan for catalogs already read and the given state.
+    pub fn plan_with(
+        &self,
+        catalogs: &Catalogs,
+        state: Option<&StateFile>,
+    ) -> Result<Plan, EngineError> {
+        let managed = managed_from_state(state);
+        make_plan_for(
+            &PlanInput {
+                config: &self.config,
+                observed: catalogs,
+                managed: &managed,
+            },
+            &self.desired,
+        )
+        .map_err(EngineError::Plan)
+    }
+}
+
+/// Objects pgconverge created, per node, as recorded in the state.
+fn managed_from_state(state: Option<&StateFile>) -> BTreeMap<String, BTreeSet<ObjectAddress>> {
+    state
+        .map(|s| {
+            s.nodes
+                .iter()
+                .map(|(name, n)| (name.clone(), n.managed.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}

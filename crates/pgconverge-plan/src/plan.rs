@@ -120,13 +120,11 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
             .ok_or_else(|| PlanError::MissingCatalog(node.name.clone()))?;
         blockers.extend(check_node(&node.name, observed, mesh_size));
         let managed = input.managed.get(&node.name).unwrap_or(&no_addresses);
-        // The diff still compares addresses by their text.
-        let managed_text: BTreeSet<String> = managed.iter().map(ToString::to_string).collect();
         let mut node_changes = diff_node(&NodeDiffInput {
             desired: node,
             observed,
             cluster: input.observed,
-            managed: &managed_text,
+            managed,
             desired_slots_here: slots_by_publisher.get(&node.name).unwrap_or(&empty),
         });
         for change in &mut node_changes {

@@ -44,7 +44,7 @@ pub struct NodeDiffInput<'a> {
     /// Catalogs of every node by name (a subscription needs its publisher's slots).
     pub cluster: &'a BTreeMap<String, NodeCatalog>,
     /// Addresses pgconverge created on this node (from the state file).
-    pub managed: &'a BTreeSet<String>,
+    pub managed: &'a BTreeSet<ObjectAddress>,
     /// Slot names that some desired subscription in the cluster will use on this node.
     pub desired_slots_here: &'a BTreeSet<String>,
 }
@@ -111,7 +111,7 @@ impl NodeDiffInput<'_> {
 
     /// Whether pgconverge created the object at `address` on this node.
     fn manages(&self, address: &ObjectAddress) -> bool {
-        self.managed.contains(&address.to_string())
+        self.managed.contains(address)
     }
 }
 

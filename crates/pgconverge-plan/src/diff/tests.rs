@@ -97,7 +97,7 @@ fn node(tables: Vec<DesiredTable>) -> DesiredNode {
 #[derive(Default)]
 struct Surroundings {
     cluster: BTreeMap<String, NodeCatalog>,
-    managed: BTreeSet<String>,
+    managed: BTreeSet<ObjectAddress>,
     desired_slots_here: BTreeSet<String>,
 }
 
@@ -275,7 +275,7 @@ fn dropping_an_active_orphan_slot_waits_for_its_subscriber() {
         ..NodeCatalog::default()
     };
     let around = Surroundings {
-        managed: BTreeSet::from([slot("gone").to_string()]),
+        managed: BTreeSet::from([slot("gone")]),
         ..Surroundings::default()
     };
     let kinds = hazards_of(&slot("gone"), &node(Vec::new()), &observed, &around);

@@ -4,6 +4,7 @@
 //! Layering, lowest first: a module uses only the modules its line lists, all from lines
 //! above it, so reading a config flows one way (a test holds each module to its line):
 //! - `catalog`, `config`, `naming`, `types`: use no other module (plain data and rules)
+//! - `address`: catalog (typed addresses of the objects pgconverge manages, and their text)
 //! - `diagnostics`: uses none (a located problem; merging a load's problems)
 //! - `quick_check`: uses none (the cheap read of a unified file)
 //! - `unified_json`: config

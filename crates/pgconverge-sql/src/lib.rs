@@ -5,9 +5,11 @@
 //! No dependencies and no I/O; every function is total.
 
 pub mod conninfo;
+pub mod literal;
 pub mod quote;
 pub mod redact;
 
 pub use conninfo::{conninfo_pairs, quote_conninfo_value};
+pub use literal::{standard_string, standard_string_literals};
 pub use quote::{quote_ident, quote_ident_list, quote_literal, quote_qualified};
 pub use redact::{redact_conninfo, REDACTED};

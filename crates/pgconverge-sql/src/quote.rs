@@ -1,4 +1,4 @@
-//! Quoting of SQL identifiers and string literals: the only place either is done.
+//! The only places SQL identifiers and literals are quoted. Nothing is spliced raw.
 
 /// Keywords that cannot be used unquoted as a column or table name (PostgreSQL's reserved,
 /// type/function-name and column-name keyword classes).

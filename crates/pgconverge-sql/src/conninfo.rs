@@ -114,22 +114,31 @@ mod tests {
 
     #[test]
     fn values_are_quoted_only_when_needed() {
-        assert_eq!(quote_conninfo_value("10.0.0.2"), "10.0.0.2");
-        assert_eq!(quote_conninfo_value("/run/pg:x_y-z"), "/run/pg:x_y-z");
-        assert_eq!(quote_conninfo_value(""), "''");
-        assert_eq!(quote_conninfo_value("app db"), "'app db'");
-        assert_eq!(quote_conninfo_value("it's \\"), r"'it\'s \\'");
+        for (value, quoted) in [
+            ("10.0.0.2", "10.0.0.2"),
+            ("/run/pg:x_y-z", "/run/pg:x_y-z"),
+            ("", "''"),
+            ("app db", "'app db'"),
+            ("it's \\", r"'it\'s \\'"),
+        ] {
+            assert_eq!(quote_conninfo_value(value), quoted, "{value}");
+        }
     }
 
     #[test]
-    fn conninfo_pairs_handle_quotes_and_escapes() {
-        let pairs = conninfo_pairs(
-            "host=10.0.0.1 port=5432 dbname='my db' user='o\\'brien' password=********",
+    fn pairs_are_read_unquoted_and_unescaped() {
+        let pairs =
+            conninfo_pairs(r"host=10.0.0.1 dbname='my db' user='o\'brien' password=********");
+        let expected = [
+            ("dbname", "my db"),
+            ("host", "10.0.0.1"),
+            ("password", "********"),
+            ("user", "o'brien"),
+        ];
+        assert_eq!(
+            pairs,
+            BTreeMap::from(expected.map(|(k, v)| (k.into(), v.into())))
         );
-        assert_eq!(pairs["host"], "10.0.0.1");
-        assert_eq!(pairs["dbname"], "my db");
-        assert_eq!(pairs["user"], "o'brien");
-        assert_eq!(pairs["password"], "********");
     }
 
     #[test]

@@ -92,21 +92,25 @@ mod tests {
     use super::*;
     use crate::quote_literal;
 
-    #[test]
-    fn escape_strings_become_the_standard_literal_postgres_prints() {
-        assert_eq!(standard_string("E'a\\nb'"), "'a\nb'");
-        assert_eq!(standard_string("e'it\\'s'"), "'it''s'");
-        assert_eq!(standard_string("E'it''s'"), "'it''s'");
-        assert_eq!(standard_string("E'a\\\\b'"), "'a\\b'");
-        assert_eq!(standard_string("E'\\t\\r\\b\\f'"), "'\t\r\u{8}\u{c}'");
-    }
+    /// Each literal as written and as `standard_string` gives it back.
+    const DECODED: &[(&str, &str)] = &[
+        (r"E'a\nb'", "'a\nb'"),
+        (r"e'it\'s'", "'it''s'"),
+        ("E'it''s'", "'it''s'"),
+        (r"E'a\\b'", r"'a\b'"),
+        (r"E'\t\r\b\f'", "'\t\r\u{8}\u{c}'"),
+        // Escapes not decoded, and anything but a whole escape string, stay as written.
+        (r"e'\x41'", r"E'\x41'"),
+        ("'plain'", "'plain'"),
+        ("E'unterminated", "E'unterminated"),
+        (r"e'\", r"e'\"),
+    ];
 
     #[test]
-    fn undecoded_escapes_and_other_text_stay_as_written() {
-        assert_eq!(standard_string("e'\\x41'"), "E'\\x41'");
-        assert_eq!(standard_string("'plain'"), "'plain'");
-        assert_eq!(standard_string("E'unterminated"), "E'unterminated");
-        assert_eq!(standard_string("e'\\"), "e'\\");
+    fn escape_strings_become_the_standard_literal_postgres_prints() {
+        for (written, standard) in DECODED {
+            assert_eq!(standard_string(written), *standard, "{written}");
+        }
     }
 
     #[test]

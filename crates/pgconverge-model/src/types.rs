@@ -5,6 +5,8 @@
 //! through with its whitespace collapsed, never rejected. Deciding what is valid is the
 //! server's job; these only decide what is *equal*.
 
+use pgconverge_sql::standard_string;
+
 /// The spelling `format_type(atttypid, atttypmod)` prints for a config type name.
 ///
 /// Case-insensitive and whitespace-insensitive; double-quoted names keep their case. Array
@@ -474,45 +476,6 @@ fn expression_tokens(expr: &str) -> Vec<ExprToken> {
         }
     }
     tokens
-}
-
-/// An escape string (`E'a\nb'`) as the plain string PostgreSQL prints for it (`'a` newline
-/// `b'`); left as written (with a capital `E`) when it uses escapes this does not decode.
-fn standard_string(literal: &str) -> String {
-    let Some(body) = literal
-        .strip_prefix(['e', 'E'])
-        .and_then(|l| l.strip_prefix('\''))
-        .and_then(|l| l.strip_suffix('\''))
-    else {
-        return literal.to_string();
-    };
-    let mut decoded = String::new();
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
-        let plain = match c {
-            '\'' => {
-                // A doubled quote inside the literal is one quote character.
-                chars.next_if_eq(&'\'');
-                '\''
-            }
-            '\\' => match chars.next() {
-                Some('n') => '\n',
-                Some('t') => '\t',
-                Some('r') => '\r',
-                Some('b') => '\u{8}',
-                Some('f') => '\u{c}',
-                Some(q @ ('\\' | '\'')) => q,
-                _ => return format!("E{}", &literal[1..]),
-            },
-            other => other,
-        };
-        // Quotes stay doubled, as in a standard string literal.
-        if plain == '\'' {
-            decoded.push('\'');
-        }
-        decoded.push(plain);
-    }
-    format!("'{decoded}'")
 }
 
 /// Index just past the closing parenthesis matching the `(` at `open`, if any.

@@ -11,7 +11,15 @@ pub mod hazard;
 pub mod plan;
 pub mod prereq;
 pub mod render;
-pub mod sql;
+/// Identifier and literal quoting from pgconverge-sql, under the path the planner's modules
+/// use.
+///
+/// `src/sql.rs` is a link to pgconverge-sql's `quote.rs` and is not compiled here: the
+/// generator fingerprint in `conflict/mod.rs` hashes that file's text, so quoting changes
+/// still give generated functions new fingerprints.
+pub mod sql {
+    pub use pgconverge_sql::{quote_ident, quote_ident_list, quote_literal, quote_qualified};
+}
 pub mod statement;
 
 pub use address::ObjectAddress;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sql::quote_literal;
+use pgconverge_sql::{quote_conninfo_value, quote_literal, REDACTED};
 
 /// One SQL statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,42 +33,26 @@ pub struct ConninfoSpec {
     pub password_of: Option<String>,
 }
 
-/// Placeholder shown wherever a password would appear.
-pub const REDACTED: &str = "********";
-
 impl ConninfoSpec {
     /// The connection string with the password, if any, taken from `password`.
     pub fn render(&self, password: Option<&str>) -> String {
         let mut parts = vec![
-            format!("host={}", conninfo_value(&self.host)),
+            format!("host={}", quote_conninfo_value(&self.host)),
             format!("port={}", self.port),
-            format!("dbname={}", conninfo_value(&self.dbname)),
-            format!("user={}", conninfo_value(&self.user)),
+            format!("dbname={}", quote_conninfo_value(&self.dbname)),
+            format!("user={}", quote_conninfo_value(&self.user)),
         ];
         if let Some(mode) = &self.sslmode {
-            parts.push(format!("sslmode={}", conninfo_value(mode)));
+            parts.push(format!("sslmode={}", quote_conninfo_value(mode)));
         }
         match password {
             // Asterisks need no quoting in a conninfo; shown bare it reads as redacted.
             Some(REDACTED) => parts.push(format!("password={REDACTED}")),
-            Some(pw) => parts.push(format!("password={}", conninfo_value(pw))),
+            Some(pw) => parts.push(format!("password={}", quote_conninfo_value(pw))),
             None => {}
         }
         parts.push("application_name=pgconverge".to_string());
         parts.join(" ")
-    }
-}
-
-/// Quotes a libpq keyword value: single quotes with `\` and `'` backslash-escaped.
-fn conninfo_value(value: &str) -> String {
-    let plain = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c));
-    if plain {
-        value.to_string()
-    } else {
-        format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
     }
 }
 

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pgconverge_model::NodeConfig;
-
-use crate::redact::REDACTED;
+use pgconverge_sql::REDACTED;
 
 /// A password. Printing it shows `********`; [`Secret::expose`] is the only way to read it.
 #[derive(Clone, PartialEq, Eq)]

@@ -9,11 +9,9 @@ pub mod credentials;
 pub mod execute;
 pub mod introspect;
 pub mod query_error;
-pub mod redact;
 
 pub use connect::{connect, set_session_defaults, ConnectError};
 pub use credentials::{resolve_password, CredentialError, Secret};
 pub use execute::{advisory_unlock, execute_statements, try_advisory_lock, ExecError};
 pub use introspect::{introspect, introspect_nodes, IntrospectError, IntrospectScope, NodeError};
 pub use query_error::QueryError;
-pub use redact::redact_conninfo;

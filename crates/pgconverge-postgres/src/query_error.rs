@@ -1,6 +1,6 @@
 //! A server or connection error as plain, password-free data.
 
-use crate::redact::redact_conninfo;
+use pgconverge_sql::redact_conninfo;
 
 /// What went wrong with one request to the server. Built from a `tokio_postgres::Error`:
 /// server errors keep their SQLSTATE, message, detail and hint; other errors (connection

@@ -9,6 +9,7 @@ use pgconverge_postgres::{
     advisory_unlock, connect, execute_statements, introspect, introspect_nodes, try_advisory_lock,
     IntrospectScope, NodeError,
 };
+use pgconverge_sql::quote_conninfo_value;
 use pgconverge_tests::TestCluster;
 
 /// Contains a space and single quotes, the hard cases for conninfo quoting and redaction.
@@ -45,13 +46,15 @@ fn table<'a>(catalog: &'a NodeCatalog, name: &str) -> &'a pgconverge_model::cata
         .unwrap_or_else(|| panic!("table public.{name} in snapshot"))
 }
 
-/// A conninfo for `CREATE SUBSCRIPTION … CONNECTION`, as an SQL literal.
+/// A conninfo for `CREATE SUBSCRIPTION … CONNECTION`, as an SQL literal. The literal is a
+/// standard one with its quotes doubled, spelled out here rather than by `quote_literal`
+/// (which writes an `E''` literal for a value holding a backslash), because that is the form
+/// redaction must see through.
 fn subscription_connection_literal() -> String {
-    let escaped_password = SUBSCRIPTION_PASSWORD
-        .replace('\\', "\\\\")
-        .replace('\'', "\\'");
-    let conninfo =
-        format!("host=127.0.0.1 port=1 dbname=nowhere user=nobody password='{escaped_password}'");
+    let conninfo = format!(
+        "host=127.0.0.1 port=1 dbname=nowhere user=nobody password={}",
+        quote_conninfo_value(SUBSCRIPTION_PASSWORD)
+    );
     format!("'{}'", conninfo.replace('\'', "''"))
 }
 

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use pgconverge_plan::sql::{quote_ident, quote_literal};
+use pgconverge_sql::{quote_ident, quote_literal};
 use serde::Serialize;
 
 use crate::binaries::PgBinaries;

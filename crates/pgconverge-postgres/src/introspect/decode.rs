@@ -7,11 +7,11 @@ use pgconverge_model::catalog::{
     FunctionCatalog, PublicationCatalog, QualifiedName, RoleInfo, SlotCatalog, SubscriptionCatalog,
 };
 use pgconverge_model::naming::FUNCTION_COMMENT_PREFIX;
+use pgconverge_sql::redact_conninfo;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Row;
 
 use super::{get, inconsistent, IntrospectError};
-use crate::redact::redact_conninfo;
 
 pub(super) struct ServerInfo {
     pub version_num: u32,

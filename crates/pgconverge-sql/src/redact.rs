@@ -6,6 +6,8 @@
 //! the text is not a well-formed connection string (for instance a conninfo embedded in an SQL
 //! literal, where its quotes are doubled).
 
+use crate::conninfo::{value_end, value_start};
+
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "********";
 
@@ -36,12 +38,17 @@ fn redact_password_keywords(text: &str) -> String {
         if !word.to_ascii_lowercase().ends_with("password") {
             continue;
         }
-        let mut after = skip_spaces(bytes, pos);
-        if bytes.get(after) != Some(&b'=') {
+        let Some(after) = value_start(bytes, pos) else {
             continue;
-        }
-        after = skip_spaces(bytes, after + 1);
-        let value_end = password_value_end(bytes, after);
+        };
+        // A quote doubled SQL-style opens a conninfo written inside a string literal; its
+        // value runs to the next doubled quote.
+        let quote: &[u8] = if bytes[after..].starts_with(b"''") {
+            b"''"
+        } else {
+            b"'"
+        };
+        let value_end = value_end(bytes, after, quote);
         if value_end == after {
             // `password=` with nothing after it: nothing to hide.
             continue;
@@ -57,53 +64,6 @@ fn redact_password_keywords(text: &str) -> String {
 
 fn is_keyword_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'_'
-}
-
-fn skip_spaces(bytes: &[u8], mut pos: usize) -> usize {
-    while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
-        pos += 1;
-    }
-    pos
-}
-
-/// End (exclusive) of the value starting at `start`, following libpq's rules: a value in
-/// single quotes ends at the first quote not escaped by a backslash, an unquoted value at the
-/// first whitespace; a backslash escapes the next byte. A quote doubled SQL-style (`''…''`,
-/// a conninfo inside a string literal) is read up to the next doubled quote. When the closing
-/// quote is missing the value runs to the end of the text, so nothing after an unterminated
-/// password can leak.
-fn password_value_end(bytes: &[u8], start: usize) -> usize {
-    match (bytes.get(start), bytes.get(start + 1)) {
-        (Some(b'\''), Some(b'\'')) => {
-            let mut pos = start + 2;
-            while pos < bytes.len() {
-                match bytes[pos] {
-                    b'\\' => pos += 2,
-                    b'\'' if bytes.get(pos + 1) == Some(&b'\'') => return pos + 2,
-                    _ => pos += 1,
-                }
-            }
-            bytes.len()
-        }
-        (Some(b'\''), _) => {
-            let mut pos = start + 1;
-            while pos < bytes.len() {
-                match bytes[pos] {
-                    b'\\' => pos += 2,
-                    b'\'' => return pos + 1,
-                    _ => pos += 1,
-                }
-            }
-            bytes.len()
-        }
-        _ => {
-            let mut pos = start;
-            while pos < bytes.len() && !bytes[pos].is_ascii_whitespace() {
-                pos += if bytes[pos] == b'\\' { 2 } else { 1 };
-            }
-            pos.min(bytes.len())
-        }
-    }
 }
 
 /// Redacts `secret` in `postgres://user:secret@host…` and `postgresql://…` URIs.

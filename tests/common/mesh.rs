@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use pgconverge_model::naming::subscription_name;
 use pgconverge_model::TableConfig;
-use pgconverge_plan::sql::{quote_ident, quote_qualified};
+use pgconverge_sql::{quote_ident, quote_qualified};
 use pgconverge_tests::TestCluster;
 use tokio_postgres::Client;
 

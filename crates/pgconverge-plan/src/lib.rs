@@ -17,9 +17,6 @@ pub mod render;
 /// `src/sql.rs` is a link to pgconverge-sql's `quote.rs` and is not compiled here: the
 /// generator fingerprint in `conflict/mod.rs` hashes that file's text, so quoting changes
 /// still give generated functions new fingerprints.
-pub mod sql {
-    pub use pgconverge_sql::{quote_ident, quote_ident_list, quote_literal, quote_qualified};
-}
 pub mod statement;
 
 pub use address::ObjectAddress;

@@ -4,7 +4,7 @@
 use pgconverge_model::catalog::NodeCatalog;
 use serde::{Deserialize, Serialize};
 
-use crate::sql::quote_ident;
+use pgconverge_sql::quote_ident;
 
 /// Oldest supported server: `origin = none` on subscriptions arrived in PostgreSQL 16.
 pub const MIN_SERVER_VERSION_NUM: u32 = 160000;

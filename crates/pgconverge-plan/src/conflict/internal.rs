@@ -11,7 +11,7 @@ use super::naming::{
 };
 use super::shape::{stamp_greater, TableShape, UniqueKey};
 use super::{FunctionDef, InternalTable};
-use crate::sql::{quote_ident, quote_literal};
+use pgconverge_sql::{quote_ident, quote_literal};
 
 /// Rows the prune function removes per table and call, so one call stays short.
 const PRUNE_BATCH: u32 = 10_000;

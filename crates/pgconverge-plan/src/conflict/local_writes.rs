@@ -9,7 +9,7 @@ use super::internal::{claim_upsert, internal_table, now_us_expression, tombstone
 use super::naming::{CHANGES_TABLE, CLAIMS_TABLE, TOMBSTONES_TABLE};
 use super::shape::{field, stamp_greater, TableShape, UniqueKey};
 use super::FunctionDef;
-use crate::sql::quote_literal;
+use pgconverge_sql::quote_literal;
 
 /// Accumulates the lines of a PL/pgSQL body with two-space indentation.
 pub struct Body {

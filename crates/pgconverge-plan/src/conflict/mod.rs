@@ -33,12 +33,12 @@ use pgconverge_model::config::ReplicationConfig;
 use pgconverge_model::naming::FUNCTION_COMMENT_PREFIX;
 use pgconverge_model::TableConfig;
 
-use crate::sql::{quote_ident, quote_literal};
 use naming::{
     internal as internal_name, per_table_function, sha256_hex, APPLY_TRIGGER_KIND, CHANGES_TABLE,
     LOG_TRIGGER, ORIGIN_COLUMN, STAMP_TRIGGER, TRUNCATE_TRIGGER, UNKNOWN_CHANGE_TRIGGER,
     VERSION_COLUMN,
 };
+use pgconverge_sql::{quote_ident, quote_literal};
 use shape::TableShape;
 
 /// What every node needs for conflict resolution, in creation order within each list. Only
@@ -122,7 +122,10 @@ const GENERATOR_SOURCES: &[(&str, &str)] = &[
     ("naming.rs", include_str!("naming.rs")),
     ("remote_apply.rs", include_str!("remote_apply.rs")),
     ("shape.rs", include_str!("shape.rs")),
-    ("../sql.rs", include_str!("../sql.rs")),
+    (
+        "../../../pgconverge-sql/src/quote.rs",
+        include_str!("../../../pgconverge-sql/src/quote.rs"),
+    ),
 ];
 
 /// sha256 of the generator's source and version: a changed generator gives every function a

@@ -18,7 +18,7 @@ use super::naming::{
 };
 use super::shape::{field, stamp_greater, TableShape};
 use super::FunctionDef;
-use crate::sql::{quote_ident, quote_literal};
+use pgconverge_sql::{quote_ident, quote_literal};
 
 /// Passes after which a change that keeps meeting a concurrent conflicting row is reported
 /// as an error instead of looping.

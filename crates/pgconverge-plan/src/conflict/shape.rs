@@ -9,7 +9,7 @@ use pgconverge_model::catalog::QualifiedName;
 use pgconverge_model::TableConfig;
 
 use super::naming::{self, LOCK_STRIPES, ORIGIN_COLUMN, VERSION_COLUMN};
-use crate::sql::{quote_ident, quote_literal, quote_qualified};
+use pgconverge_sql::{quote_ident, quote_literal, quote_qualified};
 
 /// A column with the type its config gives it (empty when the config does not list it).
 #[derive(Debug, Clone)]

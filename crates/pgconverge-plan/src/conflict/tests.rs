@@ -319,6 +319,23 @@ fn rust_files(dir: &std::path::Path, from: &std::path::Path) -> Vec<String> {
     files
 }
 
+/// The pgconverge-sql source defining `item` (a function or a module), as a path from
+/// `conflict/`.
+fn sql_crate_file_defining(manifest: &std::path::Path, item: &str) -> String {
+    let src = manifest.join("../pgconverge-sql/src");
+    let module = src.join(format!("{item}.rs"));
+    if module.is_file() {
+        return format!("../../../pgconverge-sql/src/{item}.rs");
+    }
+    for file in rust_files(&src, &src) {
+        let text = std::fs::read_to_string(src.join(&file)).expect("pgconverge-sql source");
+        if text.contains(&format!("pub fn {item}(")) || text.contains(&format!("pub fn {item}<")) {
+            return format!("../../../pgconverge-sql/src/{file}");
+        }
+    }
+    panic!("pgconverge_sql::{item} is defined in no pgconverge-sql source file")
+}
+
 fn fingerprinted(path: &str) -> bool {
     GENERATOR_SOURCES.iter().any(|(p, _)| *p == path)
 }
@@ -354,6 +371,13 @@ fn every_generator_source_is_in_the_fingerprint() {
                     "{path} uses crate::{module}, but {file} is not among GENERATOR_SOURCES"
                 );
             }
+        }
+        for item in used_modules(text, "pgconverge_sql::") {
+            let file = sql_crate_file_defining(manifest, &item);
+            assert!(
+                fingerprinted(&file),
+                "{path} uses pgconverge_sql::{item}, but {file} is not among GENERATOR_SOURCES"
+            );
         }
         for module in used_modules(text, "pgconverge_model::") {
             if model.join(format!("{module}.rs")).is_file() {

@@ -105,7 +105,7 @@ fn altered_column(
 pub(super) mod ddl {
     use crate::desired::{DesiredColumn, DesiredTable};
     use crate::diff::table_sql_name;
-    use crate::sql::quote_ident;
+    use pgconverge_sql::quote_ident;
 
     /// `"name" type [NOT NULL] [DEFAULT expr]`, as in CREATE TABLE and ADD COLUMN.
     pub fn column_definition_sql(column: &DesiredColumn) -> String {

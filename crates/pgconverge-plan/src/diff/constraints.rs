@@ -140,7 +140,7 @@ fn add_foreign_key(input: &NodeDiffInput<'_>, table: &DesiredTable, fk: &Foreign
 pub(super) mod ddl {
     use crate::desired::{ConstraintSpec, DesiredTable, ForeignKeySpec};
     use crate::diff::table_sql_name;
-    use crate::sql::{quote_ident, quote_ident_list};
+    use pgconverge_sql::{quote_ident, quote_ident_list};
 
     /// `CONSTRAINT "name" PRIMARY KEY (…)`, as in CREATE TABLE and ADD.
     pub fn primary_key_clause(key: &ConstraintSpec) -> String {

@@ -107,7 +107,7 @@ fn unified_diff(old: &str, new: &str) -> String {
 pub(super) mod ddl {
     use pgconverge_model::catalog::QualifiedName;
 
-    use crate::sql::quote_qualified;
+    use pgconverge_sql::quote_qualified;
 
     /// `identity_arguments` is the live `pg_get_function_identity_arguments` text.
     pub fn drop_function_sql(name: &QualifiedName, identity_arguments: &str) -> String {

@@ -112,7 +112,7 @@ pub(super) mod ddl {
 
     use crate::desired::{DesiredTable, IndexSpec};
     use crate::diff::table_sql_name;
-    use crate::sql::{quote_ident, quote_ident_list, quote_literal, quote_qualified};
+    use pgconverge_sql::{quote_ident, quote_ident_list, quote_literal, quote_qualified};
 
     fn how(concurrently: bool) -> &'static str {
         if concurrently {

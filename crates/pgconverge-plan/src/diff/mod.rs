@@ -34,8 +34,8 @@ use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
 use crate::dag::Phase;
 use crate::desired::{DesiredNode, DesiredTable};
-use crate::sql::quote_qualified;
 use crate::statement::Statement;
+use pgconverge_sql::quote_qualified;
 
 /// Everything the diff of one node looks at.
 pub struct NodeDiffInput<'a> {

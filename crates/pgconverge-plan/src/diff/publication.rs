@@ -71,7 +71,7 @@ pub(super) mod ddl {
 
     use crate::desired::DesiredPublication;
     use crate::diff::table_sql_name;
-    use crate::sql::{quote_ident, quote_literal};
+    use pgconverge_sql::{quote_ident, quote_literal};
 
     fn tables_sql(tables: &[QualifiedName]) -> String {
         tables

@@ -24,7 +24,7 @@ pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
 }
 
 pub(super) mod ddl {
-    use crate::sql::quote_ident;
+    use pgconverge_sql::quote_ident;
 
     pub fn create_schema_sql(schema: &str) -> String {
         format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema))

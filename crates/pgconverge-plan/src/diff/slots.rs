@@ -75,7 +75,7 @@ pub(super) fn diff_orphans(input: &NodeDiffInput<'_>) -> Vec<Change> {
 }
 
 pub(super) mod ddl {
-    use crate::sql::quote_literal;
+    use pgconverge_sql::quote_literal;
 
     pub fn create_slot_sql(name: &str) -> String {
         format!(

@@ -2,7 +2,7 @@
 //! creates), altered when connection, publication, origin or state differ, and detached and
 //! dropped when pgconverge created them and their publisher left the config.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use pgconverge_model::catalog::SubscriptionCatalog;
 
@@ -117,48 +117,8 @@ fn dropped(input: &NodeDiffInput<'_>) -> Vec<Change> {
         .collect()
 }
 
-/// `key=value` pairs of a (redacted) libpq connection string.
-fn conninfo_pairs(conninfo: &str) -> BTreeMap<String, String> {
-    let mut pairs = BTreeMap::new();
-    let mut chars = conninfo.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let key: String =
-            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !c.is_whitespace())).collect();
-        if key.is_empty() {
-            break;
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            break;
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '\'' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            value.extend(std::iter::from_fn(|| chars.next_if(|c| !c.is_whitespace())));
-        }
-        pairs.insert(key, value);
-    }
-    pairs
-}
-
 fn conninfo_differences(sub: &DesiredSubscription, live: &str) -> Vec<String> {
-    let pairs = conninfo_pairs(live);
+    let pairs = pgconverge_sql::conninfo_pairs(live);
     let port = sub.conninfo.port.to_string();
     let wanted = [
         ("host", sub.conninfo.host.as_str()),
@@ -180,8 +140,8 @@ fn conninfo_differences(sub: &DesiredSubscription, live: &str) -> Vec<String> {
 
 pub(super) mod ddl {
     use crate::desired::DesiredSubscription;
-    use crate::sql::{quote_ident, quote_literal};
     use crate::statement::{Segment, Statement};
+    use pgconverge_sql::{quote_ident, quote_literal};
 
     /// Subscriptions never create their slot: two nodes subscribing to each other at once would
     /// each wait, inside CREATE SUBSCRIPTION, for the other's transaction (slot creation waits for
@@ -253,21 +213,5 @@ pub(super) mod ddl {
 
     pub fn enable(name: &str) -> Statement {
         Statement::sql(format!("ALTER SUBSCRIPTION {} ENABLE", quote_ident(name)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conninfo_pairs_handle_quotes_and_escapes() {
-        let pairs = conninfo_pairs(
-            "host=10.0.0.1 port=5432 dbname='my db' user='o\\'brien' password=********",
-        );
-        assert_eq!(pairs["host"], "10.0.0.1");
-        assert_eq!(pairs["dbname"], "my db");
-        assert_eq!(pairs["user"], "o'brien");
-        assert_eq!(pairs["password"], "********");
     }
 }

@@ -114,61 +114,11 @@ fn live_trigger_condition(definition: &str) -> Option<&str> {
 /// literals (`E'a\\b'`, as `quote_literal` writes a value with a backslash) are spelled
 /// the standard way the server prints them (`'a\b'`).
 fn comparable_condition(condition: &str) -> String {
-    standard_string_literals(condition)
+    pgconverge_sql::standard_string_literals(condition)
         .replace("::text", "")
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '(' && *c != ')')
         .collect()
-}
-
-/// Rewrites `E'…'` literals whose only escapes are doubled backslashes and quotes (all that
-/// `quote_literal` produces) as standard `'…'` literals.
-fn standard_string_literals(condition: &str) -> String {
-    let mut out = String::with_capacity(condition.len());
-    let mut chars = condition.chars().peekable();
-    let mut previous: Option<char> = None;
-    while let Some(c) = chars.next() {
-        let starts_escape_string = c == 'E'
-            && chars.peek() == Some(&'\'')
-            && !previous.is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '"');
-        if !starts_escape_string {
-            out.push(c);
-            previous = Some(c);
-            if c == '\'' {
-                // A standard literal: copy it whole, so an E inside is left alone.
-                for inner in chars.by_ref() {
-                    out.push(inner);
-                    if inner == '\'' {
-                        break;
-                    }
-                }
-                previous = Some('\'');
-            }
-            continue;
-        }
-        out.push(chars.next().unwrap_or('\''));
-        while let Some(inner) = chars.next() {
-            match inner {
-                '\\' => {
-                    out.push('\\');
-                    if chars.peek() == Some(&'\\') {
-                        chars.next();
-                    }
-                }
-                '\'' if chars.peek() == Some(&'\'') => {
-                    chars.next();
-                    out.push_str("''");
-                }
-                '\'' => {
-                    out.push('\'');
-                    break;
-                }
-                other => out.push(other),
-            }
-        }
-        previous = Some('\'');
-    }
-    out
 }
 
 /// Timing, events (in a fixed order: PostgreSQL prints them its own way) and level of a
@@ -194,7 +144,7 @@ pub(super) mod ddl {
     use pgconverge_model::catalog::QualifiedName;
 
     use crate::diff::table_sql_name;
-    use crate::sql::quote_ident;
+    use pgconverge_sql::quote_ident;
 
     pub fn drop_trigger_sql(table: &QualifiedName, trigger: &str) -> String {
         format!(
@@ -208,7 +158,7 @@ pub(super) mod ddl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::quote_literal;
+    use pgconverge_sql::quote_literal;
 
     #[test]
     fn trigger_shapes_ignore_names_and_quoting() {

@@ -1,1 +1,0 @@
-../../pgconverge-sql/src/quote.rs

@@ -8,6 +8,7 @@ pub mod connect;
 pub mod credentials;
 pub mod execute;
 pub mod introspect;
+pub mod lifecycle;
 pub mod query_error;
 
 pub use connect::{connect, set_session_defaults, ConnectError};

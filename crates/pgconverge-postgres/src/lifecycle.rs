@@ -1,0 +1,335 @@
+//! Node lifecycle at the edge: replication positions, waiting until a subscriber has applied a
+//! publisher's changes up to a position, and copying a donor's rows into a joining node in one
+//! snapshot and one transaction.
+//!
+//! The SQL comes from the planner (it quotes every name); this module only runs it and moves
+//! the bytes, so a join can be tested against real servers without the rest of pgconverge.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{pin_mut, SinkExt, TryStreamExt};
+use tokio_postgres::{Client, IsolationLevel};
+
+use crate::query_error::QueryError;
+
+/// A WAL position (`pg_lsn`), comparable as a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    /// Parses PostgreSQL's `XXXXXXXX/XXXXXXXX` text form.
+    pub fn parse(text: &str) -> Option<Lsn> {
+        let (high, low) = text.trim().split_once('/')?;
+        let high = u64::from_str_radix(high, 16).ok()?;
+        let low = u64::from_str_radix(low, 16).ok()?;
+        (high <= u64::from(u32::MAX) && low <= u64::from(u32::MAX)).then_some(Lsn(high << 32 | low))
+    }
+}
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+/// Reads one `pg_lsn` value (as text) from a query that returns at most one row.
+async fn query_lsn(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<Lsn>, QueryError> {
+    let row = client.query_opt(sql, params).await?;
+    let text: Option<String> = match row {
+        Some(row) => row.try_get(0)?,
+        None => None,
+    };
+    Ok(text.as_deref().and_then(Lsn::parse))
+}
+
+/// Position up to which the consumer of `slot` has confirmed applying; `None` when the slot
+/// does not exist (or has never been confirmed).
+pub async fn slot_confirmed_flush(client: &Client, slot: &str) -> Result<Option<Lsn>, QueryError> {
+    query_lsn(
+        client,
+        "SELECT confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots \
+         WHERE slot_name = $1",
+        &[&slot],
+    )
+    .await
+}
+
+async fn slot_exists(client: &Client, slot: &str) -> Result<bool, QueryError> {
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// The server's current WAL insert position (ahead of `pg_current_wal_lsn()`, the write
+/// position, by what asynchronous commits have not written out yet).
+pub async fn current_wal_lsn(client: &Client) -> Result<Lsn, QueryError> {
+    query_lsn(
+        client,
+        "SELECT pg_catalog.pg_current_wal_insert_lsn()::text",
+        &[],
+    )
+    .await?
+    .ok_or_else(|| QueryError {
+        sqlstate: None,
+        message: "pg_current_wal_insert_lsn() returned NULL".into(),
+        detail: None,
+        hint: None,
+    })
+}
+
+/// Writes a tiny WAL record (a logical message no publication sends), so that an idle
+/// publisher's walsenders move past every earlier position and subscribers confirm it.
+pub async fn nudge_wal(client: &Client) -> Result<(), QueryError> {
+    client
+        .execute(
+            "SELECT pg_catalog.pg_logical_emit_message(false, 'pgconverge', 'position')",
+            &[],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Waiting for a subscriber to apply a publisher's changes up to a position.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CatchUpError {
+    #[error("slot {slot} does not exist")]
+    SlotMissing { slot: String },
+    #[error(
+        "the subscriber of slot {slot} is still {} behind position {target} after {}s",
+        describe_bytes(*behind),
+        timeout.as_secs()
+    )]
+    TimedOut {
+        slot: String,
+        target: Lsn,
+        behind: u64,
+        timeout: Duration,
+    },
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+/// Polls `slot` on the publisher until its subscriber has confirmed `target`. Calls
+/// `on_wait` with the bytes still to go before each pause; nudges the publisher's WAL now and
+/// then so an idle publisher's keepalives carry the confirmation past `target`.
+pub async fn wait_for_confirmed(
+    publisher: &Client,
+    slot: &str,
+    target: Lsn,
+    timeout: Duration,
+    on_wait: &mut dyn FnMut(u64),
+) -> Result<(), CatchUpError> {
+    let started = Instant::now();
+    let mut polls: u32 = 0;
+    loop {
+        let confirmed = match slot_confirmed_flush(publisher, slot).await? {
+            Some(confirmed) => confirmed,
+            None if !slot_exists(publisher, slot).await? => {
+                return Err(CatchUpError::SlotMissing {
+                    slot: slot.to_string(),
+                })
+            }
+            // A slot no subscriber has confirmed anything on yet.
+            None => Lsn(0),
+        };
+        if confirmed >= target {
+            return Ok(());
+        }
+        let behind = target.0 - confirmed.0;
+        if started.elapsed() >= timeout {
+            return Err(CatchUpError::TimedOut {
+                slot: slot.to_string(),
+                target,
+                behind,
+                timeout,
+            });
+        }
+        on_wait(behind);
+        if polls.is_multiple_of(10) {
+            nudge_wal(publisher).await?;
+        }
+        polls += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One table's copy, as the planner wrote it.
+#[derive(Debug, Clone)]
+pub struct TableCopy {
+    /// What progress and errors call it, e.g. `public.users`.
+    pub label: String,
+    /// `COPY (SELECT …) TO STDOUT (FORMAT binary)` run on the donor.
+    pub copy_out_sql: String,
+    /// `COPY … FROM STDIN (FORMAT binary)` run on the joining node.
+    pub copy_in_sql: String,
+    /// A query on the joining node returning one boolean: whether the table already holds
+    /// rows (a join copies into empty tables only).
+    pub holds_rows_sql: String,
+}
+
+/// Everything a join copies, and what the joining node runs around it.
+#[derive(Debug, Clone, Default)]
+pub struct CopySpec {
+    /// Run first in the joining node's transaction (e.g. `SET LOCAL session_replication_role`).
+    pub joiner_setup_sql: Vec<String>,
+    pub tables: Vec<TableCopy>,
+    /// Run last in the joining node's transaction, before COMMIT (e.g. the membership row).
+    pub joiner_finish_sql: Vec<String>,
+}
+
+/// Progress of a copy, reported as bytes flow.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyProgress<'a> {
+    pub table: &'a str,
+    /// Index of the table in [`CopySpec::tables`].
+    pub table_index: usize,
+    /// Bytes copied so far, all tables.
+    pub bytes: u64,
+    /// Rows copied in the tables finished so far.
+    pub rows: u64,
+}
+
+/// What a finished copy moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyReport {
+    pub rows: u64,
+    pub bytes: u64,
+    /// Rows per table label, in copy order.
+    pub tables: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CopyError {
+    #[error(
+        "{table} already holds rows on the joining node; a join copies into empty tables only"
+    )]
+    JoinerNotEmpty { table: String },
+    #[error("on the donor: {0}")]
+    Donor(QueryError),
+    #[error("on the joining node: {0}")]
+    Joiner(QueryError),
+    #[error("copying {table}: {error}")]
+    Table { table: String, error: QueryError },
+}
+
+/// Copies every table of `spec` from `donor` to `joiner`: the donor reads under one
+/// REPEATABLE READ snapshot (every table as of one instant), the joiner writes in one
+/// transaction that commits only when everything, membership row included, is in. An
+/// interrupted copy therefore leaves the joining node as it was, and running it again is safe.
+pub async fn copy_into_joiner(
+    donor: &mut Client,
+    joiner: &mut Client,
+    spec: &CopySpec,
+    on_progress: &mut dyn FnMut(CopyProgress<'_>),
+) -> Result<CopyReport, CopyError> {
+    let on_donor = |e: tokio_postgres::Error| CopyError::Donor(QueryError::from(&e));
+    let on_joiner = |e: tokio_postgres::Error| CopyError::Joiner(QueryError::from(&e));
+    let source = donor
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(on_donor)?;
+    let target = joiner.transaction().await.map_err(on_joiner)?;
+    for sql in &spec.joiner_setup_sql {
+        target.batch_execute(sql).await.map_err(on_joiner)?;
+    }
+    for table in &spec.tables {
+        let holds_rows: bool = target
+            .query_one(&table.holds_rows_sql, &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(on_joiner)?;
+        if holds_rows {
+            return Err(CopyError::JoinerNotEmpty {
+                table: table.label.clone(),
+            });
+        }
+    }
+    let mut report = CopyReport::default();
+    for (table_index, table) in spec.tables.iter().enumerate() {
+        let failed = |e: tokio_postgres::Error| CopyError::Table {
+            table: table.label.clone(),
+            error: QueryError::from(&e),
+        };
+        let reader = source.copy_out(&table.copy_out_sql).await.map_err(failed)?;
+        let writer = target
+            .copy_in::<_, Bytes>(&table.copy_in_sql)
+            .await
+            .map_err(failed)?;
+        pin_mut!(reader);
+        pin_mut!(writer);
+        while let Some(chunk) = reader.try_next().await.map_err(failed)? {
+            report.bytes += chunk.len() as u64;
+            writer.send(chunk).await.map_err(failed)?;
+            on_progress(CopyProgress {
+                table: &table.label,
+                table_index,
+                bytes: report.bytes,
+                rows: report.rows,
+            });
+        }
+        let rows = writer.finish().await.map_err(failed)?;
+        report.rows += rows;
+        report.tables.push((table.label.clone(), rows));
+    }
+    for sql in &spec.joiner_finish_sql {
+        target.batch_execute(sql).await.map_err(on_joiner)?;
+    }
+    // The donor's snapshot was only read; ending it first keeps no snapshot open while the
+    // joiner commits.
+    source.commit().await.map_err(on_donor)?;
+    target.commit().await.map_err(on_joiner)?;
+    Ok(report)
+}
+
+/// `1.5 MiB`-style size for messages.
+pub fn describe_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsns_parse_and_print_as_postgres_does() {
+        let lsn = Lsn::parse("16/B374D848").expect("parses");
+        assert_eq!(lsn, Lsn(0x16_B374_D848));
+        assert_eq!(lsn.to_string(), "16/B374D848");
+        assert_eq!(Lsn::parse("0/0"), Some(Lsn(0)));
+        assert!(Lsn::parse("0/1") < Lsn::parse("1/0"));
+        for bad in ["", "16", "x/1", "1/x", "1/2/3", "100000000/0"] {
+            assert_eq!(Lsn::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(describe_bytes(512), "512 B");
+        assert_eq!(describe_bytes(1536), "1.5 KiB");
+        assert_eq!(describe_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

@@ -17,4 +17,4 @@ pub use binaries::{
 pub use error::{SandboxError, INSTALL_HINT};
 pub use metadata::METADATA_FILE;
 pub use sandbox::{free_ports, validate_specs, NodeStatus, Sandbox, SandboxNodeSpec};
-pub use settings::{client_auth, server_settings, ReplicationCapacity};
+pub use settings::{client_auth, server_settings, ReplicationCapacity, SANDBOX_MESH_HEADROOM};

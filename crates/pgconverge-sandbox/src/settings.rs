@@ -12,6 +12,10 @@ const SYNC_WORKERS_PER_SUBSCRIPTION: u32 = 2;
 const PARALLEL_APPLY_WORKERS_PER_SUBSCRIPTION: u32 = 2;
 /// Slots and WAL senders beyond the mesh: pg_recvlogical, pg_basebackup, a joining node.
 const TOOL_HEADROOM: u32 = 6;
+/// The sandbox sizes every server for a mesh of at least this many nodes, so that nodes can
+/// join a running sandbox without restarting the servers already in it (a restart would
+/// disconnect every client writing to them).
+pub const SANDBOX_MESH_HEADROOM: usize = 8;
 /// PostgreSQL's default max_parallel_workers: parallel queries share the worker pool.
 const PARALLEL_QUERY_WORKERS: u32 = 8;
 
@@ -48,9 +52,10 @@ impl ReplicationCapacity {
     }
 }
 
-/// Contents of `pgconverge.conf` for a node listening on `port` in a mesh of `mesh_size`.
+/// Contents of `pgconverge.conf` for a node listening on `port` in a mesh of `mesh_size`,
+/// with room for the mesh to grow to [`SANDBOX_MESH_HEADROOM`] nodes.
 pub fn server_settings(port: u16, mesh_size: usize) -> String {
-    let capacity = ReplicationCapacity::for_mesh(mesh_size);
+    let capacity = ReplicationCapacity::for_mesh(mesh_size.max(SANDBOX_MESH_HEADROOM));
     format!(
         "# Written by `pgconverge sandbox up`; rewritten on every run.\n\
          listen_addresses = '127.0.0.1'\n\
@@ -143,6 +148,22 @@ mod tests {
         assert_eq!(
             ReplicationCapacity::for_mesh(0),
             ReplicationCapacity::for_mesh(2)
+        );
+    }
+
+    #[test]
+    fn a_growing_mesh_keeps_the_settings_servers_run_with() {
+        // Settings that change would restart every running server of the sandbox.
+        for mesh in 1..=SANDBOX_MESH_HEADROOM {
+            assert_eq!(
+                server_settings(15432, mesh),
+                server_settings(15432, 1),
+                "{mesh}"
+            );
+        }
+        assert_ne!(
+            server_settings(15432, SANDBOX_MESH_HEADROOM + 1),
+            server_settings(15432, 1)
         );
     }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use pgconverge_sandbox::{
     NodeStatus, PgBinaries, ReplicationCapacity, Sandbox, SandboxError, SandboxNodeSpec,
+    SANDBOX_MESH_HEADROOM,
 };
 
 fn repo_root() -> PathBuf {
@@ -153,7 +154,7 @@ fn two_nodes_lifecycle() {
     let first_pids: Vec<Option<u32>> = up.iter().map(|s| s.pid).collect();
 
     // Settings took effect; n1 trusts loopback, n2 wants its password.
-    let capacity = ReplicationCapacity::for_mesh(2);
+    let capacity = ReplicationCapacity::for_mesh(SANDBOX_MESH_HEADROOM);
     let settings = psql(
         ports[0],
         None,
@@ -216,6 +217,20 @@ fn two_nodes_lifecycle() {
     );
     drop(blocker);
 
+    // A node joining the sandbox leaves the running servers alone: restarting them would
+    // disconnect every client writing to them.
+    let pid_of = |statuses: &[NodeStatus], name: &str| by_name(statuses, name).pid;
+    let before = sandbox.status().expect("status");
+    let grown = sandbox.up(&three, 3).expect("up with a third node");
+    for name in ["n1", "n2"] {
+        assert_eq!(
+            pid_of(&grown, name),
+            pid_of(&before, name),
+            "{name} restarted"
+        );
+    }
+    assert!(by_name(&grown, "n3").running);
+
     // A server that cannot start reports the tail of its log.
     sandbox.stop_node("n1").expect("stop n1");
     let conf = sandbox.root().join("n1/data/postgresql.conf");
@@ -231,10 +246,10 @@ fn two_nodes_lifecycle() {
         .start_node("n1")
         .expect("start n1 after fixing config");
 
-    // down stops every recorded server, n3 included if it ever started.
+    // down stops every recorded server.
     let mut stopped = sandbox.down().expect("down");
     stopped.sort();
-    assert_eq!(stopped, vec!["n1".to_string(), "n2".to_string()]);
+    assert_eq!(stopped, vec!["n1", "n2", "n3"]);
     assert!(sandbox.status().expect("status").iter().all(|s| !s.running));
     assert_eq!(sandbox.down().expect("second down"), Vec::<String>::new());
 

@@ -57,6 +57,23 @@ pub struct NodeCatalog {
     pub subscriptions: BTreeMap<String, SubscriptionCatalog>,
     /// Replication slots on this server (all databases), by name.
     pub slots: BTreeMap<String, SlotCatalog>,
+    /// The node's record of having joined the mesh (`_pgconverge.membership`), written in the
+    /// same transaction as the copy that bootstrapped it, or when the node first joined a mesh
+    /// with nothing to copy. `None`: never joined.
+    pub membership: Option<MembershipCatalog>,
+}
+
+/// A node's membership record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MembershipCatalog {
+    pub node: String,
+    /// The node its rows were copied from; `None` when it joined with nothing to copy.
+    pub donor: Option<String>,
+    /// When it joined, as PostgreSQL prints a `timestamptz`.
+    pub joined_at: String,
+    /// Rows copied when it joined.
+    pub copied_rows: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +103,9 @@ pub struct TableCatalog {
     pub triggers: Vec<TriggerCatalog>,
     /// Estimated row count (`reltuples`, -1 when never analysed).
     pub estimated_rows: i64,
+    /// Estimated size of the table's rows in bytes (`relpages` × block size, as of the last
+    /// VACUUM or ANALYZE; 0 before either).
+    pub estimated_bytes: i64,
 }
 
 impl TableCatalog {

@@ -3,6 +3,9 @@
 
 /// Schema holding pgconverge's functions, tombstones, claims, change log and conflict ledger.
 pub const INTERNAL_SCHEMA: &str = "_pgconverge";
+/// Table in [`INTERNAL_SCHEMA`] holding the node's membership record (see
+/// `catalog::MembershipCatalog`).
+pub const MEMBERSHIP_TABLE: &str = "membership";
 /// Prefix reserved for columns pgconverge adds to replicated tables.
 pub const RESERVED_COLUMN_PREFIX: &str = "_pgc_";
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1), in bytes.

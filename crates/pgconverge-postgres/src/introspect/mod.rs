@@ -22,8 +22,9 @@ use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
 use futures_util::TryStreamExt;
+use pgconverge_model::catalog::MembershipCatalog;
 use pgconverge_model::catalog::{FunctionCatalog, QualifiedName};
-use pgconverge_model::naming::FUNCTION_COMMENT_PREFIX;
+use pgconverge_model::naming::{FUNCTION_COMMENT_PREFIX, INTERNAL_SCHEMA, MEMBERSHIP_TABLE};
 use pgconverge_model::{NodeCatalog, NodeConfig};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
@@ -242,6 +243,13 @@ async fn read_catalog(
     tables::attach_indexes(&mut tables, indexes.valid, &definition_rows)?;
     tables::attach_invalid_indexes(&mut tables, indexes.invalid);
     tables::attach_triggers(&mut tables, &trigger_rows)?;
+    let membership = if tables.contains_key(&QualifiedName::new(INTERNAL_SCHEMA, MEMBERSHIP_TABLE))
+    {
+        let rows = query(client, "membership", MEMBERSHIP_SQL, &[]).await?;
+        decode_membership(&rows)?
+    } else {
+        None
+    };
 
     Ok(NodeCatalog {
         server_version_num: server.version_num,
@@ -255,7 +263,22 @@ async fn read_catalog(
         publications: decode::decode_publications(&publication_rows)?,
         subscriptions: decode::decode_subscriptions(&subscription_rows)?,
         slots: decode::decode_slots(&slot_rows)?,
+        membership,
     })
+}
+
+/// The membership table holds one row, the node's own; an empty table means not joined.
+fn decode_membership(rows: &[Row]) -> Result<Option<MembershipCatalog>, IntrospectError> {
+    const WHAT: &str = "membership";
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(MembershipCatalog {
+        node: get(row, 0, WHAT)?,
+        donor: get(row, 1, WHAT)?,
+        joined_at: get(row, 2, WHAT)?,
+        copied_rows: get::<Option<i64>>(row, 3, WHAT)?.unwrap_or(0),
+    }))
 }
 
 /// The functions, decoded as their rows arrive: neither all rows nor all bodies twice are

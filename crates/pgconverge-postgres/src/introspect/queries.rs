@@ -35,7 +35,8 @@ WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'";
 pub(super) const TABLES_SQL: &str = "
 SELECT n.nspname::text, c.relname::text, c.relreplident::text, c.reltuples::float8,
        cols.names, cols.types, cols.not_nulls, cols.defaults, cols.attnums,
-       cols.quoted_names, cols.type_oids, cols.collations, c.relkind = 'p'
+       cols.quoted_names, cols.type_oids, cols.collations, c.relkind = 'p',
+       c.relpages::int8 * pg_catalog.current_setting('block_size')::int8
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN LATERAL (
@@ -242,3 +243,7 @@ pub(super) const SLOTS_SQL: &str = "
 SELECT slot_name::text, plugin::text, slot_type, database::text, active, wal_status,
        confirmed_flush_lsn::text
 FROM pg_catalog.pg_replication_slots";
+
+/// The node's membership record, read only when `_pgconverge.membership` exists.
+pub(super) const MEMBERSHIP_SQL: &str = "
+SELECT node, donor, joined_at::text, copied_rows FROM _pgconverge.membership ORDER BY node";

@@ -109,6 +109,7 @@ pub(super) fn decode_tables(
                 partitioned: get(row, 12, WHAT)?,
                 // `as` saturates; reltuples is a float estimate, -1 when never analysed.
                 estimated_rows: reltuples as i64,
+                estimated_bytes: get(row, 13, WHAT)?,
                 ..TableCatalog::default()
             },
         );

@@ -56,6 +56,11 @@ pub enum ObjectAddress {
     Slot {
         name: String,
     },
+    /// The node's membership of the mesh (its row in `_pgconverge.membership`): created by
+    /// joining (with a bootstrap copy when the mesh holds data), deleted by draining it.
+    Membership {
+        node: String,
+    },
 }
 
 /// Why a text is not an object address.
@@ -67,7 +72,7 @@ pub struct AddressParseError {
 }
 
 /// Kind words, longest first so `replica identity` is tried before any one-word kind.
-const KINDS: [&str; 11] = [
+const KINDS: [&str; 12] = [
     "replica identity",
     "schema",
     "table",
@@ -79,6 +84,7 @@ const KINDS: [&str; 11] = [
     "publication",
     "subscription",
     "slot",
+    "membership",
 ];
 
 impl ObjectAddress {
@@ -96,6 +102,7 @@ impl ObjectAddress {
             ObjectAddress::Publication { .. } => "publication",
             ObjectAddress::Subscription { .. } => "subscription",
             ObjectAddress::Slot { .. } => "slot",
+            ObjectAddress::Membership { .. } => "membership",
         }
     }
 
@@ -105,7 +112,8 @@ impl ObjectAddress {
             ObjectAddress::Schema { name }
             | ObjectAddress::Publication { name }
             | ObjectAddress::Subscription { name }
-            | ObjectAddress::Slot { name } => name.clone(),
+            | ObjectAddress::Slot { name }
+            | ObjectAddress::Membership { node: name } => name.clone(),
             ObjectAddress::Table { table } | ObjectAddress::ReplicaIdentity { table } => {
                 dotted(&[&table.schema, &table.name])
             }
@@ -163,6 +171,7 @@ impl FromStr for ObjectAddress {
             "publication" => ObjectAddress::Publication { name: single() },
             "subscription" => ObjectAddress::Subscription { name: single() },
             "slot" => ObjectAddress::Slot { name: single() },
+            "membership" => ObjectAddress::Membership { node: single() },
             "table" => ObjectAddress::Table {
                 table: qualified(name)?,
             },

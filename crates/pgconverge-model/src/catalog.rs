@@ -72,8 +72,6 @@ pub struct MembershipCatalog {
     pub donor: Option<String>,
     /// When it joined, as PostgreSQL prints a `timestamptz`.
     pub joined_at: String,
-    /// Rows copied when it joined.
-    pub copied_rows: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

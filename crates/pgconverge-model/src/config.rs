@@ -23,7 +23,7 @@ pub struct ClusterConfig {
 }
 
 /// One PostgreSQL server (one database on it) taking part in the mesh.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// Node name: lowercase letters, digits and `_`, starting with a letter. Used in
@@ -63,6 +63,10 @@ pub struct NodeConfig {
     /// Managed elsewhere: pgconverge plans for it but `sandbox` never starts it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
+    /// The node this one copies its rows from when it joins a mesh that holds data (default:
+    /// the first node, in config order, that receives from every other member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub donor: Option<String>,
 }
 
 impl NodeConfig {

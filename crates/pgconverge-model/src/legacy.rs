@@ -325,6 +325,7 @@ fn convert_node(node: LegacyNode) -> NodeConfig {
         password_command: None,
         sslmode: None,
         external: node.external,
+        donor: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! above it, so reading a config flows one way (a test holds each module to its line):
 //! - `catalog`, `config`, `naming`, `types`: use no other module (plain data and rules)
 //! - `address`: catalog (typed addresses of the objects pgconverge manages, and their text)
+//! - `units`: uses none (quantities as plans and progress print them)
 //! - `diagnostics`: uses none (a located problem; merging a load's problems)
 //! - `quick_check`: uses none (the cheap read of a unified file)
 //! - `unified_json`: config
@@ -31,6 +32,7 @@ mod schema_check;
 mod source_map;
 pub mod types;
 mod unified_json;
+pub mod units;
 mod validate;
 
 pub use address::ObjectAddress;

@@ -264,6 +264,21 @@ fn check_nodes(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findings<'
                 "set only one of `password`, `password_env` and `password_command`, so it is clear which password is used",
             );
         }
+        if let Some(donor) = &node.donor {
+            let known = parts.nodes.iter().any(|(_, other)| &other.name == donor);
+            if donor == &node.name || !known {
+                findings.error(
+                    file,
+                    &at.key("donor"),
+                    format!(
+                        "donor {} must name another node of this config: the node {} copies \
+                         its rows from when it joins",
+                        quoted(donor),
+                        quoted(&node.name)
+                    ),
+                );
+            }
+        }
         if let Some(mode) = &node.sslmode {
             if !SSL_MODES.contains(&mode.as_str()) {
                 findings.error(

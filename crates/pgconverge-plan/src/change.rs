@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::address::ObjectAddress;
 use crate::dag::Phase;
 use crate::hazard::Hazard;
+use crate::lifecycle::LifecycleStep;
 use crate::statement::Statement;
 
 /// What a change does to its object, with Terraform's symbols.
@@ -60,4 +61,24 @@ pub struct Change {
     /// The object is one pgconverge manages and it was changed or removed outside pgconverge.
     #[serde(default)]
     pub drift: bool,
+    /// Work beyond the statements that involves other nodes (a join's copy, a drain), run by
+    /// the engine before the statements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleStep>,
+}
+
+impl Change {
+    /// What the plan calls this change: its address, or what joining or leaving does for a
+    /// node's membership (`bootstrap n4 from n1`, `drain n3`).
+    pub fn label(&self) -> String {
+        match (&self.address, &self.lifecycle) {
+            (ObjectAddress::Membership { node }, Some(LifecycleStep::Bootstrap(spec))) => {
+                format!("bootstrap {node} from {}", spec.donor)
+            }
+            (ObjectAddress::Membership { node }, Some(LifecycleStep::Drain(_))) => {
+                format!("drain {node}")
+            }
+            _ => self.address.to_string(),
+        }
+    }
 }

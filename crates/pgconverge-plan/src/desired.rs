@@ -152,7 +152,12 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
     DesiredNode {
         name: node.name.clone(),
         schemas: shared.schemas.clone(),
-        internal_tables: conflict.internal_tables.clone(),
+        internal_tables: conflict
+            .internal_tables
+            .iter()
+            .cloned()
+            .chain([crate::lifecycle::membership_table()])
+            .collect(),
         tables: shared.tables.clone(),
         functions: conflict.node_functions(&node.name),
         triggers: conflict.triggers.clone(),

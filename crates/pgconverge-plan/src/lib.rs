@@ -8,6 +8,7 @@ pub mod dag;
 pub mod desired;
 pub mod diff;
 pub mod hazard;
+pub mod lifecycle;
 pub mod plan;
 pub mod prereq;
 pub mod render;

@@ -16,6 +16,7 @@ use crate::change::Action;
 use crate::dag::{order_changes, CycleError, GraphContext, OrderedChange};
 use crate::desired::{desired_cluster, DesiredNode};
 use crate::diff::{diff_node, NodeDiffInput};
+use crate::lifecycle::{plan_lifecycle, DepartingNode, Departure, LifecycleInput};
 use crate::prereq::{check_node, Blocker};
 
 /// Version of the plan file and of the JSON view; bumped on incompatible changes.
@@ -38,6 +39,9 @@ pub struct Plan {
     /// file's `managed` set). Written as text, as the state file writes it.
     #[serde(with = "pgconverge_model::address::text_sets_by_node")]
     pub managed_after: BTreeMap<String, BTreeSet<ObjectAddress>>,
+    /// Nodes leaving the mesh (in the state, no longer in the config), reachable or not.
+    #[serde(default)]
+    pub departures: Vec<Departure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +64,10 @@ pub struct PlanInput<'a> {
     pub observed: &'a BTreeMap<String, NodeCatalog>,
     /// Objects pgconverge created earlier, per node (from the state file).
     pub managed: &'a BTreeMap<String, BTreeSet<ObjectAddress>>,
+    /// Nodes the state knows that the config no longer names, by name.
+    pub departing: &'a BTreeMap<String, DepartingNode>,
+    /// The donor every joining node copies from, when chosen on the command line.
+    pub donor: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +140,17 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
         }
         changes.extend(node_changes);
     }
+
+    let lifecycle = plan_lifecycle(&LifecycleInput {
+        config: input.config,
+        desired,
+        observed: input.observed,
+        departing: input.departing,
+        managed: input.managed,
+        donor: input.donor,
+    });
+    changes.extend(lifecycle.changes);
+    blockers.extend(lifecycle.blockers);
 
     let node_order: Vec<String> = input.config.nodes.iter().map(|n| n.name.clone()).collect();
     let subscription_publishers: BTreeMap<String, BTreeMap<String, String>> = desired
@@ -215,6 +234,7 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
                 )
             })
             .collect(),
+        departures: lifecycle.departures,
     })
 }
 
@@ -239,6 +259,9 @@ fn managed_addresses(node: &DesiredNode, slots_here: &BTreeSet<String>) -> BTree
     let mut add = |a: ObjectAddress| {
         out.insert(a);
     };
+    add(ObjectAddress::Membership {
+        node: node.name.clone(),
+    });
     for t in &node.internal_tables {
         add(ObjectAddress::Table {
             table: t.name.clone(),
@@ -349,6 +372,9 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         publications: &'a BTreeMap<String, PublicationCatalog>,
         subscriptions: &'a BTreeMap<String, SubscriptionCatalog>,
         slots: Vec<(&'a String, &'a Option<String>, &'a str, &'a Option<String>)>,
+        /// Whether a join is still to happen depends on it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        membership: Option<&'a str>,
     }
     json_sha256(&Structural {
         server_version_num: catalog.server_version_num,
@@ -390,5 +416,6 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
             .iter()
             .map(|(name, s)| (name, &s.plugin, s.slot_type.as_str(), &s.database))
             .collect(),
+        membership: catalog.membership.as_ref().map(|m| m.node.as_str()),
     })
 }

@@ -78,10 +78,13 @@ fn plans_match_snapshots() {
         let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
         let observed = catalogs(&case, &nodes);
         let managed = BTreeMap::new();
+        let departing = BTreeMap::new();
         let plan = make_plan(&PlanInput {
             config: &config,
             observed: &observed,
             managed: &managed,
+            departing: &departing,
+            donor: None,
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
 
@@ -90,6 +93,8 @@ fn plans_match_snapshots() {
             config: &config,
             observed: &observed,
             managed: &managed,
+            departing: &departing,
+            donor: None,
         })
         .expect("second plan");
         assert_eq!(

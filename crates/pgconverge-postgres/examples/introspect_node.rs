@@ -45,6 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             password_command: None,
             sslmode: Some(sslmode.clone()),
             external: false,
+            donor: None,
         };
         let password = resolve_password(&node, &|name| std::env::var(name).ok())?;
         nodes.push((node, password));

@@ -251,6 +251,7 @@ mod tests {
             password_command: None,
             sslmode: Some("disable".into()),
             external: false,
+            donor: None,
         };
         let secret = Secret::new("hunter2-in-config");
         let error = connect(&node, Some(&secret))

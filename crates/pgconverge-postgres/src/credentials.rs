@@ -283,6 +283,7 @@ mod tests {
             password_command: None,
             sslmode: None,
             external: false,
+            donor: None,
         }
     }
 

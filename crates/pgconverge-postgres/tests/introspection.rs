@@ -36,6 +36,7 @@ fn node_config(name: &str, port: u16, db: &str, user: &str) -> NodeConfig {
         password_command: None,
         sslmode: Some("prefer".to_string()),
         external: false,
+        donor: None,
     }
 }
 

@@ -37,7 +37,8 @@ fn every_kind(part: &str) -> Vec<ObjectAddress> {
         },
         ObjectAddress::Publication { name: name.clone() },
         ObjectAddress::Subscription { name: name.clone() },
-        ObjectAddress::Slot { name },
+        ObjectAddress::Slot { name: name.clone() },
+        ObjectAddress::Membership { node: name },
     ]
 }
 

@@ -24,7 +24,15 @@ pub enum Phase {
     Triggers,
     Publication,
     Slots,
+    /// A node joining: its membership record, written with the bootstrap copy when the mesh
+    /// holds data. After its publication and slots (a join interrupted before the copy
+    /// commits is not mistaken for a member: membership is the record), before its
+    /// subscriptions start (they resume from slots made before the copy's snapshot).
+    Membership,
     Subscriptions,
+    /// A node leaving: drained first, so nothing it wrote is lost when the others stop
+    /// subscribing to it.
+    Drain,
     /// Subscriptions go first so nothing arrives while the rest is dropped.
     DropSubscriptions,
     DropTriggers,
@@ -49,6 +57,7 @@ impl Phase {
                 }
                 ObjectAddress::Publication { .. } => Phase::DropPublication,
                 ObjectAddress::Slot { .. } => Phase::DropSlots,
+                ObjectAddress::Membership { .. } => Phase::Drain,
                 _ => Phase::DropTablesAndSchemas,
             };
         }
@@ -64,12 +73,13 @@ impl Phase {
             ObjectAddress::Publication { .. } => Phase::Publication,
             ObjectAddress::Slot { .. } => Phase::Slots,
             ObjectAddress::Subscription { .. } => Phase::Subscriptions,
+            ObjectAddress::Membership { .. } => Phase::Membership,
         }
     }
 
     /// Whether the phase removes objects (and so runs after every creation on its node).
     pub fn is_drop(self) -> bool {
-        self >= Phase::DropSubscriptions
+        self >= Phase::Drain
     }
 }
 

@@ -7,9 +7,12 @@ use std::collections::{BTreeSet, HashMap};
 use pgconverge_model::catalog::QualifiedName;
 use pgconverge_model::naming::INTERNAL_SCHEMA;
 
+use pgconverge_model::naming::subscription_name;
+
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
 use crate::dag::GraphContext;
+use crate::lifecycle::{BootstrapSpec, LifecycleStep};
 
 /// A named ordering rule.
 pub struct Rule {
@@ -60,6 +63,18 @@ pub const RULES: &[Rule] = &[
         add_edges: publication_before_peer_subscriptions,
     },
     Rule {
+        name: "joiner_slots_before_bootstrap",
+        add_edges: joiner_slots_before_bootstrap,
+    },
+    Rule {
+        name: "donor_changes_before_bootstrap",
+        add_edges: donor_changes_before_bootstrap,
+    },
+    Rule {
+        name: "bootstrap_before_joiner_subscribes",
+        add_edges: bootstrap_before_joiner_subscribes,
+    },
+    Rule {
         name: "drops_after_everything_else",
         add_edges: drops_after_everything_else,
     },
@@ -70,6 +85,22 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "subscriptions_dropped_before_publication",
         add_edges: subscriptions_dropped_before_publication,
+    },
+    Rule {
+        name: "drain_before_peers_unsubscribe",
+        add_edges: drain_before_peers_unsubscribe,
+    },
+    Rule {
+        name: "drain_before_departing_slots_drop",
+        add_edges: drain_before_departing_slots_drop,
+    },
+    Rule {
+        name: "drain_before_departing_node_drops",
+        add_edges: drain_before_departing_node_drops,
+    },
+    Rule {
+        name: "peers_unsubscribe_before_departing_publication_and_slots",
+        add_edges: peers_unsubscribe_before_departing_publication_and_slots,
     },
 ];
 
@@ -381,6 +412,133 @@ fn subscriptions_dropped_before_publication(input: &RuleInput<'_>, edges: &mut E
                     let subscription = ObjectAddress::Subscription { name: sub.clone() };
                     edges.add(input.find(subscriber, &subscription), i);
                 }
+            }
+        }
+    }
+}
+
+/// Bootstrap changes with their spec.
+fn bootstraps<'a>(
+    input: &RuleInput<'a>,
+) -> impl Iterator<Item = (usize, &'a Change, &'a BootstrapSpec)> + 'a {
+    input
+        .changes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match &c.lifecycle {
+            Some(LifecycleStep::Bootstrap(spec)) => Some((i, c, spec)),
+            _ => None,
+        })
+}
+
+/// Drain changes: the nodes leaving the mesh, with the index of their drain.
+fn drains<'a>(input: &RuleInput<'a>) -> impl Iterator<Item = (usize, &'a str)> + 'a {
+    input
+        .changes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match &c.lifecycle {
+            Some(LifecycleStep::Drain(_)) => Some((i, c.node.as_str())),
+            _ => None,
+        })
+}
+
+/// A joining node's slots on the members exist before its copy's snapshot: what the members
+/// commit after them is streamed to it, what they committed before is in the copy.
+fn joiner_slots_before_bootstrap(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, _, spec) in bootstraps(input) {
+        let slot = |name: &str| ObjectAddress::Slot {
+            name: name.to_string(),
+        };
+        edges.add(input.find(&spec.donor, &slot(&spec.donor_slot)), i);
+        for wait in &spec.catch_up {
+            edges.add(input.find(&wait.publisher, &slot(&wait.joiner_slot)), i);
+        }
+    }
+}
+
+/// The donor gets every table and column the joiner will have before it is copied.
+fn donor_changes_before_bootstrap(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, _, spec) in bootstraps(input) {
+        for (j, other) in input.creations() {
+            if other.node == spec.donor
+                && !matches!(other.address, ObjectAddress::Membership { .. })
+            {
+                edges.add(Some(j), i);
+            }
+        }
+    }
+}
+
+/// A joining node subscribes only once its copy has committed: its subscriptions resume from
+/// slots made before the copy's snapshot, so they add only what the copy lacks.
+fn bootstrap_before_joiner_subscribes(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, joining, _) in bootstraps(input) {
+        for (j, other) in input.creations() {
+            if other.node == joining.node
+                && matches!(other.address, ObjectAddress::Subscription { .. })
+            {
+                edges.add(Some(i), j);
+            }
+        }
+    }
+}
+
+/// A leaving node is drained before the remaining nodes stop subscribing to it, so nothing it
+/// wrote is left behind.
+fn drain_before_peers_unsubscribe(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, leaving) in drains(input) {
+        for (j, c) in input.drops() {
+            if matches!(&c.address, ObjectAddress::Subscription { name } if *name == subscription_name(&c.node, leaving))
+            {
+                edges.add(Some(i), j);
+            }
+        }
+    }
+}
+
+/// The drain stops the leaving node's subscriptions, whose walsenders hold the slots they use
+/// on the remaining nodes; those slots go after.
+fn drain_before_departing_slots_drop(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, leaving) in drains(input) {
+        for (j, c) in input.drops() {
+            if matches!(&c.address, ObjectAddress::Slot { name } if *name == subscription_name(leaving, &c.node))
+            {
+                edges.add(Some(i), j);
+            }
+        }
+    }
+}
+
+/// A leaving node is drained before any of its own objects go.
+fn drain_before_departing_node_drops(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, leaving) in drains(input) {
+        for (j, c) in input.drops() {
+            if c.node == leaving {
+                edges.add(Some(i), j);
+            }
+        }
+    }
+}
+
+/// The remaining nodes stop subscribing to a leaving node before its publication and the
+/// slots their subscriptions read go.
+fn peers_unsubscribe_before_departing_publication_and_slots(
+    input: &RuleInput<'_>,
+    edges: &mut Edges,
+) {
+    for (i, c) in input.drops() {
+        let ObjectAddress::Subscription { name } = &c.address else {
+            continue;
+        };
+        for (j, d) in input.drops() {
+            let reads_it = match &d.address {
+                ObjectAddress::Slot { name: slot } => slot == name,
+                ObjectAddress::Publication { .. } => *name == subscription_name(&c.node, &d.node),
+                _ => false,
+            };
+            if reads_it && d.node != c.node {
+                edges.add(Some(i), j);
             }
         }
     }

@@ -15,11 +15,11 @@ mod constraints;
 mod functions;
 mod indexes;
 mod internal_tables;
-mod publication;
+pub(crate) mod publication;
 mod replica_identity;
 mod schemas;
-mod slots;
-mod subscriptions;
+pub(crate) mod slots;
+pub(crate) mod subscriptions;
 mod tables;
 mod triggers;
 
@@ -90,6 +90,7 @@ impl NodeDiffInput<'_> {
             body_diff: None,
             hazards: Vec::new(),
             drift: false,
+            lifecycle: None,
         }
     }
 

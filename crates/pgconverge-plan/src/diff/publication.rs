@@ -66,7 +66,7 @@ fn altered(
     Some(c)
 }
 
-pub(super) mod ddl {
+pub(crate) mod ddl {
     use pgconverge_model::catalog::QualifiedName;
 
     use crate::desired::DesiredPublication;

@@ -66,7 +66,8 @@ pub(super) fn diff_orphans(input: &NodeDiffInput<'_>) -> Vec<Change> {
         if slot.active {
             c.hazards.push(Hazard::new(
                 HazardKind::SlotActive,
-                "the slot is active: dropping fails until its subscriber disconnects",
+                "the slot is active: the walsender serving it is terminated, so its subscriber \
+                 loses the connection",
             ));
         }
         out.push(c);
@@ -74,8 +75,11 @@ pub(super) fn diff_orphans(input: &NodeDiffInput<'_>) -> Vec<Change> {
     out
 }
 
-pub(super) mod ddl {
+pub(crate) mod ddl {
     use pgconverge_sql::quote_literal;
+
+    /// Attempts at dropping a slot whose walsender is being terminated, 100 ms apart.
+    const DROP_ATTEMPTS: u32 = 100;
 
     pub fn create_slot_sql(name: &str) -> String {
         format!(
@@ -85,7 +89,30 @@ pub(super) mod ddl {
         )
     }
 
+    /// Drops the slot if it exists. A slot still in use by a subscriber (a node leaving, a
+    /// subscription being dropped elsewhere) cannot be dropped: its walsender is terminated
+    /// and the drop retried until the subscriber has let go.
     pub fn drop_slot_sql(name: &str) -> String {
-        format!("SELECT pg_drop_replication_slot({})", quote_literal(name))
+        let slot = quote_literal(name);
+        format!(
+            "DO $pgc$\n\
+             DECLARE\n  attempt int := 0;\n\
+             BEGIN\n  \
+               LOOP\n    \
+                 PERFORM pg_catalog.pg_terminate_backend(active_pid) \
+                 FROM pg_catalog.pg_replication_slots \
+                 WHERE slot_name = {slot} AND active_pid IS NOT NULL;\n    \
+                 IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots \
+                 WHERE slot_name = {slot}) THEN\n      RETURN;\n    END IF;\n    \
+                 BEGIN\n      \
+                   PERFORM pg_catalog.pg_drop_replication_slot({slot});\n      RETURN;\n    \
+                 EXCEPTION WHEN object_in_use THEN\n      \
+                   attempt := attempt + 1;\n      \
+                   IF attempt >= {DROP_ATTEMPTS} THEN\n        RAISE;\n      END IF;\n      \
+                   PERFORM pg_catalog.pg_sleep(0.1);\n    \
+                 END;\n  \
+               END LOOP;\n\
+             END\n$pgc$"
+        )
     }
 }

@@ -138,7 +138,7 @@ fn conninfo_differences(sub: &DesiredSubscription, live: &str) -> Vec<String> {
         .collect()
 }
 
-pub(super) mod ddl {
+pub(crate) mod ddl {
     use crate::desired::DesiredSubscription;
     use crate::statement::{Segment, Statement};
     use pgconverge_sql::{quote_ident, quote_literal};

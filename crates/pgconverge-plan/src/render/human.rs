@@ -87,23 +87,41 @@ pub fn render(plan: &Plan, color: bool) -> String {
         return out;
     }
     let _ = writeln!(out, "pgconverge will perform the following actions:");
-    for node in &plan.nodes {
+    let configured = plan.nodes.iter().map(|node| {
+        (
+            node.name.as_str(),
+            format!("Node {} ({})", node.name, node.address),
+        )
+    });
+    let departing = plan.departures.iter().map(|d| {
+        let heading = match &d.unreachable {
+            None => format!("Node {} (leaving the mesh)", d.node),
+            Some(error) => format!(
+                "Node {} (leaving the mesh) — {} is unreachable: {error}\n  Its own \
+                 subscriptions and publication are left as they are; the other nodes stop \
+                 replicating with it and pgconverge forgets it.",
+                d.node, d.node
+            ),
+        };
+        (d.node.as_str(), heading)
+    });
+    for (name, heading) in configured.chain(departing) {
         let steps: Vec<&OrderedChange> = plan
             .steps
             .iter()
-            .filter(|s| s.change.node == node.name)
+            .filter(|s| s.change.node == name)
             .collect();
-        if steps.is_empty() {
+        let leaving_unreachable = plan
+            .departures
+            .iter()
+            .any(|d| d.node == name && d.unreachable.is_some());
+        if steps.is_empty() && !leaving_unreachable {
             continue;
         }
-        let _ = writeln!(
-            out,
-            "\n{}",
-            p.bold(&format!("Node {} ({})", node.name, node.address))
-        );
+        let _ = writeln!(out, "\n{}", p.bold(&heading));
         for s in steps {
             let c = &s.change;
-            let mut line = format!("  {} {}", p.action(c.action), c.address);
+            let mut line = format!("  {} {}", p.action(c.action), c.label());
             match (&c.reason, c.action) {
                 (Some(reason), Action::Replace) => {
                     line.push_str(&format!("  # forces replacement: {reason}"))

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::hazard::HazardKind;
+use crate::lifecycle::{BootstrapSpec, LifecycleStep};
 use crate::plan::Plan;
 
 /// A pgconverge plan, as printed by `pgconverge plan --json`.
@@ -20,7 +21,48 @@ pub struct PlanView {
     pub blockers: Vec<BlockerView>,
     /// Steps in execution order (grouped by node).
     pub changes: Vec<ChangeView>,
+    /// Nodes leaving the mesh (known to the state, no longer configured).
+    pub departures: Vec<DepartureView>,
     pub summary: SummaryView,
+}
+
+/// A node leaving the mesh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DepartureView {
+    pub node: String,
+    pub reachable: bool,
+    /// Why it could not be read, when it could not.
+    pub error: Option<String>,
+}
+
+/// What a joining node's bootstrap copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BootstrapView {
+    /// The member the rows are copied from.
+    pub donor: String,
+    /// Why that member.
+    pub donor_choice: String,
+    /// Members whose changes the donor must have applied before the copy (all but the donor).
+    pub waits_for: Vec<String>,
+    pub tables: Vec<TableCopyView>,
+    /// Sum of the donor's estimates; null when a table was never analysed.
+    pub estimated_rows: Option<i64>,
+    pub estimated_bytes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TableCopyView {
+    /// `schema.table`.
+    pub table: String,
+    pub estimated_rows: Option<i64>,
+    pub estimated_bytes: i64,
+}
+
+/// What a leaving node's drain waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DrainView {
+    /// Remaining nodes that must apply everything the leaving node wrote.
+    pub subscribers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -48,8 +90,11 @@ pub struct ChangeView {
     pub node: String,
     /// `<kind> <name>`, e.g. `table public.users`.
     pub address: String,
+    /// What the human plan calls the step: the address, or `bootstrap n4 from n1`,
+    /// `drain n3` for a node joining or leaving.
+    pub label: String,
     /// Object kind: schema, table, column, constraint, index, replica identity, function,
-    /// trigger, publication, subscription, slot.
+    /// trigger, publication, subscription, slot, membership.
     pub kind: String,
     pub name: String,
     /// Terraform-style actions: `["create"]`, `["update"]`, `["delete"]`,
@@ -69,6 +114,10 @@ pub struct ChangeView {
     pub sql: Vec<String>,
     /// Unified diff of a changed function body.
     pub body_diff: Option<String>,
+    /// Set for a node joining a mesh that holds data.
+    pub bootstrap: Option<BootstrapView>,
+    /// Set for a node leaving the mesh.
+    pub drain: Option<DrainView>,
 }
 
 /// One hazard of a change: `{ "kind": "table_rewrite", "message": "…" }`.
@@ -148,6 +197,26 @@ impl PlanView {
                     depends_on: s.depends_on.clone(),
                     sql: s.change.statements.iter().map(|st| st.redacted()).collect(),
                     body_diff: s.change.body_diff.clone(),
+                    label: s.change.label(),
+                    bootstrap: match &s.change.lifecycle {
+                        Some(LifecycleStep::Bootstrap(spec)) => Some(bootstrap_view(spec)),
+                        _ => None,
+                    },
+                    drain: match &s.change.lifecycle {
+                        Some(LifecycleStep::Drain(spec)) => Some(DrainView {
+                            subscribers: spec.waits.iter().map(|w| w.subscriber.clone()).collect(),
+                        }),
+                        _ => None,
+                    },
+                })
+                .collect(),
+            departures: plan
+                .departures
+                .iter()
+                .map(|d| DepartureView {
+                    node: d.node.clone(),
+                    reachable: d.unreachable.is_none(),
+                    error: d.unreachable.clone(),
                 })
                 .collect(),
             summary: SummaryView {
@@ -156,6 +225,25 @@ impl PlanView {
                 destroy: summary.destroy,
             },
         }
+    }
+}
+
+fn bootstrap_view(spec: &BootstrapSpec) -> BootstrapView {
+    BootstrapView {
+        donor: spec.donor.clone(),
+        donor_choice: spec.donor_choice.clone(),
+        waits_for: spec.catch_up.iter().map(|w| w.publisher.clone()).collect(),
+        tables: spec
+            .tables
+            .iter()
+            .map(|t| TableCopyView {
+                table: t.table.to_string(),
+                estimated_rows: t.estimated_rows,
+                estimated_bytes: t.estimated_bytes,
+            })
+            .collect(),
+        estimated_rows: spec.estimated_rows,
+        estimated_bytes: spec.estimated_bytes,
     }
 }
 

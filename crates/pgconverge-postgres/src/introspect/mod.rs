@@ -277,7 +277,6 @@ fn decode_membership(rows: &[Row]) -> Result<Option<MembershipCatalog>, Introspe
         node: get(row, 0, WHAT)?,
         donor: get(row, 1, WHAT)?,
         joined_at: get(row, 2, WHAT)?,
-        copied_rows: get::<Option<i64>>(row, 3, WHAT)?.unwrap_or(0),
     }))
 }
 

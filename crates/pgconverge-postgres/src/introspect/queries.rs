@@ -246,4 +246,4 @@ FROM pg_catalog.pg_replication_slots";
 
 /// The node's membership record, read only when `_pgconverge.membership` exists.
 pub(super) const MEMBERSHIP_SQL: &str = "
-SELECT node, donor, joined_at::text, copied_rows FROM _pgconverge.membership ORDER BY node";
+SELECT node, donor, joined_at::text FROM _pgconverge.membership ORDER BY node";

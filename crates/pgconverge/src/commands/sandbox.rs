@@ -73,6 +73,7 @@ fn up(global: &GlobalArgs, count: Option<u16>, pg_bin: Option<&Path>) -> Result<
                     password_command: None,
                     sslmode: Some("disable".into()),
                     external: false,
+                    donor: None,
                 })
                 .collect();
             let config = ClusterConfig {

@@ -20,6 +20,7 @@ fn change(node: &str, address: ObjectAddress, action: Action) -> Change {
         body_diff: None,
         hazards: Vec::new(),
         drift: false,
+        lifecycle: None,
     }
 }
 
@@ -299,4 +300,144 @@ fn subscriptions_are_dropped_before_publication() {
         .subscribes("c", "c_from_a", "a");
     let edges = edges_of(subscriptions_dropped_before_publication, &changes, &facts);
     assert_eq!(edges, set(&[(0, 1)]));
+}
+
+fn slot(name: &str) -> ObjectAddress {
+    ObjectAddress::Slot {
+        name: name.to_string(),
+    }
+}
+
+fn membership(node: &str) -> ObjectAddress {
+    ObjectAddress::Membership {
+        node: node.to_string(),
+    }
+}
+
+/// `joiner` bootstrapping from `donor`, the other members being `others`.
+fn bootstrap(joiner: &str, donor: &str, others: &[&str]) -> Change {
+    use crate::lifecycle::{BootstrapSpec, CatchUpWait, LifecycleStep};
+    let mut c = create(joiner, membership(joiner));
+    c.lifecycle = Some(LifecycleStep::Bootstrap(BootstrapSpec {
+        donor: donor.to_string(),
+        donor_choice: String::new(),
+        donor_slot: format!("pgc_{joiner}_from_{donor}"),
+        catch_up: others
+            .iter()
+            .map(|p| CatchUpWait {
+                publisher: p.to_string(),
+                joiner_slot: format!("pgc_{joiner}_from_{p}"),
+                donor_slot: format!("pgc_{donor}_from_{p}"),
+            })
+            .collect(),
+        tables: Vec::new(),
+        joiner_setup_sql: Vec::new(),
+        joiner_finish_sql: Vec::new(),
+        estimated_rows: Some(0),
+        estimated_bytes: 0,
+    }));
+    c
+}
+
+fn drain(leaving: &str) -> Change {
+    use crate::lifecycle::{DrainSpec, LifecycleStep};
+    let mut c = drop(leaving, membership(leaving));
+    c.lifecycle = Some(LifecycleStep::Drain(DrainSpec { waits: Vec::new() }));
+    c
+}
+
+#[test]
+fn joiner_slots_come_before_its_bootstrap() {
+    let changes = [
+        create("n1", slot("pgc_n4_from_n1")),
+        create("n2", slot("pgc_n4_from_n2")),
+        create("n2", slot("pgc_n1_from_n2")),
+        bootstrap("n4", "n1", &["n2"]),
+    ];
+    let edges = edges_of(joiner_slots_before_bootstrap, &changes, &Facts::default());
+    assert_eq!(edges, set(&[(0, 3), (1, 3)]));
+}
+
+#[test]
+fn donor_changes_come_before_the_copy() {
+    let changes = [
+        create("n1", table("public", "t")),
+        create("n2", table("public", "t")),
+        create("n1", membership("n1")),
+        bootstrap("n4", "n1", &[]),
+    ];
+    let edges = edges_of(donor_changes_before_bootstrap, &changes, &Facts::default());
+    assert_eq!(edges, set(&[(0, 3)]));
+}
+
+#[test]
+fn bootstrap_comes_before_the_joiner_subscribes() {
+    let changes = [
+        bootstrap("n4", "n1", &[]),
+        create("n4", subscription("pgc_n4_from_n1")),
+        create("n1", subscription("pgc_n1_from_n4")),
+    ];
+    let edges = edges_of(
+        bootstrap_before_joiner_subscribes,
+        &changes,
+        &Facts::default(),
+    );
+    assert_eq!(edges, set(&[(0, 1)]));
+}
+
+#[test]
+fn drain_comes_before_peers_unsubscribe() {
+    let changes = [
+        drain("n3"),
+        drop("n1", subscription("pgc_n1_from_n3")),
+        drop("n1", subscription("pgc_n1_from_n2")),
+    ];
+    let edges = edges_of(drain_before_peers_unsubscribe, &changes, &Facts::default());
+    assert_eq!(edges, set(&[(0, 1)]));
+}
+
+#[test]
+fn drain_comes_before_the_slots_the_leaving_node_used() {
+    let changes = [
+        drain("n3"),
+        drop("n1", slot("pgc_n3_from_n1")),
+        drop("n1", slot("pgc_n2_from_n1")),
+    ];
+    let edges = edges_of(
+        drain_before_departing_slots_drop,
+        &changes,
+        &Facts::default(),
+    );
+    assert_eq!(edges, set(&[(0, 1)]));
+}
+
+#[test]
+fn drain_comes_before_the_leaving_nodes_own_drops() {
+    let changes = [
+        drain("n3"),
+        drop("n3", publication()),
+        drop("n1", publication()),
+    ];
+    let edges = edges_of(
+        drain_before_departing_node_drops,
+        &changes,
+        &Facts::default(),
+    );
+    assert_eq!(edges, set(&[(0, 1)]));
+}
+
+#[test]
+fn peers_unsubscribe_before_the_leaving_nodes_publication_and_slots() {
+    let changes = [
+        drop("n1", subscription("pgc_n1_from_n3")),
+        drop("n3", slot("pgc_n1_from_n3")),
+        drop("n3", publication()),
+        drop("n3", slot("pgc_n2_from_n3")),
+    ];
+    let edges = edges_of(
+        peers_unsubscribe_before_departing_publication_and_slots,
+        &changes,
+        &Facts::default(),
+    );
+    assert_eq!(edges, set(&[(0, 1), (0, 2)]));
 }

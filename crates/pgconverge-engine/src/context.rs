@@ -19,6 +19,8 @@ pub struct Cluster {
     pub(crate) desired: Vec<DesiredNode>,
     pub(crate) secrets: Secrets,
     pub(crate) store: StateStore,
+    /// The donor every joining node copies from, when chosen on the command line.
+    pub(crate) donor: Option<String>,
 }
 
 impl Cluster {
@@ -32,7 +34,14 @@ impl Cluster {
             desired,
             secrets,
             store: StateStore::new(state_path),
+            donor: None,
         })
+    }
+
+    /// Joining nodes copy from `donor` instead of the one the plan would choose.
+    pub fn with_donor(mut self, donor: Option<String>) -> Self {
+        self.donor = donor;
+        self
     }
 
     pub fn config(&self) -> &ClusterConfig {

@@ -43,7 +43,7 @@ impl Cluster {
     }
 
     /// Schemas whose objects pgconverge reads: the internal one and every table schema.
-    fn scope(&self) -> IntrospectScope {
+    pub(crate) fn scope(&self) -> IntrospectScope {
         let mut schemas: Vec<String> = vec![INTERNAL_SCHEMA.to_string()];
         for table in &self.config.tables {
             if !schemas.contains(&table.schema) {

@@ -14,19 +14,24 @@
 //!   runs the steps, `record` writes the state, `proof` plans again afterwards.
 //! - `error`: [`EngineError`], every way an operation can fail.
 //!
-//! Node lifecycle (bootstrap, join, removal) belongs in a `lifecycle` module beside `apply`,
-//! taking the same lock and recording through `apply::record`. Read-only operations (status,
-//! verify) belong in an `operations` module built on `introspection` and `planning`.
+//! - `lifecycle`: the steps that involve more nodes than their own (a joining node's
+//!   bootstrap, a leaving node's drain), run by `apply::executor`, and the reading of the
+//!   nodes that leave the mesh.
+//!
+//! Read-only operations (status, verify) belong in an `operations` module built on
+//! `introspection` and `planning`.
 
 mod apply;
 mod context;
 mod error;
 mod introspection;
+mod lifecycle;
 pub mod plan_file;
 mod planning;
 
-pub use apply::{ApplyObserver, ApplyOutcome, ApplySession, StepEvent};
+pub use apply::{ApplyObserver, ApplyOutcome, ApplySession, StepEvent, StepProgress};
 pub use context::{resolve_secrets, Cluster, Secrets};
 pub use error::{EngineError, NodeFailure, StaleReason, StepFailure};
 pub use introspection::Catalogs;
+pub use lifecycle::CATCH_UP_TIMEOUT;
 pub use plan_file::PlanFileError;

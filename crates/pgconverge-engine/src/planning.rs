@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use pgconverge_model::ObjectAddress;
+use pgconverge_plan::lifecycle::DepartingNode;
 use pgconverge_plan::plan::make_plan_for;
 use pgconverge_plan::{Plan, PlanInput};
 use pgconverge_state::StateFile;
@@ -18,13 +19,15 @@ impl Cluster {
     pub async fn plan(&self) -> Result<Plan, EngineError> {
         let state = self.store.load().map_err(EngineError::State)?;
         let catalogs = self.introspect().await?;
-        self.plan_with(&catalogs, state.as_ref())
+        let departing = self.read_departing(state.as_ref()).await;
+        self.plan_with(&catalogs, &departing.nodes, state.as_ref())
     }
 
-    /// The plan for catalogs already read and the given state.
+    /// The plan for catalogs already read, the leaving nodes as read, and the given state.
     pub fn plan_with(
         &self,
         catalogs: &Catalogs,
+        departing: &BTreeMap<String, DepartingNode>,
         state: Option<&StateFile>,
     ) -> Result<Plan, EngineError> {
         let managed = managed_from_state(state);
@@ -33,6 +36,8 @@ impl Cluster {
                 config: &self.config,
                 observed: catalogs,
                 managed: &managed,
+                departing,
+                donor: self.donor.as_deref(),
             },
             &self.desired,
         )

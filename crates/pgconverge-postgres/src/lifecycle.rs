@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{pin_mut, SinkExt, TryStreamExt};
+use pgconverge_model::units::describe_bytes;
 use tokio_postgres::{Client, IsolationLevel};
 
 use crate::query_error::QueryError;
@@ -127,7 +128,7 @@ pub async fn wait_for_confirmed(
     slot: &str,
     target: Lsn,
     timeout: Duration,
-    on_wait: &mut dyn FnMut(u64),
+    on_wait: &mut (dyn FnMut(u64) + Send),
 ) -> Result<(), CatchUpError> {
     let started = Instant::now();
     let mut polls: u32 = 0;
@@ -230,7 +231,7 @@ pub async fn copy_into_joiner(
     donor: &mut Client,
     joiner: &mut Client,
     spec: &CopySpec,
-    on_progress: &mut dyn FnMut(CopyProgress<'_>),
+    on_progress: &mut (dyn FnMut(CopyProgress<'_>) + Send),
 ) -> Result<CopyReport, CopyError> {
     let on_donor = |e: tokio_postgres::Error| CopyError::Donor(QueryError::from(&e));
     let on_joiner = |e: tokio_postgres::Error| CopyError::Joiner(QueryError::from(&e));
@@ -294,22 +295,6 @@ pub async fn copy_into_joiner(
     Ok(report)
 }
 
-/// `1.5 MiB`-style size for messages.
-pub fn describe_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,12 +309,5 @@ mod tests {
         for bad in ["", "16", "x/1", "1/x", "1/2/3", "100000000/0"] {
             assert_eq!(Lsn::parse(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn sizes_read_as_people_write_them() {
-        assert_eq!(describe_bytes(512), "512 B");
-        assert_eq!(describe_bytes(1536), "1.5 KiB");
-        assert_eq!(describe_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use pgconverge_model::address::{text_set, ObjectAddress};
+use pgconverge_model::NodeConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{json_message, StateError};
@@ -14,7 +15,9 @@ use crate::random_id::random_id;
 /// Bump it whenever the shape of [`StateFile`] changes in a way an older build could
 /// misread or would lose on rewrite (any new field included): older builds then refuse the
 /// file with "upgrade pgconverge" instead of silently dropping what they do not know.
-pub const STATE_FORMAT_VERSION: u32 = 1;
+/// 2: each node records how to reach it (`connection`), so a node removed from the config
+/// can still be drained and cleaned up.
+pub const STATE_FORMAT_VERSION: u32 = 2;
 
 /// The pgconverge version recorded in files this build writes.
 pub(crate) const PGCONVERGE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -56,6 +59,21 @@ pub struct NodeState {
     /// Fingerprint of the node's catalog after the last apply, to detect drift.
     #[serde(default)]
     pub catalog_fingerprint: Option<String>,
+    /// The node's entry in the config last applied, without any password (see
+    /// [`NodeState::remember_connection`]): how to reach it once the config no longer names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<NodeConfig>,
+}
+
+impl NodeState {
+    /// Records how to reach `node`. A clear-text password is never written: a node that
+    /// leaves the mesh is reached with its other password sources (environment, command,
+    /// `.pgpass`).
+    pub fn remember_connection(&mut self, node: &NodeConfig) {
+        let mut connection = node.clone();
+        connection.password = None;
+        self.connection = Some(connection);
+    }
 }
 
 /// The outcome of the most recent apply.

@@ -27,6 +27,7 @@ fn populated_state() -> StateFile {
                 },
             ]),
             catalog_fingerprint: Some("sha256:def".to_owned()),
+            connection: None,
         },
     );
     state.nodes.insert("n2".to_owned(), NodeState::default());
@@ -380,4 +381,30 @@ fn save_refuses_to_overwrite_a_newer_serial() {
         "{error:?}"
     );
     assert_eq!(store.load().expect("load"), Some(current));
+}
+
+#[test]
+fn a_node_is_remembered_without_its_password() {
+    let scratch = ScratchDir::new();
+    let store = StateStore::new(scratch.path().join("state.json"));
+    let mut state = StateStore::new_state();
+    let node: pgconverge_model::NodeConfig = serde_json::from_value(serde_json::json!({
+        "name": "n3", "host": "10.0.0.3", "port": 5433, "db": "app", "user": "repl",
+        "password": "hunter2-secret", "password_env": "N3_PASSWORD"
+    }))
+    .expect("node config");
+    state
+        .nodes
+        .entry("n3".to_owned())
+        .or_default()
+        .remember_connection(&node);
+    store.save(&mut state).expect("save");
+    let text = fs::read_to_string(scratch.path().join("state.json")).expect("read");
+    assert!(!text.contains("hunter2-secret"), "{text}");
+    let loaded = store.load().expect("load").expect("a state");
+    let connection = loaded.nodes["n3"].connection.as_ref().expect("connection");
+    assert_eq!(connection.host, "10.0.0.3");
+    assert_eq!(connection.port, Some(5433));
+    assert_eq!(connection.password, None);
+    assert_eq!(connection.password_env.as_deref(), Some("N3_PASSWORD"));
 }

@@ -77,6 +77,9 @@ pub struct PlanArgs {
     /// Exit 0 when in sync, 2 when there are changes, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Nodes joining the mesh copy their rows from NODE (default: chosen by the plan)
+    #[arg(long, value_name = "NODE")]
+    pub donor: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +92,9 @@ pub struct ApplyArgs {
     /// Steps run at once (on different nodes)
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
+    /// Nodes joining the mesh copy their rows from NODE (default: chosen by the plan)
+    #[arg(long, value_name = "NODE")]
+    pub donor: Option<String>,
 }
 
 #[derive(Debug, Args)]

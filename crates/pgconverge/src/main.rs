@@ -8,6 +8,7 @@ mod config_source;
 mod engine_error;
 mod error;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -16,6 +16,7 @@ use tokio_postgres::Client;
 
 use super::observer::{ApplyObserver, StepEvent};
 use crate::context::Secrets;
+use crate::lifecycle::{self, StepContext};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum StepOutcome {
@@ -74,6 +75,8 @@ struct Run {
     permits: Arc<Semaphore>,
     secrets: Arc<Secrets>,
     observer: Arc<dyn ApplyObserver>,
+    /// Every node a step may reach, by name (a bootstrap reaches its donor and the members).
+    nodes: Arc<BTreeMap<String, NodeConfig>>,
 }
 
 impl Run {
@@ -128,7 +131,7 @@ impl Run {
 
 pub(super) async fn execute(
     plan: &Plan,
-    nodes: &[NodeConfig],
+    nodes: &BTreeMap<String, NodeConfig>,
     secrets: &Secrets,
     parallelism: usize,
     observer: Arc<dyn ApplyObserver>,
@@ -140,9 +143,16 @@ pub(super) async fn execute(
         permits: Arc::new(Semaphore::new(parallelism.max(1))),
         secrets: Arc::new(secrets.clone()),
         observer,
+        nodes: Arc::new(nodes.clone()),
     };
     let mut tasks = Vec::new();
-    for node in nodes {
+    let mut with_steps: Vec<&str> = Vec::new();
+    for step in &plan.steps {
+        if !with_steps.contains(&step.change.node.as_str()) {
+            with_steps.push(&step.change.node);
+        }
+    }
+    for node in with_steps.into_iter().filter_map(|n| nodes.get(n)) {
         let steps: Vec<OrderedChange> = plan
             .steps
             .iter()
@@ -219,6 +229,19 @@ async fn run_step(run: &Run, client: &mut Client, step: &OrderedChange) -> Resul
         .collect();
     run.observer.step(step, StepEvent::Started);
     let started = Instant::now();
+    if let Some(lifecycle) = &step.change.lifecycle {
+        let ctx = StepContext {
+            nodes: &run.nodes,
+            secrets: &run.secrets,
+            observer: run.observer.as_ref(),
+            step,
+        };
+        if let Err(message) = lifecycle::run(&ctx, client, lifecycle).await {
+            run.observer
+                .step(step, StepEvent::Failed { message: &message });
+            return Err(message);
+        }
+    }
     match execute_statements(client, &statements, step.change.transactional).await {
         Ok(()) => {
             let elapsed = started.elapsed();

@@ -8,17 +8,20 @@ mod proof;
 mod record;
 mod staleness;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use pgconverge_model::NodeConfig;
 use pgconverge_plan::{Plan, Summary};
 use pgconverge_state::{StateFile, StateLock, StateStore};
 
-pub use observer::{ApplyObserver, StepEvent};
+pub use observer::{ApplyObserver, StepEvent, StepProgress};
 
 use crate::context::Cluster;
 use crate::error::{EngineError, StepFailure};
 use crate::introspection::Catalogs;
+use crate::lifecycle::departing::Departing;
 use crate::plan_file;
 
 /// An apply in progress: the state lock is held until it is dropped or applied, so the
@@ -29,6 +32,7 @@ pub struct ApplySession<'c> {
     _lock: StateLock,
     state: Option<StateFile>,
     catalogs: Catalogs,
+    departing: Departing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,12 +52,14 @@ impl Cluster {
         let lock = lock::take(&self.store, observer.as_ref())?;
         let state = self.store.load().map_err(EngineError::State)?;
         let catalogs = self.introspect().await?;
+        let departing = self.read_departing(state.as_ref()).await;
         Ok(ApplySession {
             cluster: self,
             observer,
             _lock: lock,
             state,
             catalogs,
+            departing,
         })
     }
 }
@@ -61,7 +67,8 @@ impl Cluster {
 impl ApplySession<'_> {
     /// A plan made from the catalogs read when the session began.
     pub fn plan(&self) -> Result<Plan, EngineError> {
-        self.cluster.plan_with(&self.catalogs, self.state.as_ref())
+        self.cluster
+            .plan_with(&self.catalogs, &self.departing.nodes, self.state.as_ref())
     }
 
     /// The plan saved at `path`, refused when the configuration or any node has changed
@@ -94,10 +101,21 @@ impl ApplySession<'_> {
         }
 
         self.observer.steps_starting(plan);
+        // Leaving nodes are reached as the state recorded them.
+        let mut nodes: BTreeMap<String, NodeConfig> = self.departing.connections.clone();
+        nodes.extend(
+            cluster
+                .config
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.clone())),
+        );
+        let mut secrets = self.departing.secrets.clone();
+        secrets.extend(cluster.secrets.clone());
         let report = executor::execute(
             plan,
-            &cluster.config.nodes,
-            &cluster.secrets,
+            &nodes,
+            &secrets,
             parallelism,
             Arc::clone(&self.observer),
         )

@@ -17,6 +17,26 @@ pub trait ApplyObserver: Send + Sync {
 
     /// A step started, was applied or failed.
     fn step(&self, _step: &OrderedChange, _event: StepEvent<'_>) {}
+
+    /// A long step (a bootstrap copy, a drain) moved on. Called often: render cheaply.
+    fn progress(&self, _step: &OrderedChange, _progress: StepProgress<'_>) {}
+}
+
+/// How far a long step has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepProgress<'a> {
+    /// Waiting for a node to apply another's changes (`what`), `behind_bytes` still to go.
+    Waiting { what: &'a str, behind_bytes: u64 },
+    /// Copying `table`; `bytes` copied so far of about `estimated_bytes` (0: unknown), and
+    /// the rows of the tables already finished.
+    Copying {
+        table: &'a str,
+        bytes: u64,
+        estimated_bytes: u64,
+        rows: u64,
+    },
+    /// The copy committed.
+    Copied { rows: u64, bytes: u64 },
 }
 
 /// Reports nothing.

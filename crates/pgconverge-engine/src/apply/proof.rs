@@ -1,5 +1,7 @@
 //! The proof after a successful apply: planning again from fresh catalogs finds nothing.
 
+use std::collections::BTreeMap;
+
 use pgconverge_state::StateFile;
 
 use crate::context::Cluster;
@@ -13,7 +15,8 @@ pub(super) fn prove(
     catalogs: &Catalogs,
     state: &StateFile,
 ) -> Result<(), EngineError> {
-    let again = cluster.plan_with(catalogs, Some(state))?;
+    // Nodes that left are forgotten by a successful apply: nothing is left to plan for them.
+    let again = cluster.plan_with(catalogs, &BTreeMap::new(), Some(state))?;
     if again.has_changes() {
         return Err(EngineError::ProofFailed {
             left: again.steps.into_iter().map(|step| step.change).collect(),

@@ -73,6 +73,14 @@ pub(super) fn save(
     outcome: String,
 ) -> Result<(), EngineError> {
     state.config_fingerprint = Some(config_fingerprint(&cluster.config));
+    // How to reach each node once the config no longer names it (to drain it then).
+    for node in &cluster.config.nodes {
+        state
+            .nodes
+            .entry(node.name.clone())
+            .or_default()
+            .remember_connection(node);
+    }
     for (node, catalog) in catalogs {
         state
             .nodes
@@ -115,6 +123,8 @@ mod tests {
             config: &config,
             observed: &observed,
             managed: &BTreeMap::new(),
+            departing: &BTreeMap::new(),
+            donor: None,
         })
         .expect("plan")
     }

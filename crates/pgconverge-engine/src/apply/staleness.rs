@@ -73,6 +73,7 @@ mod tests {
             blockers: Vec::new(),
             steps: Vec::new(),
             managed_after: BTreeMap::new(),
+            departures: Vec::new(),
         }
     }
 

@@ -4,8 +4,10 @@
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
-use pgconverge_engine::{ApplyObserver, ApplyOutcome, Cluster, StepEvent};
+use pgconverge_engine::{ApplyObserver, ApplyOutcome, Cluster, StepEvent, StepProgress};
+use pgconverge_model::units::{describe_bytes, thousands};
 use pgconverge_plan::dag::OrderedChange;
+use pgconverge_plan::lifecycle::LifecycleStep;
 use pgconverge_plan::render::human;
 use pgconverge_plan::Plan;
 use pgconverge_state::LockInfo;
@@ -14,11 +16,15 @@ use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::config_source::locate_and_load;
 use crate::error::{context, CommandError};
 use crate::output::use_color;
+use crate::progress::ProgressLine;
 
 pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CommandError> {
     let (_, config) = locate_and_load(global)?;
-    let cluster = Cluster::new(config, &global.state)?;
-    let session = cluster.begin_apply(Arc::new(StepPrinter)).await?;
+    let cluster = Cluster::new(config, &global.state)?.with_donor(args.donor.clone());
+    let printer = StepPrinter {
+        progress: ProgressLine::on_terminal(),
+    };
+    let session = cluster.begin_apply(Arc::new(printer)).await?;
     let color = use_color(global);
 
     let plan = match &args.planfile {
@@ -46,8 +52,11 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CommandErr
     Ok(0)
 }
 
-/// Prints a line per finished step (`n1: + table public.users … done (12 ms)`).
-struct StepPrinter;
+/// Prints a line per finished step (`n1: + table public.users … done (12 ms)`), a line when a
+/// long step (a bootstrap, a drain) starts, and its progress on a terminal.
+struct StepPrinter {
+    progress: ProgressLine,
+}
 
 impl ApplyObserver for StepPrinter {
     fn replacing_stale_lock(&self, holder: &LockInfo) {
@@ -64,18 +73,40 @@ impl ApplyObserver for StepPrinter {
     fn step(&self, step: &OrderedChange, event: StepEvent<'_>) {
         let c = &step.change;
         match event {
-            StepEvent::Started => {}
-            StepEvent::Applied { elapsed } => println!(
-                "{}: {} {} … done ({} ms)",
-                c.node,
-                c.action.symbol(),
-                c.address,
-                elapsed.as_millis()
-            ),
+            StepEvent::Started => {
+                if let Some(doing) = long_step_verb(step) {
+                    println!("{}: {} {} … {doing}", c.node, c.action.symbol(), c.label());
+                }
+            }
+            StepEvent::Applied { elapsed } => {
+                self.progress.clear();
+                println!(
+                    "{}: {} {} … done ({} ms)",
+                    c.node,
+                    c.action.symbol(),
+                    c.label(),
+                    elapsed.as_millis()
+                )
+            }
             StepEvent::Failed { .. } => {
-                println!("{}: {} {} … FAILED", c.node, c.action.symbol(), c.address)
+                self.progress.clear();
+                println!("{}: {} {} … FAILED", c.node, c.action.symbol(), c.label())
             }
         }
+    }
+
+    fn progress(&self, step: &OrderedChange, progress: StepProgress<'_>) {
+        if let StepProgress::Copied { rows, bytes } = progress {
+            self.progress.clear();
+            println!(
+                "{}: copied {} rows ({})",
+                step.change.node,
+                thousands(rows as i64),
+                describe_bytes(bytes)
+            );
+            return;
+        }
+        self.progress.show(&step.change.node, progress);
     }
 }
 
@@ -92,4 +123,12 @@ fn confirm() -> Result<bool, CommandError> {
         .read_line(&mut answer)
         .map_err(context("reading the answer"))?;
     Ok(read > 0 && answer.trim() == "yes")
+}
+
+/// What a step that involves other nodes is doing while it runs.
+fn long_step_verb(step: &OrderedChange) -> Option<&'static str> {
+    match step.change.lifecycle.as_ref()? {
+        LifecycleStep::Bootstrap(_) => Some("copying"),
+        LifecycleStep::Drain(_) => Some("draining"),
+    }
 }

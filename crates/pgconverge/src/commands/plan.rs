@@ -11,7 +11,7 @@ use crate::output::use_color;
 
 pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<u8, CommandError> {
     let (_, config) = locate_and_load(global)?;
-    let cluster = Cluster::new(config, &global.state)?;
+    let cluster = Cluster::new(config, &global.state)?.with_donor(args.donor.clone());
     let plan = cluster.plan().await?;
 
     if args.json {

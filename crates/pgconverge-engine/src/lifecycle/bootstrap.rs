@@ -1,0 +1,108 @@
+//! A joining node's bootstrap. The joiner's slots on every member already exist (earlier
+//! steps). First the donor must have applied each other member's changes up to where the
+//! joiner's slot on that member starts; then the donor's rows and registers are copied under
+//! one snapshot into the joiner, in one transaction that also writes its membership record.
+//! Killed at any point, nothing is half-done: the copy commits whole or not at all, the
+//! slots keep their positions until the joiner's subscriptions consume them, and the next
+//! apply plans the bootstrap again until the record exists.
+
+use pgconverge_plan::lifecycle::{BootstrapSpec, CatchUpWait};
+use pgconverge_postgres::lifecycle::{
+    copy_into_joiner, nudge_wal, slot_confirmed_flush, wait_for_confirmed, CopySpec, TableCopy,
+};
+
+use super::{StepContext, CATCH_UP_TIMEOUT};
+use crate::apply::StepProgress;
+
+pub(super) async fn run(ctx: &StepContext<'_>, spec: &BootstrapSpec) -> Result<(), String> {
+    let joiner_name = ctx.step.change.node.as_str();
+    for wait in &spec.catch_up {
+        donor_catches_up(ctx, spec, wait).await?;
+    }
+    let mut donor = ctx.connect(&spec.donor).await?;
+    if slot_confirmed_flush(&donor, &spec.donor_slot)
+        .await
+        .map_err(|e| format!("node {}: {e}", spec.donor))?
+        .is_none()
+    {
+        return Err(format!(
+            "slot {} on {} is missing: run apply again to create it",
+            spec.donor_slot, spec.donor
+        ));
+    }
+    let mut joiner = ctx.connect(joiner_name).await?;
+    let copy = CopySpec {
+        joiner_setup_sql: spec.joiner_setup_sql.clone(),
+        tables: spec
+            .tables
+            .iter()
+            .map(|t| TableCopy {
+                label: t.table.to_string(),
+                copy_out_sql: t.copy_out_sql.clone(),
+                copy_in_sql: t.copy_in_sql.clone(),
+                holds_rows_sql: t.holds_rows_sql.clone(),
+            })
+            .collect(),
+        joiner_finish_sql: spec.joiner_finish_sql.clone(),
+    };
+    let estimated_bytes = spec.estimated_bytes.max(0) as u64;
+    let report = copy_into_joiner(&mut donor, &mut joiner, &copy, &mut |p| {
+        ctx.progress(StepProgress::Copying {
+            table: p.table,
+            bytes: p.bytes,
+            estimated_bytes,
+            rows: p.rows,
+        })
+    })
+    .await
+    .map_err(|e| format!("copying from {} into {joiner_name}: {e}", spec.donor))?;
+    ctx.progress(StepProgress::Copied {
+        rows: report.rows,
+        bytes: report.bytes,
+    });
+    Ok(())
+}
+
+/// Waits until the donor has applied `wait.publisher`'s changes up to the start of the
+/// joiner's slot there: what the publisher committed before that point must be in the copy.
+async fn donor_catches_up(
+    ctx: &StepContext<'_>,
+    spec: &BootstrapSpec,
+    wait: &CatchUpWait,
+) -> Result<(), String> {
+    let publisher = ctx.connect(&wait.publisher).await?;
+    let on_publisher = |e: &dyn std::fmt::Display| format!("node {}: {e}", wait.publisher);
+    let start = slot_confirmed_flush(&publisher, &wait.joiner_slot)
+        .await
+        .map_err(|e| on_publisher(&e))?
+        .ok_or_else(|| {
+            format!(
+                "slot {} on {} is missing: run apply again to create it",
+                wait.joiner_slot, wait.publisher
+            )
+        })?;
+    // Moves the publisher's WAL past `start` so an idle publisher's keepalives carry the
+    // donor's confirmation beyond it.
+    nudge_wal(&publisher).await.map_err(|e| on_publisher(&e))?;
+    let what = format!("{} to apply {}'s changes", spec.donor, wait.publisher);
+    wait_for_confirmed(
+        &publisher,
+        &wait.donor_slot,
+        start,
+        CATCH_UP_TIMEOUT,
+        &mut |behind| {
+            ctx.progress(StepProgress::Waiting {
+                what: &what,
+                behind_bytes: behind,
+            })
+        },
+    )
+    .await
+    .map_err(|e| {
+        format!(
+            "waiting for {what}: {e}; check that subscription {} on {} is enabled and \
+             replicating (pg_stat_subscription)",
+            wait.donor_slot, spec.donor
+        )
+    })
+}

@@ -144,10 +144,24 @@ impl TestCluster {
 
     /// Writes `<dir>/pgconverge.json` holding this cluster's nodes and `tables`.
     pub fn write_config(&self, tables: serde_json::Value) -> PathBuf {
-        let config = serde_json::json!({
+        self.write_config_value(serde_json::json!({
             "nodes": self.nodes_json(),
             "tables": tables,
-        });
+        }))
+    }
+
+    /// Writes `<dir>/pgconverge.json` holding only the nodes `members` (0-based) and `tables`:
+    /// the other servers run but are not (or no longer) in the mesh.
+    pub fn write_config_for(&self, members: &[usize], tables: serde_json::Value) -> PathBuf {
+        let nodes: Vec<serde_json::Value> = members
+            .iter()
+            .map(|&i| self.node(i).config_json())
+            .collect();
+        self.write_config_value(serde_json::json!({ "nodes": nodes, "tables": tables }))
+    }
+
+    /// Writes `config` as `<dir>/pgconverge.json`.
+    pub fn write_config_value(&self, config: serde_json::Value) -> PathBuf {
         let path = self.dir.join("pgconverge.json");
         let text = serde_json::to_string_pretty(&config)
             .unwrap_or_else(|e| panic!("TestCluster: serialising pgconverge.json: {e}"));

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The one command that checks the project: formatting, lints and every test, the integration
 # tests against real PostgreSQL servers. Everything runs on PostgreSQL 18; the tests whose
-# names contain `fresh_apply` or `idempotent` run again on 16 and 17, the older majors
+# names contain one of OLDER_MAJOR_FILTERS (`fresh_apply`, `join_`, …) run again on 16 and 17, the older majors
 # pgconverge supports. Installs PostgreSQL 16, 17 and 18 into .pg/ first when missing.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 readonly OLDER_MAJORS=(16 17)
-readonly OLDER_MAJOR_FILTERS=(fresh_apply idempotent introspect definitions seeded_workloads)
+readonly OLDER_MAJOR_FILTERS=(fresh_apply idempotent introspect definitions seeded_workloads join_)
 
 section() {
     printf '\n==== %s ====\n' "$*"

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{pin_mut, SinkExt, TryStreamExt};
 use pgconverge_model::units::describe_bytes;
 use tokio_postgres::{Client, IsolationLevel};
@@ -164,6 +164,9 @@ pub async fn wait_for_confirmed(
     }
 }
 
+/// Bytes of rows gathered before they are written to the joining node.
+const COPY_BATCH_BYTES: usize = 256 * 1024;
+
 /// One table's copy, as the planner wrote it.
 #[derive(Debug, Clone)]
 pub struct TableCopy {
@@ -271,19 +274,34 @@ pub async fn copy_into_joiner(
             .map_err(failed)?;
         pin_mut!(reader);
         pin_mut!(writer);
+        // The donor sends a message per row; batching them keeps the joiner's side to one
+        // write (and one flush) per COPY_BATCH_BYTES instead of one per row.
+        let mut batch = BytesMut::with_capacity(COPY_BATCH_BYTES);
         while let Some(chunk) = reader.try_next().await.map_err(failed)? {
             report.bytes += chunk.len() as u64;
-            writer.send(chunk).await.map_err(failed)?;
-            on_progress(CopyProgress {
-                table: &table.label,
-                table_index,
-                bytes: report.bytes,
-                rows: report.rows,
-            });
+            batch.extend_from_slice(&chunk);
+            if batch.len() >= COPY_BATCH_BYTES {
+                writer.send(batch.split().freeze()).await.map_err(failed)?;
+                on_progress(CopyProgress {
+                    table: &table.label,
+                    table_index,
+                    bytes: report.bytes,
+                    rows: report.rows,
+                });
+            }
+        }
+        if !batch.is_empty() {
+            writer.send(batch.freeze()).await.map_err(failed)?;
         }
         let rows = writer.finish().await.map_err(failed)?;
         report.rows += rows;
         report.tables.push((table.label.clone(), rows));
+        on_progress(CopyProgress {
+            table: &table.label,
+            table_index,
+            bytes: report.bytes,
+            rows: report.rows,
+        });
     }
     for sql in &spec.joiner_finish_sql {
         target.batch_execute(sql).await.map_err(on_joiner)?;

@@ -71,7 +71,7 @@ impl Cluster {
                     departing
                         .connections
                         .insert(node.name.clone(), node.clone());
-                    DepartingNode::Reachable(catalog)
+                    DepartingNode::Reachable(Box::new(catalog))
                 }
                 Err(error) => DepartingNode::Unreachable {
                     error: error.to_string(),

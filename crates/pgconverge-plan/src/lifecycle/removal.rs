@@ -25,7 +25,7 @@ use pgconverge_sql::{quote_ident, quote_qualified};
 /// A node the state knows and the config no longer names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DepartingNode {
-    Reachable(NodeCatalog),
+    Reachable(Box<NodeCatalog>),
     Unreachable { error: String },
 }
 

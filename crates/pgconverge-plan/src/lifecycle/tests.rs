@@ -141,7 +141,9 @@ fn a_node_new_to_a_mesh_is_bootstrapped_from_a_member_after_the_others_catch_up(
             "_pgconverge.claims"
         ]
     );
-    assert!(spec.tables[0].copy_in_sql.contains("_pgc_version, _pgc_origin"));
+    assert!(spec.tables[0]
+        .copy_in_sql
+        .contains("_pgc_version, _pgc_origin"));
     assert!(spec.joiner_finish_sql[0].contains("VALUES ('n3', 'n1')"));
     assert!(change
         .hazards
@@ -235,7 +237,7 @@ fn a_leaving_node_is_drained_then_loses_what_pgconverge_made_on_it() {
         ]),
     );
     case.departing
-        .insert("n3".into(), DepartingNode::Reachable(leaving));
+        .insert("n3".into(), DepartingNode::Reachable(Box::new(leaving)));
     let plan = case.plan();
     let labels: Vec<String> = plan.changes.iter().map(|c| c.label()).collect();
     assert_eq!(

@@ -1,4 +1,5 @@
-# Shared by the pgbench benchmarks (bench-conflicts.sh, bench-write-path.sh); sourced, not run.
+# Shared by the benchmarks run on a sandbox (bench-conflicts.sh, bench-write-path.sh,
+# bench-join.sh); sourced, not run.
 #
 # After `bench_setup`: $root, $bin (PostgreSQL 18 client and server binaries), $pgconverge (a
 # fresh build) and $work (a scratch directory whose sandbox servers are stopped and which is

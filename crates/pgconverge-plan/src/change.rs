@@ -68,6 +68,29 @@ pub struct Change {
 }
 
 impl Change {
+    /// A change of `address` on `node` by `statements`, run in one transaction, with its
+    /// phase and nothing else set.
+    pub fn new(
+        node: &str,
+        address: ObjectAddress,
+        action: Action,
+        statements: Vec<Statement>,
+    ) -> Change {
+        Change {
+            node: node.to_string(),
+            phase: Phase::of(&address, action),
+            address,
+            action,
+            statements,
+            transactional: true,
+            reason: None,
+            body_diff: None,
+            hazards: Vec::new(),
+            drift: false,
+            lifecycle: None,
+        }
+    }
+
     /// What the plan calls this change: its address, or what joining or leaving does for a
     /// node's membership (`bootstrap n4 from n1`, `drain n3`).
     pub fn label(&self) -> String {

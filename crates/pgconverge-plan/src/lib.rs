@@ -12,12 +12,6 @@ pub mod lifecycle;
 pub mod plan;
 pub mod prereq;
 pub mod render;
-/// Identifier and literal quoting from pgconverge-sql, under the path the planner's modules
-/// use.
-///
-/// `src/sql.rs` is a link to pgconverge-sql's `quote.rs` and is not compiled here: the
-/// generator fingerprint in `conflict/mod.rs` hashes that file's text, so quoting changes
-/// still give generated functions new fingerprints.
 pub mod statement;
 
 pub use address::ObjectAddress;

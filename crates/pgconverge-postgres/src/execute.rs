@@ -1,5 +1,5 @@
-//! Runs a step's statements on a node, in one transaction or one by one, and takes the apply
-//! lock.
+//! Runs a step's statements on a node, in one transaction or one by one; session-level
+//! advisory locks polled rather than waited for.
 
 use tokio_postgres::Client;
 

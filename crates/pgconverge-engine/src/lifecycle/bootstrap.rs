@@ -8,10 +8,10 @@
 
 use pgconverge_plan::lifecycle::{BootstrapSpec, CatchUpWait};
 use pgconverge_postgres::lifecycle::{
-    copy_into_joiner, nudge_wal, slot_confirmed_flush, wait_for_confirmed, CopySpec, TableCopy,
+    copy_into_joiner, nudge_wal, slot_confirmed_flush, CopySpec, TableCopy,
 };
 
-use super::{StepContext, CATCH_UP_TIMEOUT};
+use super::StepContext;
 use crate::apply::StepProgress;
 
 pub(super) async fn run(ctx: &StepContext<'_>, spec: &BootstrapSpec) -> Result<(), String> {
@@ -85,24 +85,6 @@ async fn donor_catches_up(
     // donor's confirmation beyond it.
     nudge_wal(&publisher).await.map_err(|e| on_publisher(&e))?;
     let what = format!("{} to apply {}'s changes", spec.donor, wait.publisher);
-    wait_for_confirmed(
-        &publisher,
-        &wait.donor_slot,
-        start,
-        CATCH_UP_TIMEOUT,
-        &mut |behind| {
-            ctx.progress(StepProgress::Waiting {
-                what: &what,
-                behind_bytes: behind,
-            })
-        },
-    )
-    .await
-    .map_err(|e| {
-        format!(
-            "waiting for {what}: {e}; check that subscription {} on {} is enabled and \
-             replicating (pg_stat_subscription)",
-            wait.donor_slot, spec.donor
-        )
-    })
+    ctx.wait_until_applied(&publisher, &wait.donor_slot, &spec.donor, start, &what)
+        .await
 }

@@ -4,11 +4,10 @@
 //! subscriptions) run after, in the step.
 
 use pgconverge_plan::lifecycle::DrainSpec;
-use pgconverge_postgres::lifecycle::{current_wal_lsn, nudge_wal, wait_for_confirmed};
+use pgconverge_postgres::lifecycle::{current_wal_lsn, nudge_wal};
 use tokio_postgres::Client;
 
-use super::{StepContext, CATCH_UP_TIMEOUT};
-use crate::apply::StepProgress;
+use super::StepContext;
 
 pub(super) async fn run(
     ctx: &StepContext<'_>,
@@ -24,26 +23,8 @@ pub(super) async fn run(
         .map_err(|e| format!("node {node}: {e}"))?;
     for wait in &spec.waits {
         let what = format!("{} to apply {node}'s changes", wait.subscriber);
-        wait_for_confirmed(
-            leaving,
-            &wait.slot,
-            target,
-            CATCH_UP_TIMEOUT,
-            &mut |behind| {
-                ctx.progress(StepProgress::Waiting {
-                    what: &what,
-                    behind_bytes: behind,
-                })
-            },
-        )
-        .await
-        .map_err(|e| {
-            format!(
-                "waiting for {what}: {e}; check that subscription {} on {} is enabled and \
-                 replicating (pg_stat_subscription)",
-                wait.slot, wait.subscriber
-            )
-        })?;
+        ctx.wait_until_applied(leaving, &wait.slot, &wait.subscriber, target, &what)
+            .await?;
     }
     Ok(())
 }

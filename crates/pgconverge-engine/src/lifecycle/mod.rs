@@ -17,6 +17,7 @@ use pgconverge_model::NodeConfig;
 use pgconverge_plan::dag::OrderedChange;
 use pgconverge_plan::lifecycle::LifecycleStep;
 use pgconverge_postgres::connect::{connect, set_session_defaults};
+use pgconverge_postgres::lifecycle::{wait_for_confirmed, Lsn};
 use tokio_postgres::Client;
 
 use crate::apply::{ApplyObserver, StepProgress};
@@ -52,6 +53,32 @@ impl StepContext<'_> {
 
     fn progress(&self, progress: StepProgress<'_>) {
         self.observer.progress(self.step, progress);
+    }
+
+    /// Waits until `subscriber` has applied, through `slot` on `publisher`, everything up to
+    /// `target`, reporting how far behind it is; `what` says who waits for what.
+    async fn wait_until_applied(
+        &self,
+        publisher: &Client,
+        slot: &str,
+        subscriber: &str,
+        target: Lsn,
+        what: &str,
+    ) -> Result<(), String> {
+        let mut report = |behind| {
+            self.progress(StepProgress::Waiting {
+                what,
+                behind_bytes: behind,
+            })
+        };
+        wait_for_confirmed(publisher, slot, target, CATCH_UP_TIMEOUT, &mut report)
+            .await
+            .map_err(|e| {
+                format!(
+                    "waiting for {what}: {e}; check that subscription {slot} on {subscriber} is \
+                     enabled and replicating (pg_stat_subscription)"
+                )
+            })
     }
 }
 

@@ -6,8 +6,10 @@ use crate::address::ObjectAddress;
 use crate::change::Action;
 
 /// Execution phase of a change on its node; the declaration order is the execution order.
-/// Ordering edges never point from a later phase to an earlier one, so phase order is always
-/// a valid topological order, and it breaks ties between steps that are ready together.
+/// On one node, ordering edges never point from a later phase to an earlier one, so a node's
+/// steps run in phase order; edges between nodes may (a joining node's bootstrap waits for
+/// the donor's subscriptions), which the topological sort honours. The phase also breaks
+/// ties between steps that are ready together.
 ///
 /// Serialised in the plan file as its snake_case name (`schemas`, `drop_subscriptions`):
 /// a name survives adding a phase between two others, where a number would have to be

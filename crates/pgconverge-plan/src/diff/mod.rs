@@ -32,7 +32,6 @@ use pgconverge_model::catalog::{NodeCatalog, QualifiedName, TableCatalog};
 
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
-use crate::dag::Phase;
 use crate::desired::{DesiredNode, DesiredTable};
 use crate::statement::Statement;
 use pgconverge_sql::quote_qualified;
@@ -79,19 +78,7 @@ pub fn diff_node(input: &NodeDiffInput<'_>) -> Vec<Change> {
 impl NodeDiffInput<'_> {
     /// A change on this node with nothing but its address, action and statements filled in.
     fn change(&self, address: ObjectAddress, action: Action, statements: Vec<Statement>) -> Change {
-        Change {
-            node: self.desired.name.clone(),
-            phase: Phase::of(&address, action),
-            address,
-            action,
-            statements,
-            transactional: true,
-            reason: None,
-            body_diff: None,
-            hazards: Vec::new(),
-            drift: false,
-            lifecycle: None,
-        }
+        Change::new(&self.desired.name, address, action, statements)
     }
 
     /// Desired tables that already exist, with their live catalog.

@@ -19,7 +19,6 @@ use super::membership::record_sql;
 use super::{LifecycleInput, LifecycleStep};
 use crate::change::{Action, Change};
 use crate::conflict::naming::{CLAIMS_TABLE, TOMBSTONES_TABLE};
-use crate::dag::Phase;
 use crate::desired::DesiredNode;
 use crate::hazard::{Hazard, HazardKind};
 use crate::prereq::Blocker;
@@ -126,19 +125,11 @@ fn change_for(node: &DesiredNode, spec: BootstrapSpec) -> Change {
             spec.donor, node.name
         ),
     );
-    Change {
-        node: node.name.clone(),
-        phase: Phase::of(&address, Action::Create),
-        address,
-        action: Action::Create,
-        statements: Vec::new(),
-        transactional: true,
-        reason: Some(reason),
-        body_diff: None,
-        hazards: vec![hazard],
-        drift: false,
-        lifecycle: Some(LifecycleStep::Bootstrap(spec)),
-    }
+    let mut change = Change::new(&node.name, address, Action::Create, Vec::new());
+    change.reason = Some(reason);
+    change.hazards = vec![hazard];
+    change.lifecycle = Some(LifecycleStep::Bootstrap(spec));
+    change
 }
 
 /// The donor: named on the command line or in the node's config, else the first member in

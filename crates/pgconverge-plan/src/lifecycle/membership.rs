@@ -10,7 +10,6 @@ use super::bootstrap::bootstrap_change;
 use super::LifecycleInput;
 use crate::change::{Action, Change};
 use crate::conflict::InternalTable;
-use crate::dag::Phase;
 use crate::desired::DesiredNode;
 use crate::prereq::Blocker;
 use crate::statement::Statement;
@@ -106,17 +105,8 @@ fn bare_join(node: &DesiredNode, reason: &str) -> Change {
     let address = ObjectAddress::Membership {
         node: node.name.clone(),
     };
-    Change {
-        node: node.name.clone(),
-        phase: Phase::of(&address, Action::Create),
-        address,
-        action: Action::Create,
-        statements: vec![Statement::sql(record_sql(&node.name, None))],
-        transactional: true,
-        reason: Some(reason.to_string()),
-        body_diff: None,
-        hazards: Vec::new(),
-        drift: false,
-        lifecycle: None,
-    }
+    let record = Statement::sql(record_sql(&node.name, None));
+    let mut change = Change::new(&node.name, address, Action::Create, vec![record]);
+    change.reason = Some(reason.to_string());
+    change
 }

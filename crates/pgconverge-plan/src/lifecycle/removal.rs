@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{LifecycleInput, LifecycleStep};
 use crate::change::{Action, Change};
-use crate::dag::Phase;
 use crate::diff::publication::ddl::drop_publication_sql;
 use crate::diff::slots::ddl::drop_slot_sql;
 use crate::diff::subscriptions::ddl::detach_and_drop_subscription;
@@ -76,7 +75,7 @@ pub(super) fn departure_changes(
     for sub in catalog.subscriptions.keys() {
         let address = ObjectAddress::Subscription { name: sub.clone() };
         if managed.contains(&address) {
-            let mut c = change(
+            let mut c = Change::new(
                 name,
                 address,
                 Action::Delete,
@@ -93,7 +92,7 @@ pub(super) fn departure_changes(
         };
         if managed.contains(&address) {
             let sql = drop_publication_sql(publication);
-            changes.push(change(
+            changes.push(Change::new(
                 name,
                 address,
                 Action::Delete,
@@ -105,7 +104,7 @@ pub(super) fn departure_changes(
         let address = ObjectAddress::Slot { name: slot.clone() };
         if managed.contains(&address) {
             let sql = drop_slot_sql(slot);
-            let mut c = change(name, address, Action::Delete, vec![Statement::sql(sql)]);
+            let mut c = Change::new(name, address, Action::Delete, vec![Statement::sql(sql)]);
             c.transactional = false;
             c.reason = Some("the node leaves the mesh; it would retain WAL".into());
             changes.push(c);
@@ -141,7 +140,7 @@ fn drain_change(input: &LifecycleInput<'_>, name: &str, catalog: &NodeCatalog) -
         )));
     }
     let subscribers: Vec<&str> = waits.iter().map(|w| w.subscriber.as_str()).collect();
-    let mut c = change(
+    let mut c = Change::new(
         name,
         ObjectAddress::Membership {
             node: name.to_string(),
@@ -165,25 +164,4 @@ fn drain_change(input: &LifecycleInput<'_>, name: &str, catalog: &NodeCatalog) -
     ));
     c.lifecycle = Some(LifecycleStep::Drain(DrainSpec { waits }));
     c
-}
-
-fn change(
-    node: &str,
-    address: ObjectAddress,
-    action: Action,
-    statements: Vec<Statement>,
-) -> Change {
-    Change {
-        node: node.to_string(),
-        phase: Phase::of(&address, action),
-        address,
-        action,
-        statements,
-        transactional: true,
-        reason: None,
-        body_diff: None,
-        hazards: Vec::new(),
-        drift: false,
-        lifecycle: None,
-    }
 }

@@ -288,3 +288,54 @@ fn an_unreachable_leaving_node_changes_nothing_on_it_and_is_named() {
         Some("connection refused")
     );
 }
+
+#[test]
+fn the_sql_view_spells_out_a_bootstrap_and_a_drain() {
+    let mut case = Case::new(&["n1", "n2", "n3"]);
+    case.observed
+        .insert("n1".into(), member("n1", &[("n2", true)]));
+    case.observed
+        .insert("n2".into(), member("n2", &[("n1", true)]));
+    let mut leaving = member("n9", &[("n1", true)]);
+    leaving.slots.insert(
+        "pgc_n1_from_n9".into(),
+        SlotCatalog {
+            plugin: Some("pgoutput".into()),
+            slot_type: "logical".into(),
+            database: Some("app".into()),
+            active: true,
+            wal_status: Some("reserved".into()),
+            confirmed_flush_lsn: None,
+        },
+    );
+    case.departing
+        .insert("n9".into(), DepartingNode::Reachable(Box::new(leaving)));
+    let plan = crate::plan::make_plan(&crate::plan::PlanInput {
+        config: &case.config,
+        observed: &case.observed,
+        managed: &case.managed,
+        departing: &case.departing,
+        donor: None,
+    })
+    .expect("plan");
+    let sql = crate::render::sql::render(&plan);
+    for expected in [
+        "+ bootstrap n3 from n1",
+        "-- on n2: wait until slot pgc_n1_from_n2 confirms where slot pgc_n3_from_n2 starts",
+        "--   COPY (SELECT id, code, _pgc_version, _pgc_origin FROM public.items) TO STDOUT",
+        "SET LOCAL session_replication_role = replica;",
+        "INSERT INTO _pgconverge.membership (node, donor) VALUES ('n3', 'n1')",
+        "-- ===== node n9 (leaving the mesh) =====",
+        "- drain n9",
+        "-- on n9: wait until slot pgc_n1_from_n9 confirms pg_current_wal_insert_lsn()",
+        "ALTER SUBSCRIPTION pgc_n9_from_n1 DISABLE;",
+    ] {
+        assert!(sql.contains(expected), "missing {expected:?} in:\n{sql}");
+    }
+    let human = crate::render::human::render(&plan, false);
+    assert!(human.contains("Node n9 (leaving the mesh)"), "{human}");
+    assert!(
+        human.contains("  + bootstrap n3 from n1  # copies 1 table"),
+        "{human}"
+    );
+}

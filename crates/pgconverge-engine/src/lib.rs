@@ -18,14 +18,15 @@
 //!   bootstrap, a leaving node's drain), run by `apply::executor`, and the reading of the
 //!   nodes that leave the mesh.
 //!
-//! Read-only operations (status, verify) belong in an `operations` module built on
-//! `introspection` and `planning`.
+//! - `operations`: read-only operations, which take no lock: `status` reads every node's
+//!   replication health and derives findings from it.
 
 mod apply;
 mod context;
 mod error;
 mod introspection;
 mod lifecycle;
+pub mod operations;
 pub mod plan_file;
 mod planning;
 
@@ -34,4 +35,5 @@ pub use context::{resolve_secrets, Cluster, Secrets};
 pub use error::{EngineError, NodeFailure, StaleReason, StepFailure};
 pub use introspection::Catalogs;
 pub use lifecycle::CATCH_UP_TIMEOUT;
+pub use operations::status::{ClusterStatus, StatusThresholds};
 pub use plan_file::PlanFileError;

@@ -1,6 +1,6 @@
 //! The edge that talks to PostgreSQL: finds credentials, connects, reads each node's catalogs
-//! into a [`NodeCatalog`](pgconverge_model::NodeCatalog) snapshot and executes planned
-//! statements.
+//! into a [`NodeCatalog`](pgconverge_model::NodeCatalog) snapshot, reads replication health
+//! (`status`) and executes planned statements.
 //!
 //! Nothing here decides what to change; the planner does that from the snapshots.
 
@@ -10,6 +10,7 @@ pub mod execute;
 pub mod introspect;
 pub mod lifecycle;
 pub mod query_error;
+pub mod status;
 
 pub use connect::{connect, set_session_defaults, ConnectError};
 pub use credentials::{resolve_password, CredentialError, Secret};

@@ -1,6 +1,7 @@
 //! Command-line grammar. Spellings here are a contract with users' scripts.
 
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -52,6 +53,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make every node match the configuration
     Apply(ApplyArgs),
+    /// Show every node's replication health and what needs attention
+    Status(StatusArgs),
     /// Local PostgreSQL servers on loopback for trying and testing
     Sandbox(SandboxArgs),
     /// Convert nodes.json + schema.json into the unified config file
@@ -95,6 +98,56 @@ pub struct ApplyArgs {
     /// Nodes joining the mesh copy their rows from NODE (default: chosen by the plan)
     #[arg(long, value_name = "NODE")]
     pub donor: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the status as versioned JSON (schemas/status.schema.json)
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 0 when healthy, 1 on any error finding, 2 on warnings only
+    #[arg(long)]
+    pub check: bool,
+    /// Count conflicts recorded since a time (RFC 3339) or for a while (1h, 30m, 90s, 2d)
+    /// [default: all]
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<SystemTime>,
+    /// Warn when a slot's consumer is more than N bytes behind
+    #[arg(long, value_name = "N", default_value_t = 64 << 20, value_parser = clap::value_parser!(i64).range(0..))]
+    pub max_lag_bytes: i64,
+    /// Warn when a subscription has heard nothing for N seconds while WAL waits for it
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub max_lag_seconds: u64,
+    /// Warn when a slot keeps more than N bytes of WAL
+    #[arg(long, value_name = "N", default_value_t = 1 << 30, value_parser = clap::value_parser!(i64).range(0..))]
+    pub max_retained_wal: i64,
+}
+
+/// `--since`: an RFC 3339 time, or a duration back from now (`<number><s|m|h|d>`).
+fn parse_since(text: &str) -> Result<SystemTime, String> {
+    if let Some(time) = pgconverge_state::parse_rfc3339_utc(text) {
+        return Ok(time);
+    }
+    let duration = parse_duration(text).ok_or_else(|| {
+        format!("{text:?} is neither an RFC 3339 time nor a duration like 1h, 30m, 90s or 2d")
+    })?;
+    SystemTime::now()
+        .checked_sub(duration)
+        .ok_or_else(|| format!("{text:?} reaches back before the clock's range"))
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let unit_at = text.len().checked_sub(1)?;
+    let (number, unit) = (text.get(..unit_at)?, text.get(unit_at..)?);
+    let seconds_per_unit: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    let count: u64 = number.parse().ok()?;
+    Some(Duration::from_secs(count.checked_mul(seconds_per_unit)?))
 }
 
 #[derive(Debug, Args)]
@@ -145,4 +198,29 @@ pub enum StateAction {
         /// Lock id, as shown in the lock message
         id: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_durations_and_rfc3339_times() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        for bad in ["", "h", "1", "1w", "-1h", "1.5h", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        let time = parse_since("2026-01-02T03:04:05Z").expect("rfc3339");
+        assert_eq!(
+            pgconverge_state::format_rfc3339_utc(time),
+            "2026-01-02T03:04:05Z"
+        );
+        let hour_ago = parse_since("1h").expect("duration");
+        let age = SystemTime::now().duration_since(hour_ago).expect("past");
+        assert!((3599..=3601).contains(&age.as_secs()));
+        assert!(parse_since("yesterday").is_err());
+    }
 }

@@ -1,6 +1,6 @@
 //! pgconverge command-line entry point: parses arguments, runs one command, maps the outcome
 //! to the documented exit codes (0 ok/no changes, 1 any error, 2 plan changes with
-//! `--detailed-exitcode`).
+//! `--detailed-exitcode` or warnings only from `status --check`).
 
 mod cli;
 mod commands;
@@ -57,6 +57,7 @@ async fn run(cli: Cli) -> Result<u8, CommandError> {
         Command::Validate(args) => commands::validate::run(global, args),
         Command::Plan(args) => commands::plan::run(global, args).await,
         Command::Apply(args) => commands::apply::run(global, args).await,
+        Command::Status(args) => commands::status::run(global, args).await,
         Command::Sandbox(args) => commands::sandbox::run(global, args),
         Command::Import(args) => commands::import::run(global, args),
         Command::State(args) => commands::state::run(global, args),

@@ -5,4 +5,5 @@ pub mod import;
 pub mod plan;
 pub mod sandbox;
 pub mod state;
+pub mod status;
 pub mod validate;

@@ -681,3 +681,43 @@ async fn failed_step_is_reported_and_a_rerun_does_only_what_is_left() {
     run_ok(&cluster, &["apply", "--auto-approve"]);
     write_on_every_node_and_check(&cluster, "after-failure").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_change_is_no_drift_and_reads_in_a_line_per_object() {
+    let cluster = TestCluster::start(3);
+    cluster.write_config(tables());
+    run_ok(&cluster, &["apply", "--auto-approve"]);
+
+    // One table gains a column: its generated functions are regenerated because the config
+    // moved, not because anything changed outside pgconverge.
+    let mut changed = tables();
+    changed[0]["columns"]
+        .as_array_mut()
+        .expect("columns")
+        .push(json!({ "name": "phone", "type": "text" }));
+    cluster.write_config(changed);
+    let out = cluster.pgconverge(&["plan"]);
+    let plan = text(&out);
+    assert!(!plan.contains("changed outside"), "{plan}");
+    assert!(
+        plan.contains("regenerated: public.accounts gained columns phone"),
+        "{plan}"
+    );
+    assert!(!plan.contains("@@"), "a body diff without --diff:\n{plan}");
+    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(lines < 40, "{lines} lines:\n{plan}");
+
+    let with_diffs = text(&cluster.pgconverge(&["plan", "--diff"]));
+    assert!(with_diffs.contains("@@"), "{with_diffs}");
+
+    let (code, json) = plan_json(&cluster);
+    assert_eq!(code, 2);
+    assert!(json["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .all(|c| c["drift"] == false));
+    run_ok(&cluster, &["apply", "--auto-approve"]);
+    let out = cluster.pgconverge(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

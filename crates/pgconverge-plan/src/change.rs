@@ -61,6 +61,11 @@ pub struct Change {
     /// The object is one pgconverge manages and it was changed or removed outside pgconverge.
     #[serde(default)]
     pub drift: bool,
+    /// The live object is exactly what pgconverge last applied (a generated function whose
+    /// comment vouches for its body): the change comes from the desired state moving, so it
+    /// is not drift even when pgconverge manages the object.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub applied_as_is: bool,
     /// Work beyond the statements that involves other nodes (a join's copy, a drain), run by
     /// the engine before the statements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +92,7 @@ impl Change {
             body_diff: None,
             hazards: Vec::new(),
             drift: false,
+            applied_as_is: false,
             lifecycle: None,
         }
     }

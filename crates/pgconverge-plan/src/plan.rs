@@ -136,7 +136,9 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
             desired_slots_here: slots_by_publisher.get(&node.name).unwrap_or(&empty),
         });
         for change in &mut node_changes {
-            change.drift |= change.action != Action::Delete && managed.contains(&change.address);
+            change.drift |= change.action != Action::Delete
+                && !change.applied_as_is
+                && managed.contains(&change.address);
         }
         changes.extend(node_changes);
     }

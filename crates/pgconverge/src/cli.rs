@@ -80,6 +80,9 @@ pub struct PlanArgs {
     /// Exit 0 when in sync, 2 when there are changes, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Show the body diff of every regenerated function, not only of drifted ones
+    #[arg(long)]
+    pub diff: bool,
     /// Nodes joining the mesh copy their rows from NODE (default: chosen by the plan)
     #[arg(long, value_name = "NODE")]
     pub donor: Option<String>,

@@ -225,6 +225,14 @@ impl FunctionDef {
         })
     }
 
+    /// The table a per-table function is generated for; `None` for shared functions.
+    pub fn table(&self) -> Option<&QualifiedName> {
+        match &self.source {
+            FunctionSource::Table { shape, .. } => Some(&shape.name),
+            FunctionSource::Ready => None,
+        }
+    }
+
     /// Exactly what `pg_proc.prosrc` holds once [`FunctionDef::create_sql`] has run.
     pub fn body(&self) -> &str {
         &self.rendered().body

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use pgconverge_model::catalog::{FunctionCatalog, QualifiedName};
+use pgconverge_model::types::normalize_type;
 
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
@@ -61,17 +62,75 @@ fn replaced(input: &NodeDiffInput<'_>, f: &FunctionDef, live: &FunctionCatalog) 
     statements.push(Statement::sql(f.create_sql()));
     statements.push(Statement::sql(f.comment_sql()));
     let mut c = input.change(address(&f.name), Action::Update, statements);
-    if live.body_sha256.is_empty() {
-        // Not read: its comment vouched for a body generated from other inputs
-        // (another node's name, when a server changed roles).
-        c.reason = Some("generated for other inputs".into());
-    } else {
-        c.reason = Some("body differs".into());
-        // Introspection stores the body as PostgreSQL keeps it (prosrc).
+    let vouched = !live.fingerprint.is_empty();
+    let body_read = !live.body_sha256.is_empty();
+    // A comment naming the live row vouches that pgconverge wrote this body and nobody
+    // replaced it since; its body was read because it was generated from inputs no node
+    // has now: the desired body moved, nothing drifted. A vouched body left unread carries
+    // what another node's body carries today (a server that changed roles): drift.
+    c.applied_as_is = vouched && body_read;
+    c.reason = Some(match (vouched, body_read) {
+        (true, true) => regenerated_reason(input, f),
+        (true, false) => "generated for other inputs".into(),
+        (false, _) => "body differs".into(),
+    });
+    if body_read {
+        // Introspection stores the body as PostgreSQL keeps it (prosrc). Shown for drift,
+        // and on request for a function regenerated (`plan --diff`).
         let live_body = live.definition.as_str();
         c.body_diff = Some(unified_diff(live_body.trim(), f.body().trim()));
     }
     Some(c)
+}
+
+/// What moved under a regenerated function, in a line: the columns its table gains, loses
+/// or retypes on this node, or that it comes from other inputs.
+fn regenerated_reason(input: &NodeDiffInput<'_>, f: &FunctionDef) -> String {
+    let table = f.table().and_then(|name| {
+        let desired = input.desired.tables.iter().find(|t| &t.name == name)?;
+        Some((desired, input.observed.tables.get(name)?))
+    });
+    let Some((desired, live)) = table else {
+        return "regenerated: generated from other inputs (settings, keys or pgconverge's \
+                version)"
+            .into();
+    };
+    let gained: Vec<&str> = desired
+        .columns
+        .iter()
+        .filter(|c| live.column(&c.name).is_none())
+        .map(|c| c.name.as_str())
+        .collect();
+    let lost: Vec<&str> = live
+        .columns
+        .iter()
+        .filter(|lc| !desired.columns.iter().any(|c| c.name == lc.name))
+        .map(|lc| lc.name.as_str())
+        .collect();
+    let retyped: Vec<String> = desired
+        .columns
+        .iter()
+        .filter_map(|c| {
+            let lc = live.column(&c.name)?;
+            (normalize_type(&lc.data_type) != c.data_type)
+                .then(|| format!("{} {} → {}", c.name, lc.data_type, c.data_type))
+        })
+        .collect();
+    let mut parts = Vec::new();
+    if !gained.is_empty() {
+        parts.push(format!("gained columns {}", gained.join(", ")));
+    }
+    if !lost.is_empty() {
+        parts.push(format!("lost columns {}", lost.join(", ")));
+    }
+    if !retyped.is_empty() {
+        parts.push(format!("column types {}", retyped.join(", ")));
+    }
+    if parts.is_empty() {
+        format!("regenerated: {} is generated from other inputs (keys, conflict settings or pgconverge's version)", desired.name)
+    } else {
+        format!("regenerated: {} {}", desired.name, parts.join("; "))
+    }
 }
 
 /// Functions pgconverge created that are no longer wanted.

@@ -32,9 +32,29 @@ impl Palette {
     }
 }
 
-/// Renders the plan; `color` adds ANSI colours.
+/// How the human view is drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HumanView {
+    /// ANSI colours.
+    pub color: bool,
+    /// Body diffs of regenerated functions too, not only of drifted ones (`plan --diff`).
+    pub all_body_diffs: bool,
+}
+
+/// Renders the plan; `color` adds ANSI colours. Body diffs are shown for drift only.
 pub fn render(plan: &Plan, color: bool) -> String {
-    let p = Palette { color };
+    render_with(
+        plan,
+        HumanView {
+            color,
+            all_body_diffs: false,
+        },
+    )
+}
+
+/// Renders the plan as `view` says.
+pub fn render_with(plan: &Plan, view: HumanView) -> String {
+    let p = Palette { color: view.color };
     let mut out = String::new();
     if !plan.blockers.is_empty() {
         let _ = writeln!(
@@ -130,7 +150,8 @@ pub fn render(plan: &Plan, color: bool) -> String {
                 (None, _) => {}
             }
             let _ = writeln!(out, "{line}");
-            if let Some(diff) = &c.body_diff {
+            let show_diff = c.drift || view.all_body_diffs;
+            if let Some(diff) = c.body_diff.as_ref().filter(|_| show_diff) {
                 for l in diff.lines() {
                     let painted = if l.starts_with('+') && !l.starts_with("+++") {
                         p.paint("32", l)

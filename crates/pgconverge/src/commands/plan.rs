@@ -21,7 +21,11 @@ pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<u8, CommandErro
     } else if args.sql {
         print!("{}", sql::render(&plan));
     } else {
-        print!("{}", human::render(&plan, use_color(global)));
+        let view = human::HumanView {
+            color: use_color(global),
+            all_body_diffs: args.diff,
+        };
+        print!("{}", human::render_with(&plan, view));
     }
     if !plan.blockers.is_empty() {
         return Err(CommandError::new(format!(

@@ -20,6 +20,7 @@ fn change(node: &str, address: ObjectAddress, action: Action) -> Change {
         body_diff: None,
         hazards: Vec::new(),
         drift: false,
+        applied_as_is: false,
         lifecycle: None,
     }
 }

@@ -7,6 +7,7 @@ pub mod conflict;
 pub mod dag;
 pub mod desired;
 pub mod diff;
+pub mod generate;
 pub mod hazard;
 pub mod lifecycle;
 pub mod plan;

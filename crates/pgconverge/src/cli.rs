@@ -55,6 +55,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show every node's replication health and what needs attention
     Status(StatusArgs),
+    /// Write files the servers need that pgconverge does not apply itself
+    Generate(GenerateArgs),
     /// Local PostgreSQL servers on loopback for trying and testing
     Sandbox(SandboxArgs),
     /// Convert nodes.json + schema.json into the unified config file
@@ -65,6 +67,26 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: GenerateWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateWhat {
+    /// pg_hba.conf lines each node needs to accept its peers' subscriptions
+    Hba {
+        /// Only the lines for this node
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+        /// Authentication method of every line
+        #[arg(long, default_value = "scram-sha-256",
+              value_parser = clap::builder::PossibleValuesParser::new(pgconverge_plan::generate::hba::AUTH_METHODS))]
+        auth_method: String,
+    },
+}
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {

@@ -58,6 +58,7 @@ async fn run(cli: Cli) -> Result<u8, CommandError> {
         Command::Plan(args) => commands::plan::run(global, args).await,
         Command::Apply(args) => commands::apply::run(global, args).await,
         Command::Status(args) => commands::status::run(global, args).await,
+        Command::Generate(args) => commands::generate::run(global, args),
         Command::Sandbox(args) => commands::sandbox::run(global, args),
         Command::Import(args) => commands::import::run(global, args),
         Command::State(args) => commands::state::run(global, args),

@@ -1,6 +1,7 @@
 //! One module per command: its logic and nothing else.
 
 pub mod apply;
+pub mod generate;
 pub mod import;
 pub mod plan;
 pub mod sandbox;

@@ -1,0 +1,4 @@
+//! Files generated from the config for the servers themselves, not applied by pgconverge:
+//! `hba` writes the `pg_hba.conf` lines each node needs for its peers' subscriptions.
+
+pub mod hba;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use pgconverge_model::ClusterConfig;
+use pgconverge_model::{ClusterConfig, NodeConfig};
 use pgconverge_plan::desired::{desired_cluster, DesiredNode};
 use pgconverge_postgres::credentials::{resolve_password, Secret};
 use pgconverge_state::StateStore;
@@ -50,6 +50,15 @@ impl Cluster {
 
     pub fn store(&self) -> &StateStore {
         &self.store
+    }
+
+    /// Every configured node with its password, in config order: what reading them needs.
+    pub(crate) fn nodes_with_secrets(&self) -> Vec<(NodeConfig, Option<Secret>)> {
+        self.config
+            .nodes
+            .iter()
+            .map(|n| (n.clone(), self.secrets.get(&n.name).cloned()))
+            .collect()
     }
 }
 

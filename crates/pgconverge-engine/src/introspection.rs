@@ -16,12 +16,7 @@ pub type Catalogs = BTreeMap<String, NodeCatalog>;
 impl Cluster {
     /// Introspects every node at once; any unreachable node is an error naming it.
     pub async fn introspect(&self) -> Result<Catalogs, EngineError> {
-        let nodes: Vec<_> = self
-            .config
-            .nodes
-            .iter()
-            .map(|n| (n.clone(), self.secrets.get(&n.name).cloned()))
-            .collect();
+        let nodes = self.nodes_with_secrets();
         let results = introspect_nodes(&nodes, &self.scope()).await;
         let mut catalogs = BTreeMap::new();
         let mut failures = Vec::new();

@@ -35,54 +35,46 @@ impl fmt::Display for Lsn {
     }
 }
 
-/// Reads one `pg_lsn` value (as text) from a query that returns at most one row.
-async fn query_lsn(
-    client: &Client,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<Option<Lsn>, QueryError> {
-    let row = client.query_opt(sql, params).await?;
-    let text: Option<String> = match row {
-        Some(row) => row.try_get(0)?,
-        None => None,
-    };
-    Ok(text.as_deref().and_then(Lsn::parse))
+/// Where a replication slot stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotPosition {
+    Missing,
+    /// The slot exists but no position is confirmed on it (a physical slot, say).
+    Unconfirmed,
+    /// Its consumer has confirmed applying everything up to here; a slot nobody consumed yet
+    /// stands where it was created.
+    Confirmed(Lsn),
 }
 
-/// Position up to which the consumer of `slot` has confirmed applying; `None` when the slot
-/// does not exist (or has never been confirmed).
-pub async fn slot_confirmed_flush(client: &Client, slot: &str) -> Result<Option<Lsn>, QueryError> {
-    query_lsn(
-        client,
-        "SELECT confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots \
-         WHERE slot_name = $1",
-        &[&slot],
-    )
-    .await
-}
-
-async fn slot_exists(client: &Client, slot: &str) -> Result<bool, QueryError> {
+/// Where `slot` stands, in one round trip.
+pub async fn slot_position(client: &Client, slot: &str) -> Result<SlotPosition, QueryError> {
     let row = client
         .query_opt(
-            "SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+            "SELECT confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots \
+             WHERE slot_name = $1",
             &[&slot],
         )
         .await?;
-    Ok(row.is_some())
+    let Some(row) = row else {
+        return Ok(SlotPosition::Missing);
+    };
+    let text: Option<String> = row.try_get(0)?;
+    Ok(match text.as_deref().and_then(Lsn::parse) {
+        Some(lsn) => SlotPosition::Confirmed(lsn),
+        None => SlotPosition::Unconfirmed,
+    })
 }
 
 /// The server's current WAL insert position (ahead of `pg_current_wal_lsn()`, the write
 /// position, by what asynchronous commits have not written out yet).
 pub async fn current_wal_lsn(client: &Client) -> Result<Lsn, QueryError> {
-    query_lsn(
-        client,
-        "SELECT pg_catalog.pg_current_wal_insert_lsn()::text",
-        &[],
-    )
-    .await?
-    .ok_or_else(|| QueryError {
+    let row = client
+        .query_one("SELECT pg_catalog.pg_current_wal_insert_lsn()::text", &[])
+        .await?;
+    let text: String = row.try_get(0)?;
+    Lsn::parse(&text).ok_or_else(|| QueryError {
         sqlstate: None,
-        message: "pg_current_wal_insert_lsn() returned NULL".into(),
+        message: format!("pg_current_wal_insert_lsn() returned {text:?}"),
         detail: None,
         hint: None,
     })
@@ -133,15 +125,14 @@ pub async fn wait_for_confirmed(
     let started = Instant::now();
     let mut polls: u32 = 0;
     loop {
-        let confirmed = match slot_confirmed_flush(publisher, slot).await? {
-            Some(confirmed) => confirmed,
-            None if !slot_exists(publisher, slot).await? => {
+        let confirmed = match slot_position(publisher, slot).await? {
+            SlotPosition::Missing => {
                 return Err(CatchUpError::SlotMissing {
                     slot: slot.to_string(),
                 })
             }
-            // A slot no subscriber has confirmed anything on yet.
-            None => Lsn(0),
+            SlotPosition::Unconfirmed => Lsn(0),
+            SlotPosition::Confirmed(lsn) => lsn,
         };
         if confirmed >= target {
             return Ok(());

@@ -16,7 +16,7 @@ use tokio_postgres::{Client, Row};
 
 use crate::connect::connect;
 use crate::credentials::Secret;
-use crate::introspect::{get, IntrospectError, NodeError};
+use crate::introspect::{get, query, IntrospectError, NodeError};
 use crate::query_error::QueryError;
 
 /// `server_version_num` of PostgreSQL 17.0: `pg_stat_subscription.worker_type` appears.
@@ -301,21 +301,6 @@ fn decode_register(row: &Row) -> Result<RegisterSize, IntrospectError> {
         estimated_rows: get(row, 1, WHAT)?,
         total_bytes: get(row, 2, WHAT)?,
     })
-}
-
-async fn query(
-    client: &Client,
-    what: &'static str,
-    sql: &str,
-    params: &[(&(dyn ToSql + Sync), Type)],
-) -> Result<Vec<Row>, IntrospectError> {
-    client
-        .query_typed(sql, params)
-        .await
-        .map_err(|error| IntrospectError {
-            what,
-            error: QueryError::from(&error),
-        })
 }
 
 #[cfg(test)]

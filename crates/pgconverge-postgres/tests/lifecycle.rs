@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use pgconverge_postgres::lifecycle::{
-    copy_into_joiner, current_wal_lsn, slot_confirmed_flush, wait_for_confirmed, CatchUpError,
-    CopyError, CopySpec, TableCopy,
+    copy_into_joiner, current_wal_lsn, slot_position, wait_for_confirmed, CatchUpError, CopyError,
+    CopySpec, SlotPosition, TableCopy,
 };
 use pgconverge_tests::TestCluster;
 
@@ -92,10 +92,14 @@ async fn waiting_for_a_slot_ends_when_its_consumer_confirms() {
         .batch_execute("SELECT pg_create_logical_replication_slot('joining', 'pgoutput')")
         .await
         .expect("slot");
-    let created = slot_confirmed_flush(&client, "joining")
-        .await
-        .expect("query")
-        .expect("a new slot has a position");
+    let SlotPosition::Confirmed(created) = slot_position(&client, "joining").await.expect("query")
+    else {
+        panic!("a new slot has a position");
+    };
+    assert_eq!(
+        slot_position(&client, "no such slot").await.expect("query"),
+        SlotPosition::Missing
+    );
     client
         .batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
         .await

@@ -8,7 +8,7 @@
 
 use pgconverge_plan::lifecycle::{BootstrapSpec, CatchUpWait};
 use pgconverge_postgres::lifecycle::{
-    copy_into_joiner, nudge_wal, slot_confirmed_flush, CopySpec, TableCopy,
+    copy_into_joiner, nudge_wal, slot_position, CopySpec, SlotPosition, TableCopy,
 };
 
 use super::StepContext;
@@ -20,11 +20,10 @@ pub(super) async fn run(ctx: &StepContext<'_>, spec: &BootstrapSpec) -> Result<(
         donor_catches_up(ctx, spec, wait).await?;
     }
     let mut donor = ctx.connect(&spec.donor).await?;
-    if slot_confirmed_flush(&donor, &spec.donor_slot)
+    let donor_slot = slot_position(&donor, &spec.donor_slot)
         .await
-        .map_err(|e| format!("node {}: {e}", spec.donor))?
-        .is_none()
-    {
+        .map_err(|e| format!("node {}: {e}", spec.donor))?;
+    if donor_slot == SlotPosition::Missing {
         return Err(format!(
             "slot {} on {} is missing: run apply again to create it",
             spec.donor_slot, spec.donor
@@ -72,15 +71,18 @@ async fn donor_catches_up(
 ) -> Result<(), String> {
     let publisher = ctx.connect(&wait.publisher).await?;
     let on_publisher = |e: &dyn std::fmt::Display| format!("node {}: {e}", wait.publisher);
-    let start = slot_confirmed_flush(&publisher, &wait.joiner_slot)
+    let start = match slot_position(&publisher, &wait.joiner_slot)
         .await
         .map_err(|e| on_publisher(&e))?
-        .ok_or_else(|| {
-            format!(
+    {
+        SlotPosition::Confirmed(start) => start,
+        _ => {
+            return Err(format!(
                 "slot {} on {} is missing: run apply again to create it",
                 wait.joiner_slot, wait.publisher
-            )
-        })?;
+            ))
+        }
+    };
     // Moves the publisher's WAL past `start` so an idle publisher's keepalives carry the
     // donor's confirmation beyond it.
     nudge_wal(&publisher).await.map_err(|e| on_publisher(&e))?;

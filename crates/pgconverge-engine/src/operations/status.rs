@@ -140,12 +140,7 @@ impl Cluster {
         since: Option<SystemTime>,
         thresholds: StatusThresholds,
     ) -> ClusterStatus {
-        let nodes: Vec<_> = self
-            .config
-            .nodes
-            .iter()
-            .map(|n| (n.clone(), self.secrets.get(&n.name).cloned()))
-            .collect();
+        let nodes = self.nodes_with_secrets();
         let registers = [CHANGES_TABLE, TOMBSTONES_TABLE, CLAIMS_TABLE]
             .iter()
             .map(|table| quote_qualified(INTERNAL_SCHEMA, table))

@@ -4,10 +4,9 @@
 //! them: an IP address with its full-length CIDR mask (`/32`, `/128`), a host name as it is —
 //! `hostname/32` is refused by the server.
 
-use std::fmt::Write;
-use std::net::IpAddr;
-
 use pgconverge_model::{ClusterConfig, NodeConfig};
+use pgconverge_sql::{hba_address, quote_hba_name};
+use std::fmt::Write;
 
 /// Authentication methods a generated line may name.
 pub const AUTH_METHODS: &[&str] = &[
@@ -42,7 +41,7 @@ pub fn render(config: &ClusterConfig, only: Option<&str>, auth_method: &str) -> 
         for peer in config.nodes.iter().filter(|p| p.name != node.name) {
             let address = hba_address(peer.peer_host());
             let _ = writeln!(out, "# from {}", peer.name);
-            for database in [node.db.as_str(), "replication"] {
+            for database in [Database::Named(&node.db), Database::Replication] {
                 let _ = writeln!(
                     out,
                     "{}",
@@ -54,49 +53,23 @@ pub fn render(config: &ClusterConfig, only: Option<&str>, auth_method: &str) -> 
     out
 }
 
-/// One `host` line; names with characters `pg_hba.conf` treats specially are double-quoted.
-fn hba_line(database: &str, user: &str, address: &str, method: &str) -> String {
-    let database = if database == "replication" {
-        // Unquoted it is the keyword for replication connections.
-        "replication".to_string()
-    } else {
-        hba_name(database)
+/// The DATABASE field of a line.
+enum Database<'a> {
+    Named(&'a str),
+    /// The `replication` keyword: physical replication connections.
+    Replication,
+}
+
+/// One `host` line.
+fn hba_line(database: Database<'_>, user: &str, address: &str, method: &str) -> String {
+    let database = match database {
+        Database::Named(name) => quote_hba_name(name),
+        Database::Replication => "replication".to_string(),
     };
     format!(
         "host    {database}  {}  {address}  {method}",
-        hba_name(user)
+        quote_hba_name(user)
     )
-}
-
-/// A database or role name as `pg_hba.conf` reads it: quoted unless plain (quoting also
-/// stops a name like `all` or `replication` from being read as a keyword).
-fn hba_name(name: &str) -> String {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !matches!(
-            name,
-            "all" | "sameuser" | "samerole" | "samegroup" | "replication"
-        );
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
-
-/// A peer's address as a `pg_hba.conf` ADDRESS field.
-pub fn hba_address(host: &str) -> String {
-    match host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
-        Ok(IpAddr::V4(ip)) => format!("{ip}/32"),
-        Ok(IpAddr::V6(ip)) => format!("{ip}/128"),
-        Err(_) => host.to_string(),
-    }
 }
 
 /// Whether `config` names node `name`.
@@ -107,22 +80,6 @@ pub fn has_node(config: &ClusterConfig, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_are_cidr_for_ips_and_bare_for_host_names() {
-        assert_eq!(hba_address("10.0.1.5"), "10.0.1.5/32");
-        assert_eq!(hba_address("::1"), "::1/128");
-        assert_eq!(hba_address("[fd00::5]"), "fd00::5/128");
-        assert_eq!(hba_address("db2.internal"), "db2.internal");
-    }
-
-    #[test]
-    fn names_are_quoted_unless_plain() {
-        assert_eq!(hba_name("app"), "app");
-        assert_eq!(hba_name("all"), "\"all\"");
-        assert_eq!(hba_name("My DB"), "\"My DB\"");
-        assert_eq!(hba_name("a\"b"), "\"a\"\"b\"");
-    }
 
     #[test]
     fn every_node_accepts_each_peer_for_its_database_and_replication() {

@@ -4,7 +4,7 @@
 
 use pgconverge_model::catalog::{NodeCatalog, QualifiedName};
 use pgconverge_model::naming::{subscription_name, INTERNAL_SCHEMA, MEMBERSHIP_TABLE};
-use pgconverge_model::ObjectAddress;
+use pgconverge_model::{ClusterConfig, ObjectAddress};
 
 use super::bootstrap::bootstrap_change;
 use super::LifecycleInput;
@@ -36,14 +36,22 @@ pub fn membership_table() -> InternalTable {
 }
 
 /// Whether `node` is already a member: it holds its membership record, or (a mesh set up
-/// before membership was recorded) it already subscribes to a peer. A node whose join was
-/// interrupted before its copy committed has neither, so its join starts again.
-pub fn is_member(node: &str, catalog: &NodeCatalog) -> bool {
+/// before membership was recorded) it already subscribes to one of the configured nodes. A
+/// node whose join was interrupted before its copy committed has neither, so its join starts
+/// again.
+pub fn is_member(node: &str, catalog: &NodeCatalog, config: &ClusterConfig) -> bool {
     if catalog.membership.as_ref().is_some_and(|m| m.node == node) {
         return true;
     }
-    let prefix = subscription_name(node, "");
-    catalog.subscriptions.keys().any(|s| s.starts_with(&prefix))
+    config
+        .nodes
+        .iter()
+        .filter(|peer| peer.name != node)
+        .any(|peer| {
+            catalog
+                .subscriptions
+                .contains_key(&subscription_name(node, &peer.name))
+        })
 }
 
 /// `INSERT` of the node's membership record.
@@ -80,7 +88,7 @@ pub(super) fn join_change(
         }
         return Ok(None);
     }
-    if is_member(&node.name, observed) {
+    if is_member(&node.name, observed, input.config) {
         return Ok(Some(bare_join(
             node,
             "already replicating; records its membership",

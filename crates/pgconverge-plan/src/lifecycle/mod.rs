@@ -71,7 +71,7 @@ pub fn plan_lifecycle(input: &LifecycleInput<'_>) -> LifecyclePlan {
             input
                 .observed
                 .get(&n.name)
-                .is_some_and(|c| is_member(&n.name, c))
+                .is_some_and(|c| is_member(&n.name, c, input.config))
         })
         .map(|n| n.name.as_str())
         .collect();

@@ -318,7 +318,7 @@ async fn read_functions(
     Ok(decoder.finish())
 }
 
-async fn query(
+pub(crate) async fn query(
     client: &Client,
     what: &'static str,
     sql: &str,
@@ -328,7 +328,7 @@ async fn query(
 }
 
 /// Reads column `index` of `row`, naming the object kind if the value has an unexpected type.
-pub(super) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+pub(crate) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
     row: &'a Row,
     index: usize,
     what: &'static str,

@@ -6,23 +6,9 @@ use pgconverge_model::catalog::QualifiedName;
 use pgconverge_model::naming::INTERNAL_SCHEMA;
 
 use super::*;
-use crate::dag::Phase;
 
 fn change(node: &str, address: ObjectAddress, action: Action) -> Change {
-    Change {
-        node: node.to_string(),
-        phase: Phase::of(&address, action),
-        address,
-        action,
-        statements: Vec::new(),
-        transactional: true,
-        reason: None,
-        body_diff: None,
-        hazards: Vec::new(),
-        drift: false,
-        applied_as_is: false,
-        lifecycle: None,
-    }
+    Change::new(node, address, action, Vec::new())
 }
 
 fn create(node: &str, address: ObjectAddress) -> Change {

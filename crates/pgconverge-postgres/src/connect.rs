@@ -250,6 +250,10 @@ mod tests {
             password_env: None,
             password_command: None,
             sslmode: Some("disable".into()),
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
+            subscription_tls: None,
             external: false,
             donor: None,
         };

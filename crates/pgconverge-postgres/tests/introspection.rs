@@ -35,6 +35,10 @@ fn node_config(name: &str, port: u16, db: &str, user: &str) -> NodeConfig {
         password_env: None,
         password_command: None,
         sslmode: Some("prefer".to_string()),
+        sslrootcert: None,
+        sslcert: None,
+        sslkey: None,
+        subscription_tls: None,
         external: false,
         donor: None,
     }

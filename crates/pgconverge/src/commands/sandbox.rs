@@ -72,6 +72,10 @@ fn up(global: &GlobalArgs, count: Option<u16>, pg_bin: Option<&Path>) -> Result<
                     password_env: None,
                     password_command: None,
                     sslmode: Some("disable".into()),
+                    sslrootcert: None,
+                    sslcert: None,
+                    sslkey: None,
+                    subscription_tls: None,
                     external: false,
                     donor: None,
                 })
@@ -81,6 +85,7 @@ fn up(global: &GlobalArgs, count: Option<u16>, pg_bin: Option<&Path>) -> Result<
                 nodes,
                 tables: Vec::new(),
                 replication: ReplicationConfig::default(),
+                tls: Default::default(),
             };
             let base = match path.parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),

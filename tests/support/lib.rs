@@ -96,6 +96,7 @@ impl TestCluster {
                     db: TEST_DB.to_string(),
                     user: TEST_USER.to_string(),
                     password: None,
+                    tls: false,
                 })
                 .collect();
             match sandbox.up(&specs, node_count) {

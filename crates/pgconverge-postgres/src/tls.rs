@@ -200,6 +200,11 @@ pub(crate) fn describe_rejection(
         TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
             "the server's certificate is not signed by a CA in sslrootcert {rootcert} (unknown CA)"
         ),
+        // A certificate naming a CA of sslrootcert as its issuer, signed by another key.
+        TlsError::InvalidCertificate(CertificateError::BadSignature) => format!(
+            "the server's certificate is not signed by a CA in sslrootcert {rootcert} (unknown \
+             CA: its issuer has the name of one, but the signature is not that CA's)"
+        ),
         TlsError::InvalidCertificate(CertificateError::NotValidForNameContext {
             presented,
             ..

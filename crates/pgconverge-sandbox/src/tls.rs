@@ -1,5 +1,5 @@
 //! The sandbox's certificate authority: one CA per sandbox (kept in `<root>/tls/`), a server
-//! certificate per node naming 127.0.0.1 and `localhost`, and client certificates whose CN is
+//! certificate per node naming 127.0.0.1 (where it listens), and client certificates whose CN is
 //! the role they log in as, both for pgconverge (`<root>/tls/`) and for each node's
 //! subscriptions (`<root>/<node>/tls/`, owned by the server's OS user).
 
@@ -20,7 +20,7 @@ pub const TLS_DIR: &str = "tls";
 /// Years a certificate the sandbox issues stays valid.
 const VALID_YEARS: i32 = 10;
 /// Names every sandbox server certificate carries: the servers listen on 127.0.0.1 only.
-const SERVER_NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
+const SERVER_NAMES: [&str; 1] = ["127.0.0.1"];
 
 /// Files of one node's TLS setup, all read by its server (or its subscriptions' libpq).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,8 @@ fn least_privilege_sql(password: &str) -> String {
         "CREATE ROLE {APP_ROLE} LOGIN REPLICATION PASSWORD '{password}';
          GRANT pg_create_subscription TO {APP_ROLE};
          GRANT CREATE ON DATABASE app TO {APP_ROLE};
-         GRANT CREATE ON SCHEMA public TO {APP_ROLE};"
+         GRANT CREATE ON SCHEMA public TO {APP_ROLE};
+         GRANT SELECT (subconninfo) ON pg_catalog.pg_subscription TO {APP_ROLE};"
     )
 }
 
@@ -219,6 +220,38 @@ async fn security_verify_full_everywhere_as_a_non_superuser_with_password_subscr
         "{}",
         output_text(&again)
     );
+
+    // A changed TLS keyword of the subscriptions is seen (subconninfo is readable through
+    // its column grant) and altered in place.
+    let nodes: Vec<Value> = (0..3)
+        .map(|i| {
+            let mut node = tls_node(&cluster, i, APP_ROLE, "password");
+            node["subscription_tls"]["sslmode"] = json!("verify-ca");
+            node
+        })
+        .collect();
+    cluster.write_config_value(json!({
+        "tls": client_tls(&cluster, APP_ROLE, &ca),
+        "nodes": nodes,
+        "tables": tables(),
+    }));
+    let changed = pgconverge(&cluster, &["plan"]);
+    let text = output_text(&changed);
+    assert!(text.contains("sslmode verify-full → verify-ca"), "{text}");
+    assert_no_secret("plan", &text);
+    let altered = pgconverge(&cluster, &["apply", "--auto-approve"]);
+    assert!(altered.status.success(), "{}", output_text(&altered));
+    assert_no_secret("apply's output", &output_text(&altered));
+    let conninfos = query_strings(
+        &cluster.client(1).await,
+        "SELECT subconninfo FROM pg_catalog.pg_subscription",
+    )
+    .await;
+    assert!(
+        conninfos.iter().all(|c| c.contains("sslmode=verify-ca")),
+        "{conninfos:?}"
+    );
+    row_reaches_every_node(&cluster, "written after the connection changed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

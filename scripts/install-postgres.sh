@@ -44,7 +44,12 @@ install_problem() {
         return
     fi
     if ! version_line="$("$dir/bin/postgres" --version 2>&1)"; then
-        echo "bin/postgres --version failed: $version_line"
+        local missing=""
+        if command -v ldd >/dev/null 2>&1; then
+            missing="$(ldd "$dir/bin/postgres" 2>&1 | awk '/not found/ { printf " %s", $1 }')"
+        fi
+        # 18-tls links OpenSSL, libxml2, zstd, lz4 and Kerberos from the system.
+        echo "bin/postgres --version failed: $version_line${missing:+ (system libraries missing:$missing)}"
         return
     fi
     if [[ "$version_line" != *"(PostgreSQL) ${major%-tls}."* ]]; then

@@ -441,3 +441,71 @@ async fn security_sandbox_tls_config_applies_with_certificates_only_and_no_passw
         }
     }
 }
+
+/// A CA of the test's own and a server certificate for 127.0.0.1 it signed, valid only in
+/// 2020: (CA certificate PEM, server certificate PEM, server key PEM).
+fn expired_server_certificate() -> (String, String, String) {
+    use rcgen::{
+        date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::default();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "expiry test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    params.not_before = date_time_ymd(2020, 1, 1);
+    params.not_after = date_time_ymd(2020, 12, 31);
+    let cert = params.signed_by(&key, &issuer).expect("server certificate");
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// Replaces `path`, keeping its owner and mode (the server's OS user must read it).
+fn replace_file(path: &Path, content: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let before = std::fs::metadata(path).expect("existing file");
+    std::fs::write(path, content).expect("write");
+    std::os::unix::fs::chown(path, Some(before.uid()), Some(before.gid())).expect("chown");
+    std::fs::set_permissions(path, before.permissions()).expect("chmod");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_an_expired_server_certificate_is_refused_as_expired() {
+    let cluster = TestCluster::start_tls(1);
+    // Connected before the swap: the reload is asked for over this session.
+    let client = cluster.client(0).await;
+    let (ca_pem, cert_pem, key_pem) = expired_server_certificate();
+    let files = cluster.sandbox().tls_files("n1");
+    replace_file(&files.server_key, &key_pem);
+    replace_file(&files.server_cert, &cert_pem);
+    client
+        .execute("SELECT pg_catalog.pg_reload_conf()", &[])
+        .await
+        .expect("reload");
+    let ca_path = cluster.dir.join("expiry-ca.crt");
+    std::fs::write(&ca_path, ca_pem).expect("CA file");
+    cluster.write_config_value(json!({
+        "tls": client_tls(&cluster, "pgc", &ca_path),
+        "nodes": [tls_node(&cluster, 0, "pgc", "certificate")],
+        "tables": tables(),
+    }));
+    // The reload is asynchronous: the old certificate may still be served for a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let planned = pgconverge(&cluster, &["plan"]);
+        let text = output_text(&planned);
+        if text.contains("expired") || Instant::now() > deadline {
+            assert_eq!(planned.status.code(), Some(1), "{text}");
+            assert!(
+                text.contains("node n1") && text.contains("the server's certificate has expired"),
+                "{text}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

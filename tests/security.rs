@@ -206,6 +206,9 @@ async fn security_verify_full_everywhere_as_a_non_superuser_with_password_subscr
     .await;
     assert_eq!(owners, vec![format!("{APP_ROLE} super=false"); 2]);
     row_reaches_every_node(&cluster, "written on n1 over TLS").await;
+    let status = pgconverge(&cluster, &["status", "--check"]);
+    assert_eq!(status.status.code(), Some(0), "{}", output_text(&status));
+    assert_no_secret("status", &output_text(&status));
 
     let state = std::fs::read_to_string(cluster.dir.join(".pgconverge/state.json")).expect("state");
     let plan_file = std::fs::read_to_string(cluster.dir.join("mesh.plan")).expect("plan file");

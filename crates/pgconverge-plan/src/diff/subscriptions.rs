@@ -39,13 +39,34 @@ fn created(input: &NodeDiffInput<'_>, sub: &DesiredSubscription) -> Change {
     );
     c.transactional = false;
     let publisher_slots = input.cluster.get(&sub.publisher).map(|c| &c.slots);
+    let mut reasons = Vec::new();
     if publisher_slots.is_some_and(|slots| slots.contains_key(&sub.name)) {
-        c.reason = Some(format!(
+        reasons.push(format!(
             "reuses the existing slot {} on {}",
             sub.name, sub.publisher
         ));
     }
+    reasons.extend(security_note(sub));
+    if !reasons.is_empty() {
+        c.reason = Some(reasons.join("; "));
+    }
     c
+}
+
+/// How a subscription that certainly uses TLS is protected and where its credential lives,
+/// so the plan says which mode it uses; `None` for one that may run without TLS.
+fn security_note(sub: &DesiredSubscription) -> Option<String> {
+    let spec = &sub.conninfo;
+    let certificate = spec.password_of.is_none();
+    let mode = spec.sslmode.as_deref().unwrap_or("prefer");
+    if !matches!(mode, "require" | "verify-ca" | "verify-full") {
+        return None;
+    }
+    Some(if certificate {
+        format!("TLS {mode}, client certificate, no password stored")
+    } else {
+        format!("TLS {mode}, password stored in the subscription")
+    })
 }
 
 /// The update bringing a live subscription to the desired one, if they differ.
@@ -252,6 +273,21 @@ mod tests {
                 password_of: password_of.map(str::to_string),
             },
         }
+    }
+
+    #[test]
+    fn the_security_note_says_which_credential_a_subscription_keeps() {
+        assert_eq!(
+            security_note(&desired(None)).as_deref(),
+            Some("TLS verify-full, client certificate, no password stored")
+        );
+        assert_eq!(
+            security_note(&desired(Some("n1"))).as_deref(),
+            Some("TLS verify-full, password stored in the subscription")
+        );
+        let mut plain = desired(Some("n1"));
+        plain.conninfo.sslmode = Some("disable".into());
+        assert_eq!(security_note(&plain), None);
     }
 
     #[test]

@@ -376,6 +376,9 @@ async fn security_sandbox_tls_config_applies_with_certificates_only_and_no_passw
 
     let applied = run_in(&dir, &["apply", "--auto-approve"]);
     assert!(applied.status.success(), "{}", output_text(&applied));
+    // A later `sandbox up` without --tls keeps the servers on TLS.
+    let restarted = run_in(&dir, &["sandbox", "up"]);
+    assert!(restarted.status.success(), "{}", output_text(&restarted));
     let again = run_in(&dir, &["plan", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
 

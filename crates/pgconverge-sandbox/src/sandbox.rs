@@ -124,6 +124,12 @@ impl Sandbox {
         &self.bins
     }
 
+    /// Whether any node was last brought up with TLS: a later `up` keeps it, so restarting a
+    /// TLS sandbox never turns its servers back to plain text.
+    pub fn recorded_tls(&self) -> Result<bool, SandboxError> {
+        Ok(SandboxMetadata::read(&self.root)?.is_some_and(|m| m.nodes.iter().any(|n| n.tls)))
+    }
+
     /// The TLS files of node `name` (its server certificate, key and the CA), whether or not
     /// they exist yet.
     pub fn tls_files(&self, name: &str) -> NodeTlsFiles {

@@ -113,6 +113,7 @@ fn up(
             (location.base_dir(), config, None)
         }
     };
+    let tls = tls || keeps_tls(&base)?;
     let secrets = resolve_secrets(&config)?;
     let specs: Vec<SandboxNodeSpec> = config
         .nodes
@@ -177,6 +178,16 @@ fn up(
         );
     }
     Ok(0)
+}
+
+/// Whether the sandbox under `base` already runs with TLS (then `up` keeps it).
+fn keeps_tls(base: &Path) -> Result<bool, CommandError> {
+    match Sandbox::open(sandbox_root(base)).map_err(|e| CommandError::new(e.to_string()))? {
+        Some(sandbox) => sandbox
+            .recorded_tls()
+            .map_err(|e| CommandError::new(e.to_string())),
+        None => Ok(false),
+    }
 }
 
 /// The config `sandbox up --count N --tls` writes: pgconverge verifies every server

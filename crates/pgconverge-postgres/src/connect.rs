@@ -58,10 +58,13 @@ impl Encryption {
         }
     }
 
-    fn server_check(self) -> ServerCheck {
+    /// As libpq: a configured root certificate is used under any mode that encrypts, so
+    /// `prefer` and `require` with `sslrootcert` check the chain as `verify-ca` does.
+    fn server_check(self, has_root_cert: bool) -> ServerCheck {
         match self {
-            Encryption::VerifyCa => ServerCheck::Chain,
             Encryption::VerifyFull => ServerCheck::ChainAndName,
+            Encryption::VerifyCa => ServerCheck::Chain,
+            _ if has_root_cert => ServerCheck::Chain,
             _ => ServerCheck::None,
         }
     }
@@ -112,7 +115,8 @@ pub async fn connect(node: &NodeConfig, password: Option<&Secret>) -> Result<Cli
             spawn_connection(node.name.clone(), connection);
             return Ok(client);
         }
-        let (tls, note) = tls::connector(node, encryption.server_check()).map_err(plain_error)?;
+        let check = encryption.server_check(node.sslrootcert.is_some());
+        let (tls, note) = tls::connector(node, check).map_err(plain_error)?;
         match config.connect(tls).await {
             Ok((client, connection)) => {
                 spawn_connection(node.name.clone(), connection);

@@ -7,6 +7,7 @@ use crate::address::ObjectAddress;
 use crate::dag::Phase;
 use crate::hazard::Hazard;
 use crate::lifecycle::LifecycleStep;
+use crate::preflight::DataCheck;
 use crate::statement::Statement;
 
 /// What a change does to its object, with Terraform's symbols.
@@ -66,6 +67,10 @@ pub struct Change {
     /// is not drift even when pgconverge manages the object.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub applied_as_is: bool,
+    /// What the rows already on the node must meet for the statements to succeed, checked
+    /// on every node before any node is changed (see `preflight`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_checks: Vec<DataCheck>,
     /// Work beyond the statements that involves other nodes (a join's copy, a drain), run by
     /// the engine before the statements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +98,7 @@ impl Change {
             hazards: Vec::new(),
             drift: false,
             applied_as_is: false,
+            data_checks: Vec::new(),
             lifecycle: None,
         }
     }

@@ -67,6 +67,10 @@ pub struct Change {
     /// is not drift even when pgconverge manages the object.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub applied_as_is: bool,
+    /// Run behind the gate (see `gate`): on every node at once, in one transaction per node
+    /// holding the tables' writers, committed on all nodes only when every node succeeded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gated: bool,
     /// What the rows already on the node must meet for the statements to succeed, checked
     /// on every node before any node is changed (see `preflight`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -98,6 +102,7 @@ impl Change {
             hazards: Vec::new(),
             drift: false,
             applied_as_is: false,
+            gated: false,
             data_checks: Vec::new(),
             lifecycle: None,
         }

@@ -8,6 +8,7 @@ pub mod dag;
 pub mod desired;
 pub mod diff;
 pub mod drift;
+pub mod gate;
 pub mod generate;
 pub mod hazard;
 pub mod lifecycle;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::drift::is_drift;
+use crate::gate::settle_gate;
 
 use crate::address::ObjectAddress;
 use crate::change::Action;
@@ -151,6 +152,7 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
                     applied.and_then(|a| a.get(&change.address)),
                 );
         }
+        settle_gate(&mut node_changes, observed);
         changes.extend(node_changes);
     }
 

@@ -2,6 +2,7 @@
 //! then recording the state and proving that planning again finds nothing.
 
 mod executor;
+mod gate;
 mod lock;
 mod observer;
 mod proof;
@@ -117,7 +118,7 @@ impl ApplySession<'_> {
         );
         let mut secrets = self.departing.secrets.clone();
         secrets.extend(cluster.secrets.clone());
-        let report = executor::execute(
+        let report = gate::execute_staged(
             plan,
             &nodes,
             &secrets,

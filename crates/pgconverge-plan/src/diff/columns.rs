@@ -39,6 +39,8 @@ fn added_column(input: &NodeDiffInput<'_>, table: &DesiredTable, column: &Desire
         Action::Create,
         vec![Statement::sql(ddl::add_column_sql(table, column))],
     );
+    // Rows written with the column must not reach a node without it (see `gate`).
+    c.gated = true;
     if column.not_null && column.default.is_none() {
         c.hazards.push(Hazard::new(
             HazardKind::FailsOnExistingRows,
@@ -64,7 +66,10 @@ fn altered_column(
     let mut reasons = Vec::new();
     let mut hazards = Vec::new();
     let mut data_checks = Vec::new();
+    // A new type or NOT NULL must not meet changes written under the old rule (see `gate`).
+    let mut gated = false;
     if normalize_type(&live_col.data_type) != column.data_type {
+        gated = true;
         if !is_safe_widening(&live_col.data_type, &column.data_type) {
             data_checks.push(DataCheck::ValuesFit {
                 table: table.name.clone(),
@@ -102,6 +107,7 @@ fn altered_column(
             .into(),
         );
         if column.not_null {
+            gated = true;
             hazards.push(Hazard::new(
                 HazardKind::FailsOnExistingRows,
                 "SET NOT NULL fails if any row holds NULL",
@@ -119,6 +125,7 @@ fn altered_column(
     let mut c = input.change(address(table, column), Action::Update, statements);
     c.reason = Some(reasons.join(", "));
     c.hazards = hazards;
+    c.gated = gated;
     c.data_checks = data_checks;
     Some(c)
 }

@@ -104,6 +104,8 @@ fn missing_uniques(
                 HazardKind::FailsOnExistingRows,
                 "fails if existing rows hold duplicate values",
             ));
+            // Values must not collide with changes in flight under the old rule (see `gate`).
+            c.gated = true;
             c.data_checks.push(DataCheck::NoDuplicates {
                 table: table.name.clone(),
                 key: table.primary_key.columns.clone(),

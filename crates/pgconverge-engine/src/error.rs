@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use pgconverge_model::ObjectAddress;
 use pgconverge_plan::plan::PlanError;
+use pgconverge_plan::preflight::DataViolation;
 use pgconverge_plan::{Action, Change};
 use pgconverge_postgres::credentials::CredentialError;
 use pgconverge_postgres::introspect::NodeError;
@@ -48,6 +49,14 @@ pub enum EngineError {
         path: PathBuf,
         reasons: Vec<StaleReason>,
     },
+    /// Rows on some nodes break what a planned change needs (duplicates under a new UNIQUE,
+    /// NULLs under a new NOT NULL, values that do not fit a new type); no node was changed.
+    #[error(
+        "preflight: rows on the nodes break {} planned change{}; nothing was changed",
+        .violations.len(),
+        if .violations.len() == 1 { "" } else { "s" }
+    )]
+    Preflight { violations: Vec<DataViolation> },
     #[error("prerequisites not met; nothing was changed")]
     Prerequisites,
     /// A step failed: the state records what was applied; no step started after the failure.

@@ -29,6 +29,7 @@ mod lifecycle;
 pub mod operations;
 pub mod plan_file;
 mod planning;
+mod preflight;
 
 pub use apply::{ApplyObserver, ApplyOutcome, ApplySession, StepEvent, StepProgress};
 pub use context::{resolve_secrets, Cluster, Secrets};

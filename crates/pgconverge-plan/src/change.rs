@@ -7,6 +7,7 @@ use crate::address::ObjectAddress;
 use crate::dag::Phase;
 use crate::hazard::Hazard;
 use crate::lifecycle::LifecycleStep;
+use crate::preflight::DataCheck;
 use crate::statement::Statement;
 
 /// What a change does to its object, with Terraform's symbols.
@@ -66,6 +67,14 @@ pub struct Change {
     /// is not drift even when pgconverge manages the object.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub applied_as_is: bool,
+    /// Run behind the gate (see `gate`): on every node at once, in one transaction per node
+    /// holding the tables' writers, committed on all nodes only when every node succeeded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gated: bool,
+    /// What the rows already on the node must meet for the statements to succeed, checked
+    /// on every node before any node is changed (see `preflight`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_checks: Vec<DataCheck>,
     /// Work beyond the statements that involves other nodes (a join's copy, a drain), run by
     /// the engine before the statements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +102,8 @@ impl Change {
             hazards: Vec::new(),
             drift: false,
             applied_as_is: false,
+            gated: false,
+            data_checks: Vec::new(),
             lifecycle: None,
         }
     }

@@ -11,6 +11,9 @@ use pgconverge_model::config::ClusterConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::drift::is_drift;
+use crate::gate::settle_gate;
+
 use crate::address::ObjectAddress;
 use crate::change::Action;
 use crate::dag::{order_changes, CycleError, GraphContext, OrderedChange};
@@ -64,6 +67,9 @@ pub struct PlanInput<'a> {
     pub observed: &'a BTreeMap<String, NodeCatalog>,
     /// Objects pgconverge created earlier, per node (from the state file).
     pub managed: &'a BTreeMap<String, BTreeSet<ObjectAddress>>,
+    /// Fingerprints of the managed objects' definitions recorded after the last apply, per
+    /// node (see `drift`); empty when the state predates them.
+    pub applied: &'a BTreeMap<String, BTreeMap<ObjectAddress, String>>,
     /// Nodes the state knows that the config no longer names, by name.
     pub departing: &'a BTreeMap<String, DepartingNode>,
     /// The donor every joining node copies from, when chosen on the command line.
@@ -135,11 +141,18 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
             managed,
             desired_slots_here: slots_by_publisher.get(&node.name).unwrap_or(&empty),
         });
+        let applied = input.applied.get(&node.name);
         for change in &mut node_changes {
             change.drift |= change.action != Action::Delete
                 && !change.applied_as_is
-                && managed.contains(&change.address);
+                && managed.contains(&change.address)
+                && is_drift(
+                    observed,
+                    &change.address,
+                    applied.and_then(|a| a.get(&change.address)),
+                );
         }
+        settle_gate(&mut node_changes, observed);
         changes.extend(node_changes);
     }
 
@@ -327,7 +340,7 @@ fn hex(digest: &[u8]) -> String {
 
 /// sha256 of a value's JSON, streamed into the hasher (catalogs of large schemas are tens of
 /// megabytes as JSON).
-fn json_sha256<T: Serialize>(value: &T) -> String {
+pub(crate) fn json_sha256<T: Serialize>(value: &T) -> String {
     struct HashWriter(Sha256);
     impl std::io::Write for HashWriter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -83,6 +83,7 @@ fn plans_match_snapshots() {
             config: &config,
             observed: &observed,
             managed: &managed,
+            applied: &BTreeMap::new(),
             departing: &departing,
             donor: None,
         })
@@ -93,6 +94,7 @@ fn plans_match_snapshots() {
             config: &config,
             observed: &observed,
             managed: &managed,
+            applied: &BTreeMap::new(),
             departing: &departing,
             donor: None,
         })

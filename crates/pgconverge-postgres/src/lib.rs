@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod execute;
 pub mod introspect;
 pub mod lifecycle;
+pub mod preflight;
 pub mod query_error;
 pub mod status;
 mod tls;

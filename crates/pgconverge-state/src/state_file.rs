@@ -59,6 +59,10 @@ pub struct NodeState {
     /// Fingerprint of the node's catalog after the last apply, to detect drift.
     #[serde(default)]
     pub catalog_fingerprint: Option<String>,
+    /// Fingerprint of each managed object's live definition after the last apply, by the
+    /// object's text form: a later difference is drift, a moved config is not.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied_definitions: BTreeMap<String, String>,
     /// The node's entry in the config last applied, without any password (see
     /// [`NodeState::remember_connection`]): how to reach it once the config no longer names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
 use common::ScratchDir;
@@ -27,6 +27,10 @@ fn populated_state() -> StateFile {
                 },
             ]),
             catalog_fingerprint: Some("sha256:def".to_owned()),
+            applied_definitions: BTreeMap::from([(
+                "subscription pgc_n1_from_n2".to_owned(),
+                "0123abcd".to_owned(),
+            )]),
             connection: None,
         },
     );

@@ -13,6 +13,9 @@ impl From<EngineError> for CommandError {
                 .with_details(failures.iter().map(ToString::to_string).collect())
                 .with_hint("check that every node is running and reachable, or start the local ones with `pgconverge sandbox up`"),
             EngineError::PlanFile(err) => err.into(),
+            EngineError::Preflight { violations } => CommandError::new(message)
+                .with_details(violations.iter().map(|v| v.message()).collect())
+                .with_hint("fix those rows on every node named (or change the config), then plan again"),
             EngineError::StalePlan { reasons, .. } => CommandError::new(message)
                 .with_details(reasons.iter().map(ToString::to_string).collect())
                 .with_hint("run `pgconverge plan --out FILE` again and apply the new plan"),

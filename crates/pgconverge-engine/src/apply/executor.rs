@@ -129,8 +129,12 @@ impl Run {
     }
 }
 
+/// Runs the plan's steps whose ids are in `ids`; `done_before` holds the outcomes of steps run
+/// earlier (a dependency on one of them is met when it was applied). The report holds both.
 pub(super) async fn execute(
     plan: &Plan,
+    ids: &BTreeSet<usize>,
+    done_before: &BTreeMap<usize, StepOutcome>,
     nodes: &BTreeMap<String, NodeConfig>,
     secrets: &Secrets,
     parallelism: usize,
@@ -138,7 +142,10 @@ pub(super) async fn execute(
 ) -> ExecutionReport {
     let (tick_tx, tick_rx) = watch::channel(0u64);
     let run = Run {
-        progress: Arc::new(Mutex::new(Progress::default())),
+        progress: Arc::new(Mutex::new(Progress {
+            done: done_before.clone(),
+            aborted: false,
+        })),
         tick_tx: Arc::new(tick_tx),
         permits: Arc::new(Semaphore::new(parallelism.max(1))),
         secrets: Arc::new(secrets.clone()),
@@ -146,16 +153,15 @@ pub(super) async fn execute(
         nodes: Arc::new(nodes.clone()),
     };
     let mut tasks = Vec::new();
+    let steps_to_run = || plan.steps.iter().filter(|s| ids.contains(&s.id));
     let mut with_steps: Vec<&str> = Vec::new();
-    for step in &plan.steps {
+    for step in steps_to_run() {
         if !with_steps.contains(&step.change.node.as_str()) {
             with_steps.push(&step.change.node);
         }
     }
     for node in with_steps.into_iter().filter_map(|n| nodes.get(n)) {
-        let steps: Vec<OrderedChange> = plan
-            .steps
-            .iter()
+        let steps: Vec<OrderedChange> = steps_to_run()
             .filter(|s| s.change.node == node.name)
             .cloned()
             .collect();
@@ -173,7 +179,7 @@ pub(super) async fn execute(
         let _ = task.await;
     }
     let mut progress = run.progress.lock().unwrap_or_else(|e| e.into_inner());
-    for step in &plan.steps {
+    for step in steps_to_run() {
         progress
             .done
             .entry(step.id)
@@ -219,14 +225,18 @@ async fn run_node(
     }
 }
 
-/// Runs one step's statements, reporting it to the observer; the error is the message.
-async fn run_step(run: &Run, client: &mut Client, step: &OrderedChange) -> Result<(), String> {
-    let statements: Vec<String> = step
-        .change
+/// A step's statements as they run, with the passwords they refer to filled in.
+pub(super) fn rendered_statements(step: &OrderedChange, secrets: &Secrets) -> Vec<String> {
+    step.change
         .statements
         .iter()
-        .map(|st| st.render(&|n| run.secrets.get(n).map(|s| s.expose().to_string())))
-        .collect();
+        .map(|st| st.render(&|n| secrets.get(n).map(|s| s.expose().to_string())))
+        .collect()
+}
+
+/// Runs one step's statements, reporting it to the observer; the error is the message.
+async fn run_step(run: &Run, client: &mut Client, step: &OrderedChange) -> Result<(), String> {
+    let statements = rendered_statements(step, &run.secrets);
     run.observer.step(step, StepEvent::Started);
     let started = Instant::now();
     if let Some(lifecycle) = &step.change.lifecycle {
@@ -258,7 +268,7 @@ async fn run_step(run: &Run, client: &mut Client, step: &OrderedChange) -> Resul
 }
 
 /// PostgreSQL's message with its detail and hint, when it gave them.
-fn failure_message(err: &ExecError) -> String {
+pub(super) fn failure_message(err: &ExecError) -> String {
     let mut message = err.to_string();
     if let Some(detail) = err.detail() {
         message.push_str(&format!(" (detail: {detail})"));

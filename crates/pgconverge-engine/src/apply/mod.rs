@@ -2,6 +2,7 @@
 //! then recording the state and proving that planning again finds nothing.
 
 mod executor;
+mod gate;
 mod lock;
 mod observer;
 mod proof;
@@ -65,17 +66,22 @@ impl Cluster {
 }
 
 impl ApplySession<'_> {
-    /// A plan made from the catalogs read when the session began.
-    pub fn plan(&self) -> Result<Plan, EngineError> {
-        self.cluster
-            .plan_with(&self.catalogs, &self.departing.nodes, self.state.as_ref())
+    /// A plan made from the catalogs read when the session began, refused when rows on a
+    /// node break what a change needs (see `preflight`).
+    pub async fn plan(&self) -> Result<Plan, EngineError> {
+        let plan =
+            self.cluster
+                .plan_with(&self.catalogs, &self.departing.nodes, self.state.as_ref())?;
+        self.cluster.preflight(&plan).await?;
+        Ok(plan)
     }
 
     /// The plan saved at `path`, refused when the configuration or any node has changed
-    /// since it was made.
-    pub fn saved_plan(&self, path: &Path) -> Result<Plan, EngineError> {
+    /// since it was made, or when rows on a node break what a change needs.
+    pub async fn saved_plan(&self, path: &Path) -> Result<Plan, EngineError> {
         let plan = plan_file::read(path)?;
         staleness::refuse_if_stale(&plan, &self.cluster.config, &self.catalogs, path)?;
+        self.cluster.preflight(&plan).await?;
         Ok(plan)
     }
 
@@ -112,7 +118,7 @@ impl ApplySession<'_> {
         );
         let mut secrets = self.departing.secrets.clone();
         secrets.extend(cluster.secrets.clone());
-        let report = executor::execute(
+        let report = gate::execute_staged(
             plan,
             &nodes,
             &secrets,

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use pgconverge_model::ObjectAddress;
+use pgconverge_plan::drift::definition_fingerprint;
 use pgconverge_plan::plan::{catalog_fingerprint, config_fingerprint};
 use pgconverge_plan::{Action, Plan};
 use pgconverge_state::{format_rfc3339_utc, ApplyRecord, StateFile};
@@ -82,11 +83,15 @@ pub(super) fn save(
             .remember_connection(node);
     }
     for (node, catalog) in catalogs {
-        state
-            .nodes
-            .entry(node.clone())
-            .or_default()
-            .catalog_fingerprint = Some(catalog_fingerprint(catalog));
+        let entry = state.nodes.entry(node.clone()).or_default();
+        entry.catalog_fingerprint = Some(catalog_fingerprint(catalog));
+        entry.applied_definitions = entry
+            .managed
+            .iter()
+            .filter_map(|address| {
+                definition_fingerprint(catalog, address).map(|f| (address.to_string(), f))
+            })
+            .collect();
     }
     state.last_apply = Some(ApplyRecord {
         finished_at: format_rfc3339_utc(SystemTime::now()),
@@ -123,6 +128,7 @@ mod tests {
             config: &config,
             observed: &observed,
             managed: &BTreeMap::new(),
+            applied: &BTreeMap::new(),
             departing: &BTreeMap::new(),
             donor: None,
         })

@@ -366,6 +366,49 @@ fn read_incoming_row(b: &mut Body, a: &ApplyContext) {
             a.shape.qualified
         ),
     );
+    columns_of_another_schema(b, a.shape);
+}
+
+/// A change written while the nodes' schemas differ (during a schema change) names other
+/// columns than this table has. A column this node does not have yet would be dropped
+/// silently, so the change is refused and retried until the config reaches this node. A
+/// column the change does not name did not exist on its node when it was written; there it
+/// holds its default now (ADD COLUMN filled it), so it takes the default here too. Only a
+/// change whose column count differs pays for these checks.
+fn columns_of_another_schema(b: &mut Body, shape: &TableShape) {
+    b.line(
+        1,
+        format!(
+            "IF NEW.op <> 'D' AND (SELECT pg_catalog.count(*) FROM pg_catalog.json_object_keys(NEW.\"row\")) <> {} THEN",
+            shape.columns.len()
+        ),
+    );
+    b.line(
+        2,
+        format!(
+            "IF EXISTS (SELECT FROM pg_catalog.json_object_keys(NEW.\"row\") AS k(name) WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = {}::pg_catalog.regclass AND a.attname = k.name AND a.attnum > 0 AND NOT a.attisdropped)) THEN",
+            shape.key_literal
+        ),
+    );
+    b.line(
+        3,
+        format!(
+            "RAISE EXCEPTION 'pgconverge: a change to % names columns this node does not have yet; it is retried until the config is applied here', {};",
+            shape.key_literal
+        ),
+    );
+    b.line(2, "END IF;");
+    for (column, default) in &shape.defaults {
+        b.line(
+            2,
+            format!(
+                "IF NEW.\"row\" -> {} IS NULL THEN {IN}.{} := {default}; END IF;",
+                quote_literal(column),
+                quote_ident(column)
+            ),
+        );
+    }
+    b.line(1, "END IF;");
 }
 
 /// The exact shortcuts for an update and an insert; a change neither takes goes on to the

@@ -37,6 +37,9 @@ pub struct TableShape {
     pub uniques: Vec<UniqueKey>,
     /// Configured columns plus the reserved ones, in table order.
     pub columns: Vec<String>,
+    /// Configured columns outside the primary key that have a default, with its expression:
+    /// what a change written before the column existed on its node holds there.
+    pub defaults: Vec<(String, String)>,
     pub legacy_updated_at: Option<String>,
     pub legacy_origin_node: Option<String>,
     pub stripe_class: i32,
@@ -84,7 +87,15 @@ impl TableShape {
             }
         }
 
+        let defaults = table
+            .columns
+            .iter()
+            .filter(|c| !table.primary_key.contains(&c.name))
+            .filter_map(|c| Some((c.name.clone(), c.default.clone()?)))
+            .collect();
+
         TableShape {
+            defaults,
             stripe_class: naming::stripe_class(&name),
             stamp_function: naming::per_table_function("stamp", &name),
             log_function: naming::per_table_function("log", &name),

@@ -9,6 +9,7 @@ use crate::change::{Action, Change};
 use crate::desired::{defaults_match, DesiredColumn, DesiredTable};
 use crate::diff::NodeDiffInput;
 use crate::hazard::{Hazard, HazardKind};
+use crate::preflight::{is_safe_widening, DataCheck};
 use crate::statement::Statement;
 
 pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
@@ -38,11 +39,18 @@ fn added_column(input: &NodeDiffInput<'_>, table: &DesiredTable, column: &Desire
         Action::Create,
         vec![Statement::sql(ddl::add_column_sql(table, column))],
     );
+    // Rows written with the column must not reach a node without it (see `gate`).
+    c.gated = true;
     if column.not_null && column.default.is_none() {
         c.hazards.push(Hazard::new(
             HazardKind::FailsOnExistingRows,
             "NOT NULL without a default fails if the table has rows",
         ));
+        c.data_checks.push(DataCheck::NoRows {
+            table: table.name.clone(),
+            key: table.primary_key.columns.clone(),
+            column: column.name.clone(),
+        });
     }
     c
 }
@@ -57,7 +65,19 @@ fn altered_column(
     let mut statements = Vec::new();
     let mut reasons = Vec::new();
     let mut hazards = Vec::new();
+    let mut data_checks = Vec::new();
+    // A new type or NOT NULL must not meet changes written under the old rule (see `gate`).
+    let mut gated = false;
     if normalize_type(&live_col.data_type) != column.data_type {
+        gated = true;
+        if !is_safe_widening(&live_col.data_type, &column.data_type) {
+            data_checks.push(DataCheck::ValuesFit {
+                table: table.name.clone(),
+                key: table.primary_key.columns.clone(),
+                column: column.name.clone(),
+                to: column.data_type.clone(),
+            });
+        }
         statements.push(Statement::sql(ddl::alter_type_sql(table, column)));
         reasons.push(format!(
             "type {} → {}",
@@ -87,10 +107,16 @@ fn altered_column(
             .into(),
         );
         if column.not_null {
+            gated = true;
             hazards.push(Hazard::new(
                 HazardKind::FailsOnExistingRows,
                 "SET NOT NULL fails if any row holds NULL",
             ));
+            data_checks.push(DataCheck::NoNulls {
+                table: table.name.clone(),
+                key: table.primary_key.columns.clone(),
+                column: column.name.clone(),
+            });
         }
     }
     if statements.is_empty() {
@@ -99,6 +125,8 @@ fn altered_column(
     let mut c = input.change(address(table, column), Action::Update, statements);
     c.reason = Some(reasons.join(", "));
     c.hazards = hazards;
+    c.gated = gated;
+    c.data_checks = data_checks;
     Some(c)
 }
 

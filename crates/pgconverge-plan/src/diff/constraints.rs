@@ -9,6 +9,7 @@ use crate::change::{Action, Change};
 use crate::desired::{DesiredTable, ForeignKeySpec};
 use crate::diff::NodeDiffInput;
 use crate::hazard::{Hazard, HazardKind};
+use crate::preflight::DataCheck;
 use crate::statement::Statement;
 
 pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
@@ -103,6 +104,13 @@ fn missing_uniques(
                 HazardKind::FailsOnExistingRows,
                 "fails if existing rows hold duplicate values",
             ));
+            // Values must not collide with changes in flight under the old rule (see `gate`).
+            c.gated = true;
+            c.data_checks.push(DataCheck::NoDuplicates {
+                table: table.name.clone(),
+                key: table.primary_key.columns.clone(),
+                columns: unique.columns.clone(),
+            });
             c
         })
         .collect()

@@ -314,6 +314,7 @@ fn the_sql_view_spells_out_a_bootstrap_and_a_drain() {
         config: &case.config,
         observed: &case.observed,
         managed: &case.managed,
+        applied: &BTreeMap::new(),
         departing: &case.departing,
         donor: None,
     })

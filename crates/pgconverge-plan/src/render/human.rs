@@ -166,6 +166,12 @@ pub fn render_with(plan: &Plan, view: HumanView) -> String {
             for h in &c.hazards {
                 let _ = writeln!(out, "      {} {}", p.paint("33", "hazard:"), h.message);
             }
+            if c.gated {
+                let _ = writeln!(
+                    out,
+                    "      gated: every node changes in one step while writes to the table wait"
+                );
+            }
         }
     }
     let s = plan.summary();

@@ -108,6 +108,12 @@ pub struct ChangeView {
     pub hazards: Vec<HazardView>,
     /// Whether the statements run in one transaction.
     pub transactional: bool,
+    /// Runs behind the gate: on every node at once, in one transaction per node holding the
+    /// table's writers, committed everywhere only when every node succeeded.
+    pub gated: bool,
+    /// What the rows already on the node must meet, checked on every node before any node
+    /// is changed, e.g. `new UNIQUE (email) needs no duplicate values`.
+    pub data_checks: Vec<String>,
     /// Ids of the steps that must complete first.
     pub depends_on: Vec<usize>,
     /// The statements, passwords redacted.
@@ -194,6 +200,8 @@ impl PlanView {
                         })
                         .collect(),
                     transactional: s.change.transactional,
+                    gated: s.change.gated,
+                    data_checks: s.change.data_checks.iter().map(|c| c.rule()).collect(),
                     depends_on: s.depends_on.clone(),
                     sql: s.change.statements.iter().map(|st| st.redacted()).collect(),
                     body_diff: s.change.body_diff.clone(),

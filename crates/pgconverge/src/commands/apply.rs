@@ -29,12 +29,12 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CommandErr
 
     let plan = match &args.planfile {
         Some(path) => {
-            let plan = session.saved_plan(path)?;
+            let plan = session.saved_plan(path).await?;
             print!("{}", human::render(&plan, color));
             plan
         }
         None => {
-            let plan = session.plan()?;
+            let plan = session.plan().await?;
             print!("{}", human::render(&plan, color));
             if plan.blockers.is_empty() && plan.has_changes() && !args.auto_approve && !confirm()? {
                 return Err(CommandError::new("apply cancelled; nothing was changed"));

@@ -1,0 +1,133 @@
+//! Which changes run behind the gate, and the tables the gate holds.
+//!
+//! A change that alters what rows of an existing table carry (a new column, a new type, a new
+//! NOT NULL, a new UNIQUE) must not be live on one node while another node still writes or
+//! receives rows under the old rule: rows written with a new column would reach a node without
+//! it, values under a new UNIQUE could collide with changes in flight. So these changes, and
+//! the regenerated functions of their tables, are gated: the engine opens one transaction per
+//! node, locks the tables there in EXCLUSIVE mode (local writers and apply workers wait;
+//! readers go on), runs every gated change on every node, and commits on every node only once
+//! all of them succeeded; any failure before that rolls back every node. Changes already in
+//! flight are applied after the commit by the new apply functions, which give a column the
+//! change does not name its default (what its own node filled it with) and refuse a change
+//! naming a column the node does not have yet, to retry it once the node has it.
+//! See docs/evolution.md.
+
+use std::collections::BTreeSet;
+
+use pgconverge_model::catalog::{NodeCatalog, QualifiedName};
+
+use crate::address::ObjectAddress;
+use crate::change::{Action, Change};
+use crate::conflict::naming::{
+    internal, per_table_function, APPLY_TRIGGER_KIND, CHANGES_TABLE, LOG_TRIGGER,
+};
+
+/// The per-table functions the conflict machinery generates.
+const TABLE_FUNCTION_KINDS: [&str; 3] = ["stamp", "log", "apply"];
+
+/// The table an object belongs to, for the kinds a gate runs.
+fn table_of(address: &ObjectAddress) -> Option<&QualifiedName> {
+    match address {
+        ObjectAddress::Table { table }
+        | ObjectAddress::Column { table, .. }
+        | ObjectAddress::Constraint { table, .. }
+        | ObjectAddress::Index { table, .. }
+        | ObjectAddress::ReplicaIdentity { table }
+        | ObjectAddress::Trigger { table, .. } => Some(table),
+        _ => None,
+    }
+}
+
+/// Tables one node's gated changes create.
+fn created_tables<'a>(changes: impl IntoIterator<Item = &'a Change>) -> BTreeSet<QualifiedName> {
+    changes
+        .into_iter()
+        .filter(|c| c.gated && c.action == Action::Create)
+        .filter_map(|c| match &c.address {
+            ObjectAddress::Table { table } => Some(table.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the gate locks on one node: each existing table its gated changes alter, and the
+/// change log. Holding the log, no apply worker is inside a transaction while the tables
+/// change (its generated function would otherwise run plans made for the old columns), no
+/// change for a new table reaches the node before its apply trigger commits, and local
+/// writers to any replicated table wait (their log trigger writes the log). Readers go on.
+pub fn gate_locks<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone) -> Vec<QualifiedName> {
+    let created = created_tables(changes.clone());
+    let mut locks: Vec<QualifiedName> = changes
+        .into_iter()
+        .filter(|c| c.gated)
+        .filter_map(|c| match &c.address {
+            ObjectAddress::Column { table, .. } | ObjectAddress::Constraint { table, .. } => {
+                Some(table.clone())
+            }
+            _ => None,
+        })
+        .filter(|t| !created.contains(t))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !locks.is_empty() || !created.is_empty() {
+        locks.push(internal(CHANGES_TABLE));
+    }
+    locks
+}
+
+/// Settles which of one node's changes are gated. On a node already in the mesh (it has the
+/// change log): changes to tables it replicates (their log trigger exists), and new tables
+/// with everything created for them, so that a new table never exists without its triggers.
+/// Then the per-table functions of every gated table, so the new functions go live with the
+/// new columns and rules. On a node not replicating yet, nothing is gated.
+pub fn settle_gate(node_changes: &mut [Change], observed: &NodeCatalog) {
+    let in_mesh = observed.tables.contains_key(&internal(CHANGES_TABLE));
+    for change in node_changes.iter_mut() {
+        change.gated = in_mesh
+            && match (&change.address, change.action) {
+                (ObjectAddress::Table { .. }, Action::Create) => true,
+                (
+                    ObjectAddress::Column { table, .. } | ObjectAddress::Constraint { table, .. },
+                    _,
+                ) => {
+                    change.gated
+                        && observed
+                            .tables
+                            .get(table)
+                            .is_some_and(|t| t.triggers.iter().any(|tr| tr.name == LOG_TRIGGER))
+                }
+                _ => false,
+            };
+    }
+    let created = created_tables(node_changes.iter());
+    let altered: BTreeSet<QualifiedName> = gate_locks(node_changes.iter())
+        .into_iter()
+        .filter(|t| *t != internal(CHANGES_TABLE))
+        .collect();
+    let functions: BTreeSet<QualifiedName> = created
+        .iter()
+        .chain(&altered)
+        .flat_map(|table| {
+            TABLE_FUNCTION_KINDS
+                .iter()
+                .map(move |kind| per_table_function(kind, table))
+        })
+        .collect();
+    let apply_triggers: BTreeSet<String> = created
+        .iter()
+        .map(|t| per_table_function(APPLY_TRIGGER_KIND, t).name)
+        .collect();
+    let changes_table = internal(CHANGES_TABLE);
+    for change in node_changes {
+        let belongs = match &change.address {
+            ObjectAddress::Function { function } => functions.contains(function),
+            ObjectAddress::Trigger { table, name } if *table == changes_table => {
+                apply_triggers.contains(name)
+            }
+            address => table_of(address).is_some_and(|t| created.contains(t)),
+        };
+        change.gated |= belongs && change.transactional && change.action != Action::Delete;
+    }
+}

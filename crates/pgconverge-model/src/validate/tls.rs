@@ -212,14 +212,16 @@ fn check_subscription(
         );
     }
     for peer in all.iter().filter(|p| p.name != node.name) {
-        let (mode, field) = match &sub.sslmode {
-            Some(mode) => (mode.as_str(), "sslmode"),
-            None => (peer.sslmode.as_deref().unwrap_or("prefer"), "sslmode"),
-        };
+        // Without a mode of their own, subscriptions use the one pgconverge uses for the peer.
+        let mode = sub
+            .sslmode
+            .as_deref()
+            .or(peer.sslmode.as_deref())
+            .unwrap_or("prefer");
         if VERIFYING.contains(&mode) && sub.sslrootcert.is_none() {
             findings.error(
                 file,
-                &at.of(field),
+                &at.of("sslmode"),
                 format!(
                     "the subscription of {} to {} uses sslmode `{mode}`{}: set \
                      `subscription_tls.sslrootcert` to the CA file on {}'s server",

@@ -7,7 +7,6 @@
 //! [`FailureNote`] the verifier fills in, because the TLS library's error reaches the caller
 //! wrapped in the driver's.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use pgconverge_model::NodeConfig;
@@ -111,7 +110,7 @@ fn read_certificates(field: &str, path: &str) -> Result<Vec<CertificateDer<'stat
 fn read_key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
     let metadata =
         std::fs::metadata(path).map_err(|e| format!("cannot read sslkey {path}: {e}"))?;
-    if !key_permissions_are_private(Path::new(path), &metadata) {
+    if !key_permissions_are_private(&metadata) {
         return Err(format!(
             "sslkey {path} has group or world access; it must be u=rw (0600) or less"
         ));
@@ -121,7 +120,7 @@ fn read_key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
         .map_err(|e| format!("sslkey {path} holds no usable PEM private key: {e}"))
 }
 
-fn key_permissions_are_private(_path: &Path, metadata: &std::fs::Metadata) -> bool {
+fn key_permissions_are_private(metadata: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::PermissionsExt;
     // libpq allows 0640 for a key owned by root (a group of services may share it).
     metadata.permissions().mode() & 0o037 == 0

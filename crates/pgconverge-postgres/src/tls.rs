@@ -307,6 +307,21 @@ mod tests {
     }
 
     #[test]
+    fn a_key_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("pgconverge-key-{}.pem", std::process::id()));
+        std::fs::write(&path, "not even a key").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let text = path.to_string_lossy().into_owned();
+        let error = read_key(&text).expect_err("0644 is refused");
+        assert!(error.contains("group or world access"), "{error}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let error = read_key(&text).expect_err("no PEM key");
+        assert!(error.contains("no usable PEM private key"), "{error}");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
     fn missing_files_are_named_with_their_setting() {
         let error = read_certificates("sslrootcert", "/nonexistent/ca.crt").expect_err("missing");
         assert!(error.contains("sslrootcert /nonexistent/ca.crt"), "{error}");

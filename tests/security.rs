@@ -515,3 +515,50 @@ async fn security_an_expired_server_certificate_is_refused_as_expired() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_certificate_only_subscriptions_need_a_superuser_on_postgresql_18() {
+    let cluster = TestCluster::start_tls(2);
+    for i in 0..2 {
+        cluster
+            .client(i)
+            .await
+            .batch_execute(&least_privilege_sql(APP_PASSWORD))
+            .await
+            .expect("create the least-privileged role");
+    }
+    cluster
+        .sandbox()
+        .issue_role_certificates(APP_ROLE)
+        .expect("client certificates for the role");
+    let ca = cluster.sandbox().ca_cert_path();
+    let nodes: Vec<Value> = (0..2)
+        .map(|i| {
+            let mut node = tls_node(&cluster, i, APP_ROLE, "certificate");
+            node["password_env"] = json!(PASSWORD_ENV);
+            node
+        })
+        .collect();
+    cluster.write_config_value(json!({
+        "tls": client_tls(&cluster, APP_ROLE, &ca),
+        "nodes": nodes,
+        "tables": tables(),
+    }));
+    // PostgreSQL 16-18 refuse such a subscription to a non-superuser owner; pgconverge says
+    // so before it changes anything.
+    let applied = pgconverge(&cluster, &["apply", "--auto-approve"]);
+    let text = output_text(&applied);
+    assert_eq!(applied.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("node n1: role pgc_app: not a superuser") && text.contains("certificate"),
+        "{text}"
+    );
+    for i in 0..2 {
+        let schemas = query_strings(
+            &cluster.client(i).await,
+            "SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname = '_pgconverge'",
+        )
+        .await;
+        assert!(schemas.is_empty(), "node {i} was changed: {schemas:?}");
+    }
+}

@@ -86,6 +86,25 @@ pub enum GenerateWhat {
               value_parser = clap::builder::PossibleValuesParser::new(pgconverge_plan::generate::hba::AUTH_METHODS))]
         auth_method: String,
     },
+    /// psql scripts that make empty databases into the mesh, in two parts per node:
+    /// part 1 (objects) on every node first, then part 2 (subscriptions). Without --out or
+    /// --out-dir, every selected script goes to stdout, each headed by its file name
+    Sql {
+        /// Only this node's scripts
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+        /// Only this part: objects (run on every node first) or subscriptions (after)
+        #[arg(long, value_name = "PART",
+              value_parser = clap::builder::PossibleValuesParser::new(pgconverge_plan::generate::sql::PART_NAMES))]
+        part: Option<String>,
+        /// Write the one selected script (name --node and --part) to FILE
+        #[arg(long, value_name = "FILE", conflicts_with = "out_dir")]
+        out: Option<PathBuf>,
+        /// Write each selected script to DIR as 1-objects.<node>.sql and
+        /// 2-subscriptions.<node>.sql (name order is a valid running order)
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

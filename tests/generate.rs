@@ -287,3 +287,174 @@ fn generate_sql_refuses_unknown_nodes_and_an_ambiguous_out() {
     let bad_part = cluster.pgconverge(&["generate", "sql", "--part", "tables"]);
     assert_eq!(bad_part.status.code(), Some(1), "{}", text(&bad_part));
 }
+
+/// The `-c name=value` settings of a service's `command`.
+fn command_settings(service: &serde_json::Value) -> Vec<(String, String)> {
+    let command: Vec<&str> = service["command"]
+        .as_array()
+        .expect("command is a list")
+        .iter()
+        .map(|a| a.as_str().expect("command arguments are strings"))
+        .collect();
+    assert_eq!(command.first(), Some(&"postgres"), "{command:?}");
+    command[1..]
+        .chunks(2)
+        .map(|pair| {
+            assert_eq!(pair[0], "-c", "{command:?}");
+            let (name, value) = pair[1].split_once('=').expect("name=value");
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generated_compose_file_runs_servers_with_settings_postgres_accepts() {
+    let cluster = TestCluster::start(1);
+    let port = cluster.node(0).port;
+    cluster.write_config_value(json!({
+        "nodes": [
+            { "name": "n1", "host": "127.0.0.1", "port": port, "peer_host": "n1",
+              "peer_port": port, "db": "app", "user": "pgc", "password": "inline-secret-1" },
+            { "name": "n2", "host": "localhost", "port": 15432, "peer_host": "db2.internal",
+              "peer_port": 5432, "db": "app", "user": "pgc" },
+            { "name": "n3", "host": "127.0.0.1", "port": 15433, "db": "app", "user": "pgc",
+              "external": true },
+            { "name": "n4", "host": "db4.example", "db": "app", "user": "pgc" }
+        ],
+        "tables": []
+    }));
+    let out = cluster.pgconverge(&[
+        "generate",
+        "compose",
+        "--out",
+        "compose.yaml",
+        "--env-file",
+        "pg.env",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("left out (external, or not on this host): n3, n4"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let yaml = std::fs::read_to_string(cluster.dir.join("compose.yaml")).expect("compose file");
+    let env = std::fs::read_to_string(cluster.dir.join("pg.env")).expect("env file");
+    assert!(!yaml.contains("inline-secret") && !env.contains("inline-secret"));
+    assert!(
+        env.contains("\nPGCONVERGE_N1_PASSWORD=\nPGCONVERGE_N2_PASSWORD=\n"),
+        "{env}"
+    );
+
+    let doc: serde_json::Value = serde_norway::from_str(&yaml).expect("the file is YAML");
+    let services = doc["services"].as_object().expect("services");
+    assert_eq!(services.keys().collect::<Vec<_>>(), ["n1", "n2"]);
+    let n1 = &services["n1"];
+    let n2 = &services["n2"];
+    assert_eq!(n1["image"], "postgres:18");
+    assert_eq!(n1["ports"], json!([format!("127.0.0.1:{port}:{port}")]));
+    assert_eq!(n2["ports"], json!(["127.0.0.1:15432:5432"]));
+    assert_eq!(
+        n2["networks"]["pgconverge"]["aliases"],
+        json!(["db2.internal"])
+    );
+    assert_eq!(n1["networks"], json!(["pgconverge"]));
+    assert_eq!(n1["volumes"], json!(["pgdata_n1:/var/lib/postgresql"]));
+    assert_eq!(
+        doc["volumes"]
+            .as_object()
+            .map(|v| v.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["pgdata_n1".to_string(), "pgdata_n2".to_string()])
+    );
+    assert!(doc["networks"]["pgconverge"].is_object(), "{yaml}");
+    assert_eq!(
+        n1["environment"]["POSTGRES_PASSWORD"],
+        "${PGCONVERGE_N1_PASSWORD:?set PGCONVERGE_N1_PASSWORD in the env file}"
+    );
+    assert_eq!(n1["environment"]["POSTGRES_USER"], "pgc");
+    let health: Vec<&str> = n1["healthcheck"]["test"]
+        .as_array()
+        .expect("health check")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(&health[..2], ["CMD", "pg_isready"]);
+    assert!(health
+        .windows(2)
+        .any(|w| w == ["-p", port.to_string().as_str()]));
+
+    // Sized for the four nodes of the mesh, external ones included: three peers each.
+    let settings = command_settings(n1);
+    let setting = |name: &str| {
+        settings
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{name} is not set: {settings:?}"))
+    };
+    assert_eq!(setting("wal_level"), "logical");
+    assert_eq!(setting("port"), port.to_string());
+    for name in [
+        "max_replication_slots",
+        "max_wal_senders",
+        "max_logical_replication_workers",
+    ] {
+        assert!(
+            setting(name).parse::<u32>().expect("a number") >= 3,
+            "{name}"
+        );
+    }
+    assert!(
+        setting("max_worker_processes")
+            .parse::<u32>()
+            .expect("a number")
+            > setting("max_logical_replication_workers")
+                .parse::<u32>()
+                .expect("a number")
+    );
+
+    // The same settings on a real server: it starts with them and reports each as given.
+    cluster.stop_node(0);
+    let conf = cluster.sandbox().root().join("n1/data/pgconverge.conf");
+    let mut extra = String::from("\n# generate compose's command line\n");
+    for (name, value) in &settings {
+        extra.push_str(&format!("{name} = '{value}'\n"));
+    }
+    let existing = std::fs::read_to_string(&conf).expect("pgconverge.conf");
+    std::fs::write(&conf, existing + &extra).expect("append the settings");
+    cluster.start_node(0);
+    let client = cluster.client(0).await;
+    for (name, value) in &settings {
+        let shown: String = client
+            .query_one(&format!("SHOW {name}"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("SHOW {name}: {e}"))
+            .get(0);
+        assert_eq!(&shown, value, "{name}");
+    }
+
+    // An env file that exists may hold real passwords: it is never overwritten.
+    std::fs::write(cluster.dir.join("pg.env"), "PGCONVERGE_N1_PASSWORD=kept\n").expect("env");
+    let again = cluster.pgconverge(&[
+        "generate",
+        "compose",
+        "--env-file",
+        "pg.env",
+        "--pg-major",
+        "16",
+    ]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(
+        std::fs::read_to_string(cluster.dir.join("pg.env")).expect("env"),
+        "PGCONVERGE_N1_PASSWORD=kept\n"
+    );
+    let old: serde_json::Value =
+        serde_norway::from_slice(&again.stdout).expect("stdout is the YAML");
+    assert_eq!(old["services"]["n1"]["image"], "postgres:16");
+    assert_eq!(
+        old["services"]["n1"]["volumes"],
+        json!(["pgdata_n1:/var/lib/postgresql/data"])
+    );
+    let too_old = cluster.pgconverge(&["generate", "compose", "--pg-major", "15"]);
+    assert_eq!(too_old.status.code(), Some(1), "{}", text(&too_old));
+}

@@ -192,6 +192,16 @@ async fn generated_sql_run_by_psql_makes_empty_databases_a_mesh_in_sync() {
             "2-subscriptions.n3.sql"
         ]
     );
+    let all = cluster.pgconverge(&["generate", "sql"]);
+    assert_eq!(all.status.code(), Some(0), "{}", text(&all));
+    let all = String::from_utf8_lossy(&all.stdout);
+    for name in &names {
+        let script = std::fs::read_to_string(dir.join(name)).expect("script");
+        assert!(
+            all.contains(&format!("-- ===== {name} =====\n{script}")),
+            "{name} is not in stdout as written to its file"
+        );
+    }
     let single = cluster.pgconverge(&["generate", "sql", "--node", "n2", "--part", "objects"]);
     assert_eq!(single.status.code(), Some(0), "{}", text(&single));
     assert_eq!(

@@ -32,7 +32,7 @@ mod planning;
 mod preflight;
 
 pub use apply::{ApplyObserver, ApplyOutcome, ApplySession, StepEvent, StepProgress};
-pub use context::{resolve_secrets, Cluster, Secrets};
+pub use context::{password_env_vars, resolve_secrets, Cluster, Secrets};
 pub use error::{EngineError, NodeFailure, StaleReason, StepFailure};
 pub use introspection::Catalogs;
 pub use lifecycle::CATCH_UP_TIMEOUT;

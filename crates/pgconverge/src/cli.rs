@@ -86,6 +86,46 @@ pub enum GenerateWhat {
               value_parser = clap::builder::PossibleValuesParser::new(pgconverge_plan::generate::hba::AUTH_METHODS))]
         auth_method: String,
     },
+    /// psql scripts that make empty databases into the mesh, two parts per node
+    ///
+    /// Run part 1 (objects) on every node first, then part 2 (subscriptions). Without --out
+    /// or --out-dir, every selected script goes to stdout, each headed by its file name.
+    /// Passwords are read by psql when part 2 runs (-v pgc_password_<peer>=…, else
+    /// PGCONVERGE_<PEER>_PASSWORD, else the peer's password_env), never written to a script.
+    Sql {
+        /// Only this node's scripts
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+        /// Only this part: objects (run on every node first) or subscriptions (after)
+        #[arg(long, value_name = "PART",
+              value_parser = clap::builder::PossibleValuesParser::new(pgconverge_plan::generate::sql::PART_NAMES))]
+        part: Option<String>,
+        /// Write the one selected script (name --node and --part) to FILE
+        #[arg(long, value_name = "FILE", conflicts_with = "out_dir")]
+        out: Option<PathBuf>,
+        /// Write each selected script to DIR as 1-objects.<node>.sql and
+        /// 2-subscriptions.<node>.sql (name order is a valid running order)
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// A docker-compose file for the config's local nodes, passwords from an env file
+    ///
+    /// One service of the plain PostgreSQL image per node that is not external and whose host
+    /// is on loopback (the others are named on stderr), replication settings sized for the
+    /// mesh, a health check, a named volume, the port published on 127.0.0.1 and one shared
+    /// network. Passwords are ${PGCONVERGE_<NODE>_PASSWORD} references, never values.
+    Compose {
+        /// Write the compose file to FILE instead of stdout
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The env file the passwords come from; written with empty values if it is missing
+        #[arg(long, value_name = "NAME")]
+        env_file: Option<PathBuf>,
+        /// PostgreSQL major of the image (16 or newer)
+        #[arg(long, value_name = "MAJOR", default_value_t = 18,
+              value_parser = clap::value_parser!(u32).range(16..))]
+        pg_major: u32,
+    },
 }
 
 #[derive(Debug, Args)]

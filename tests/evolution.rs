@@ -166,7 +166,7 @@ async fn evolution_changes_under_writes_on_every_node_converge() {
         let plan = cluster.pgconverge(&["plan"]);
         assert_eq!(plan.status.code(), Some(0), "plan {step}:\n{}", text(&plan));
         assert!(
-            text(&plan).contains("gated:"),
+            text(&plan).contains("[gated]"),
             "step {step} not gated:\n{}",
             text(&plan)
         );

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod prereq;
 pub mod render;
 pub mod statement;
+pub mod verify;
 
 pub use address::ObjectAddress;
 pub use change::{Action, Change};

@@ -11,6 +11,7 @@ pub mod introspect;
 pub mod lifecycle;
 pub mod query_error;
 pub mod status;
+pub mod verify;
 
 pub use connect::{connect, set_session_defaults, ConnectError};
 pub use credentials::{resolve_password, CredentialError, Secret};

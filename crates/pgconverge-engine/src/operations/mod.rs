@@ -4,3 +4,4 @@
 //! - `status`: every node's replication health and the findings derived from it.
 
 pub mod status;
+pub mod verify;

@@ -18,7 +18,7 @@ use pgconverge_plan::verify::compare::{
 };
 use pgconverge_plan::verify::sql::{
     bucket_count, bucket_digests_sql, bucket_rows_sql, key_reads_sql, orphans_sql,
-    ESTIMATED_ROWS_SQL, SESSION_SETTINGS_SQL,
+    table_digest_sql, ESTIMATED_ROWS_SQL, SESSION_SETTINGS_SQL,
 };
 use pgconverge_plan::verify::winner::{choose_winner, Verdict, Winner};
 use pgconverge_plan::verify::{verify_tables, Stamp, VerifyTable};
@@ -286,29 +286,18 @@ async fn compare_table<'a>(
     table: &'a VerifyTable,
     buckets: i64,
 ) -> Result<TableWork<'a>, EngineError> {
-    let sql = bucket_digests_sql(table, buckets);
-    let digests = read_all(clients, names, |c| bucket_digests(c, &sql)).await?;
-    let per_node: Vec<BTreeMap<i64, BucketDigest>> = digests
-        .iter()
-        .map(|rows| {
-            rows.iter()
-                .map(|(b, rows, digest)| {
-                    (
-                        *b,
-                        BucketDigest {
-                            rows: *rows,
-                            digest: *digest,
-                        },
-                    )
-                })
-                .collect()
-        })
-        .collect();
-    let rows = per_node
+    // The whole table first: when every node agrees, no bucket is read.
+    let whole = read_digests(clients, names, &table_digest_sql(table)).await?;
+    let rows = whole
         .iter()
         .map(|n| n.values().map(|d| d.rows).sum())
         .collect();
-    let differing = differing_buckets(&per_node);
+    let differing = if differing_buckets(&whole).is_empty() {
+        Vec::new()
+    } else {
+        let per_node = read_digests(clients, names, &bucket_digests_sql(table, buckets)).await?;
+        differing_buckets(&per_node)
+    };
     let mut candidates = BTreeMap::new();
     if !differing.is_empty() {
         let sql = bucket_rows_sql(table, buckets);
@@ -348,6 +337,29 @@ async fn compare_table<'a>(
         candidates,
         differing: BTreeMap::new(),
     })
+}
+
+/// Digests by bucket from every node.
+async fn read_digests(
+    clients: &[Client],
+    names: &[String],
+    sql: &str,
+) -> Result<Vec<BTreeMap<i64, BucketDigest>>, EngineError> {
+    let digests = read_all(clients, names, |c| bucket_digests(c, sql)).await?;
+    Ok(digests
+        .iter()
+        .map(|rows| {
+            rows.iter()
+                .map(|(b, rows, digest)| {
+                    let digest = BucketDigest {
+                        rows: *rows,
+                        digest: *digest,
+                    };
+                    (*b, digest)
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// How every node holds each of `keys` (key rows as JSON texts): key → reads in node order.

@@ -3,9 +3,10 @@
 //! which buckets or keys to look at more closely (`compare`), and which version of a
 //! differing key wins by the conflict rules (`winner`). The engine runs the queries.
 //!
-//! A table is summarised per node by buckets of primary-key hashes, each with a row count
-//! and the XOR of a 64-bit hash of every row's text; only buckets whose summary differs
-//! between nodes are read key by key. What is hashed is what every node holds identically
+//! A table is summarised per node by its row count and the XOR of a 64-bit hash of every
+//! row; only when that differs between nodes is it summarised by buckets of primary-key
+//! hashes (each with its count and XOR), and only buckets whose summary differs are read key
+//! by key. What is hashed is what every node holds identically
 //! once converged: the configured columns and the row's stamp (`_pgc_version`,
 //! `_pgc_origin`), which replication copies as they are.
 
@@ -46,8 +47,9 @@ pub struct VerifyTable {
     pub key_literal: String,
     /// Primary-key columns with their configured types.
     pub key_columns: Vec<(String, String)>,
-    /// Configured columns, then the stamp columns: what a row's hash covers.
-    pub hashed_columns: Vec<String>,
+    /// Configured columns, then the stamp columns, with their configured types: what a
+    /// row's hash covers.
+    pub hashed_columns: Vec<(String, String)>,
     /// The declared foreign keys, for the orphan check.
     pub foreign_keys: Vec<ForeignKeyCheck>,
 }
@@ -74,14 +76,14 @@ impl VerifyTable {
                 (c.clone(), data_type.unwrap_or_default())
             })
             .collect();
-        let mut hashed_columns: Vec<String> = table
+        let mut hashed_columns: Vec<(String, String)> = table
             .columns
             .iter()
-            .map(|c| c.name.clone())
-            .filter(|c| c != VERSION_COLUMN && c != ORIGIN_COLUMN)
+            .filter(|c| c.name != VERSION_COLUMN && c.name != ORIGIN_COLUMN)
+            .map(|c| (c.name.clone(), c.data_type.clone()))
             .collect();
-        hashed_columns.push(VERSION_COLUMN.to_string());
-        hashed_columns.push(ORIGIN_COLUMN.to_string());
+        hashed_columns.push((VERSION_COLUMN.to_string(), "bigint".to_string()));
+        hashed_columns.push((ORIGIN_COLUMN.to_string(), "text".to_string()));
         let foreign_keys = table
             .foreign_keys
             .iter()

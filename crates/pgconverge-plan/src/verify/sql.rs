@@ -58,21 +58,107 @@ fn key_names(table: &VerifyTable) -> Vec<String> {
     table.key_columns.iter().map(|(c, _)| c.clone()).collect()
 }
 
-/// The bucket of record `rec`: its key's text hashed, masked to `buckets`.
+/// The bucket of record `rec`: its key's hash, masked to `buckets`.
 fn bucket_expr(table: &VerifyTable, rec: &str, buckets: i64) -> String {
+    format!("({} & {})", key_hash_expr(table, rec), buckets - 1)
+}
+
+/// A 64-bit hash of record `rec`'s primary key.
+fn key_hash_expr(table: &VerifyTable, rec: &str) -> String {
+    let columns: Vec<(String, String)> = table.key_columns.clone();
+    record_hash(rec, &columns)
+}
+
+/// A 64-bit hash of record `rec`'s configured columns and stamp.
+fn row_hash_expr(table: &VerifyTable, rec: &str) -> String {
+    record_hash(rec, &table.hashed_columns)
+}
+
+/// `hash_record_extended` over the columns: each value hashed by its type's own hash
+/// function, so no value is printed (several times faster than hashing the row's text),
+/// and values the type calls equal hash alike on every node whatever the session's
+/// settings. A column of a type without a hash function, or of a type not known here to
+/// have one, is hashed as its text (verify's sessions print alike, see
+/// [`SESSION_SETTINGS_SQL`]).
+fn record_hash(rec: &str, columns: &[(String, String)]) -> String {
+    let values: Vec<String> = columns
+        .iter()
+        .map(|(c, t)| {
+            if hashable(t) {
+                field(rec, c)
+            } else {
+                format!("{}::text", field(rec, c))
+            }
+        })
+        .collect();
     format!(
-        "(pg_catalog.hashtextextended(ROW({})::text, 0) & {})",
-        fields(rec, &key_names(table)),
-        buckets - 1
+        "pg_catalog.hash_record_extended(ROW({}), 0)",
+        values.join(", ")
     )
 }
 
-/// A 64-bit hash of record `rec`'s configured columns and stamp, as text.
-fn row_hash_expr(table: &VerifyTable, rec: &str) -> String {
-    format!(
-        "pg_catalog.hashtextextended(ROW({})::text, 0)",
-        fields(rec, &table.hashed_columns)
-    )
+/// Built-in types (and arrays of them) whose values have an extended hash function.
+fn hashable(data_type: &str) -> bool {
+    const HASHABLE: &[&str] = &[
+        "smallint",
+        "integer",
+        "int",
+        "bigint",
+        "int2",
+        "int4",
+        "int8",
+        "serial",
+        "bigserial",
+        "smallserial",
+        "numeric",
+        "decimal",
+        "real",
+        "double precision",
+        "float4",
+        "float8",
+        "float",
+        "text",
+        "varchar",
+        "character varying",
+        "character",
+        "char",
+        "bpchar",
+        "name",
+        "uuid",
+        "bytea",
+        "boolean",
+        "bool",
+        "date",
+        "time",
+        "timetz",
+        "timestamp",
+        "timestamptz",
+        "interval",
+        "jsonb",
+        "inet",
+        "cidr",
+        "macaddr",
+        "macaddr8",
+        "money",
+        "oid",
+        "time with time zone",
+        "time without time zone",
+        "timestamp with time zone",
+        "timestamp without time zone",
+    ];
+    let t = data_type
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase();
+    let t = t.trim_end_matches("[]");
+    // `numeric(12,2)`, `varchar(20)`, `timestamp(3) with time zone`: the type without its
+    // modifier.
+    let base = match (t.find('('), t.find(')')) {
+        (Some(open), Some(close)) if open < close => format!("{}{}", &t[..open], &t[close + 1..]),
+        _ => t.to_string(),
+    };
+    HASHABLE.contains(&base.trim())
 }
 
 /// `(a.k1, a.k2) = (b.k1, b.k2)` (or `a.k = b.k`): matches by primary key, so the key's
@@ -137,6 +223,16 @@ fn canonical_json(expr: &str, data_type: &str) -> String {
     } else {
         format!("pg_catalog.to_jsonb({expr})")
     }
+}
+
+/// The whole table's row count and the XOR of its rows' hashes: one scan, no grouping. When
+/// every node agrees on it, the table is identical and no bucket is read.
+pub fn table_digest_sql(table: &VerifyTable) -> String {
+    format!(
+        "SELECT 0::int8, pg_catalog.count(*)::int8, COALESCE(pg_catalog.bit_xor({}), 0) FROM {} AS t",
+        row_hash_expr(table, "t"),
+        table.qualified
+    )
 }
 
 /// Per bucket: its number, row count and the XOR of its rows' hashes. One scan of the table.

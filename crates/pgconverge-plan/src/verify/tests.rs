@@ -181,12 +181,35 @@ fn table() -> VerifyTable {
 }
 
 #[test]
+fn values_without_a_known_hash_function_are_hashed_as_text() {
+    let config: pgconverge_model::config::TableConfig = serde_json::from_value(serde_json::json!({
+        "name": "t",
+        "columns": [
+            { "name": "id", "type": "numeric(12, 2)" },
+            { "name": "doc", "type": "json" },
+            { "name": "spot", "type": "point" },
+            { "name": "tags", "type": "text[]" },
+            { "name": "at", "type": "timestamp(3) with time zone" }
+        ],
+        "primary_key": ["id"]
+    }))
+    .expect("a table");
+    let sql = bucket_digests_sql(&VerifyTable::new(&config), 64);
+    assert!(
+        sql.contains(
+            "ROW(t.id, t.doc::text, t.spot::text, t.tags, t.at, t._pgc_version, t._pgc_origin)"
+        ),
+        "{sql}"
+    );
+}
+
+#[test]
 fn names_are_quoted_and_keys_canonical() {
     let t = table();
     assert_eq!(t.qualified, "public.\"Order Lines\"");
     let digests = bucket_digests_sql(&t, 64);
     assert!(
-        digests.contains("ROW(t.id, t.at)::text, 0) & 63"),
+        digests.contains("hash_record_extended(ROW(t.id, t.at), 0) & 63"),
         "{digests}"
     );
     assert!(digests.contains("t.\"user\""), "{digests}");
@@ -194,6 +217,8 @@ fn names_are_quoted_and_keys_canonical() {
         digests.contains("t._pgc_version, t._pgc_origin"),
         "{digests}"
     );
+    let whole = super::sql::table_digest_sql(&t);
+    assert!(!whole.contains("GROUP BY"), "{whole}");
     let keys = key_reads_sql(&t);
     assert!(keys.contains("k.at AT TIME ZONE 'UTC'"), "{keys}");
     assert!(keys.contains("ts.tbl = 'public.\"Order Lines\"'"), "{keys}");

@@ -2,7 +2,8 @@
 //! changed, deleted and inserted on one node with replication bypassed, and a delete a
 //! disabled subscription did not deliver, exit 2 naming table, key and nodes; `--repair`
 //! re-sends the winners (recorded in the ledger as `repair`) and leaves alone what the rules
-//! cannot decide; rows breaking a foreign key are reported; writers on every node during
+//! cannot decide; rows breaking a foreign key are reported (and counted by `status
+//! --orphans`); writers on every node during
 //! verify cause no false difference.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -208,6 +209,12 @@ async fn verify_reports_bypassed_writes_and_orphans_and_repair_makes_nodes_agree
             && o["rows"][0]["missing_parent"] == json!({ "id": 4242 })),
         "{report:#}"
     );
+    assert!(
+        orphans.iter().any(|o| o["node"] == "n3"
+            && o["count"] == 1
+            && o["rows"][0]["missing_parent"] == json!({ "id": 2 })),
+        "child 2 lost its parent on n3: {report:#}"
+    );
     // The human view names table, key and nodes.
     let out =
         tokio::task::block_in_place(|| cluster.pgconverge(&["verify", "--catch-up-timeout", "5"]));
@@ -219,6 +226,29 @@ async fn verify_reports_bypassed_writes_and_orphans_and_repair_makes_nodes_agree
     assert!(
         human.contains("n2: public.child(parent_id) -> public.parent(id): 1 row(s)"),
         "{human}"
+    );
+
+    // status --orphans counts them per node.
+    let out =
+        tokio::task::block_in_place(|| cluster.pgconverge(&["status", "--orphans", "--json"]));
+    let status: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --json ({e}):\n{}", text(&out)));
+    let counts: Vec<i64> = (0..3)
+        .map(|n| {
+            status["nodes"][n]["health"]["orphans"][0]["orphan_rows"]
+                .as_i64()
+                .unwrap_or(-1)
+        })
+        .collect();
+    // n2's child 999; on n3, child 2 lost its parent with the row deleted there.
+    assert_eq!(counts, [0, 1, 1], "{status:#}");
+    assert!(
+        status["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| f["kind"] == "orphan_rows" && f["node"] == "n2" && f["level"] == "warning"),
+        "{status:#}"
     );
 
     // Repair: the orphan child goes first (it is a difference too: only n2 has it).

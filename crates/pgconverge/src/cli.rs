@@ -145,6 +145,9 @@ pub struct StatusArgs {
     /// Warn when a subscription has heard nothing for N seconds while WAL waits for it
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub max_lag_seconds: u64,
+    /// Also count the rows breaking each declared foreign key (scans the referencing tables)
+    #[arg(long)]
+    pub orphans: bool,
     /// Warn when a slot keeps more than N bytes of WAL
     #[arg(long, value_name = "N", default_value_t = 1 << 30, value_parser = clap::value_parser!(i64).range(0..))]
     pub max_retained_wal: i64,

@@ -366,3 +366,81 @@ async fn verify_while_every_node_writes_reports_no_false_difference() {
     );
     assert_eq!(report["summary"]["differing_keys"], 0, "{report:#}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_repairs_composite_keys_of_types_spelled_per_session() {
+    let cluster = TestCluster::start(3);
+    cluster.write_config(json!([{
+        "name": "entries",
+        "columns": [
+            { "name": "tenant", "type": "text" },
+            { "name": "at", "type": "timestamptz" },
+            { "name": "amount", "type": "numeric(12,2)" },
+            { "name": "blob", "type": "bytea" },
+            { "name": "doc", "type": "json" }
+        ],
+        "primary_key": ["tenant", "at"]
+    }]));
+    let out = cluster.pgconverge(&["apply", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "apply failed:\n{}", text(&out));
+    // Each node's sessions print times and bytes their own way; keys must still match.
+    for (node, zone) in [(0, "Asia/Tokyo"), (1, "America/Lima"), (2, "UTC")] {
+        execute(
+            &cluster,
+            node,
+            &format!("ALTER DATABASE app SET TimeZone = '{zone}'; ALTER DATABASE app SET bytea_output = 'escape'"),
+        )
+        .await;
+    }
+    execute(
+        &cluster,
+        0,
+        "INSERT INTO entries SELECT 'acme', timestamptz '2025-03-01 10:00:00+00' + g * interval '1 minute', \
+         g * 1.5, decode(md5(g::text), 'hex'), json_build_object('g', g) FROM generate_series(1, 50) g",
+    )
+    .await;
+    wait_for(&cluster, "SELECT count(*) FROM entries", 50).await;
+    let (code, _, shown) = verify(&cluster, &[]).await;
+    assert_eq!(code, 0, "{shown}");
+
+    // n2 loses a row outside replication; n3's delete of another never reaches n1.
+    execute(
+        &cluster,
+        1,
+        "SET session_replication_role = replica; \
+         DELETE FROM entries WHERE at = timestamptz '2025-03-01 10:05:00+00'",
+    )
+    .await;
+    execute(&cluster, 0, "ALTER SUBSCRIPTION pgc_n1_from_n3 DISABLE").await;
+    execute(
+        &cluster,
+        2,
+        "DELETE FROM entries WHERE at = timestamptz '2025-03-01 10:07:00+00'",
+    )
+    .await;
+    wait_on(&cluster, 1, "SELECT count(*) FROM entries", 48).await;
+
+    let (code, report, shown) = verify(&cluster, &["--repair"]).await;
+    assert_eq!(code, 0, "both keys have a winner:\n{shown}");
+    let entries = table(&report, "public.entries");
+    assert_eq!(entries["differing_keys"], 2, "{report:#}");
+    let keys: Vec<&Value> = entries["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| &k["key"])
+        .collect();
+    assert!(
+        keys.contains(&&json!({ "tenant": "acme", "at": "2025-03-01T10:07:00" })),
+        "canonical keys in UTC: {report:#}"
+    );
+    assert_eq!(report["repair"]["repaired_keys"], 2, "{report:#}");
+    for node in 0..3 {
+        assert_eq!(
+            count(&cluster, node, "SELECT count(*) FROM entries").await,
+            49
+        );
+    }
+    let (code, _, shown) = verify(&cluster, &[]).await;
+    assert_eq!(code, 0, "{shown}");
+}

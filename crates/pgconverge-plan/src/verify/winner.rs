@@ -48,13 +48,18 @@ pub fn choose_winner(names: &[String], reads: &[KeyRead]) -> Verdict {
         .collect();
     let name = |i: usize| names.get(i).cloned().unwrap_or_default();
     if let Some(&(first, hash)) = rows.first() {
-        if rows.iter().any(|(_, h)| *h != hash) {
-            let holders: Vec<String> = rows.iter().map(|(i, _)| name(*i)).collect();
+        let others: Vec<String> = rows
+            .iter()
+            .filter(|(_, h)| *h != hash)
+            .map(|(i, _)| name(*i))
+            .collect();
+        if !others.is_empty() {
             return Verdict::Undecidable(format!(
-                "{} hold different rows under the same version {}@{}: written outside \
+                "{} and {} hold different rows under the same version {}@{}: written outside \
                  pgconverge's triggers (session_replication_role = replica, a restore), so the \
                  rules cannot choose",
-                holders.join(", "),
+                name(first),
+                others.join(", "),
                 greatest.version,
                 greatest.origin
             ));

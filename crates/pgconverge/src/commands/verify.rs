@@ -130,7 +130,8 @@ fn render_table(out: &mut String, table: &TableVerdict) {
 }
 
 fn key_line(key: &KeyDifference) -> String {
-    let nodes: Vec<String> = key.nodes.iter().map(node_state).collect();
+    let decided = key.winner.is_some();
+    let nodes: Vec<String> = key.nodes.iter().map(|n| node_state(n, decided)).collect();
     let verdict = match (&key.winner, &key.undecidable) {
         (Some(node), _) if key.winner_deleted => format!("winner: the delete on {node}"),
         (Some(node), _) => format!("winner: the row on {node}"),
@@ -140,17 +141,23 @@ fn key_line(key: &KeyDifference) -> String {
     format!("{}: {}; {verdict}", key.key, nodes.join(", "))
 }
 
-fn node_state(n: &NodeKey) -> String {
-    let stamp = n
-        .stamp
-        .as_ref()
-        .map_or(String::new(), |s| format!(" {}@{}", s.version, s.origin));
+/// A node's hold on a key: `present 1764…@n1`; `(differs)` when it lacks a decided winner.
+fn node_state(n: &NodeKey, decided: bool) -> String {
+    let stamp = n.stamp.as_ref().map_or(String::new(), |s| {
+        // Rows written outside the triggers carry no origin.
+        let origin = if s.origin.is_empty() { "''" } else { &s.origin };
+        format!(" {}@{origin}", s.version)
+    });
     let state = match n.state {
         KeyState::Present => "present",
         KeyState::Absent if n.stamp.is_some() => "deleted",
         KeyState::Absent => "absent",
     };
-    let mark = if n.holds_winner { "" } else { " (differs)" };
+    let mark = if decided && !n.holds_winner {
+        " (differs)"
+    } else {
+        ""
+    };
     format!("{} {state}{stamp}{mark}", n.node)
 }
 

@@ -10,10 +10,13 @@ use crate::conflict::naming::{
 };
 
 /// Session settings under which every node prints the same value as the same text, so row
-/// hashes compare across nodes whatever each server's or role's defaults.
+/// hashes compare across nodes whatever each server's or role's defaults. `work_mem`: the
+/// planner cannot know a bucket expression has few values and, under the default, would sort
+/// the whole table (spilling to disk) instead of hashing into a few thousand groups; the
+/// hash table actually built is small.
 pub const SESSION_SETTINGS_SQL: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; \
      SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'; SET extra_float_digits = 1; \
-     SET statement_timeout = 0";
+     SET statement_timeout = 0; SET work_mem = '64MB'";
 
 /// The ledger kind of a repair.
 pub const REPAIR_KIND: &str = "repair";

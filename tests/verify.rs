@@ -444,3 +444,34 @@ async fn verify_repairs_composite_keys_of_types_spelled_per_session() {
     let (code, _, shown) = verify(&cluster, &[]).await;
     assert_eq!(code, 0, "{shown}");
 }
+
+#[test]
+fn verify_refuses_an_unknown_table_before_contacting_any_node() {
+    let dir = std::env::temp_dir().join(format!("pgconverge-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // Nothing listens on ports 1 and 2: contacting a node would fail differently.
+    let config = json!({
+        "nodes": [
+            { "name": "n1", "host": "127.0.0.1", "port": 1, "db": "app", "user": "pgc" },
+            { "name": "n2", "host": "127.0.0.1", "port": 2, "db": "app", "user": "pgc" }
+        ],
+        "tables": tables()
+    });
+    std::fs::write(dir.join("pgconverge.json"), config.to_string()).expect("config");
+    let out = std::process::Command::new(TestCluster::pgconverge_bin())
+        .args(["verify", "--table", "nope"])
+        .current_dir(&dir)
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_dir_all(&dir);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("--table nope: no such table in the configuration (tables: public.parent, public.child)"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("unreachable") && !shown.contains("cannot read"),
+        "{shown}"
+    );
+}

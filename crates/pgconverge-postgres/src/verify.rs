@@ -186,11 +186,17 @@ pub async fn wait_for_subscribers(
         )
         .await
         .map_err(QueryError::from)?;
+    let mut streaming_slots = Vec::new();
+    for row in &active {
+        let name: String = row.try_get(0).map_err(QueryError::from)?;
+        let streaming: bool = row.try_get(1).map_err(QueryError::from)?;
+        if streaming {
+            streaming_slots.push(name);
+        }
+    }
     let mut idle = Vec::new();
     for slot in slots {
-        let streaming = active
-            .iter()
-            .any(|r| r.get::<_, String>(0) == *slot && r.get::<_, bool>(1));
+        let streaming = streaming_slots.contains(slot);
         if !streaming {
             idle.push(slot.clone());
             continue;

@@ -2,7 +2,7 @@
 //! decodes the rows; waits until a publisher's subscribers have caught up; re-sends winning
 //! versions in one transaction per node. Nothing here decides what differs or what wins.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use pgconverge_model::NodeConfig;
@@ -170,13 +170,15 @@ pub async fn count(client: &Client, what: &'static str, sql: &str) -> Result<i64
 }
 
 /// The publisher's current WAL position, then, for each slot in `slots` a subscriber is
-/// streaming from, a wait until it confirmed that position. Slots nobody streams from are
-/// returned without waiting (their subscriber is behind until it streams again).
+/// streaming from, a wait until it confirmed that position, all within `timeout`. Slots
+/// nobody streams from are returned without waiting (their subscriber is behind until it
+/// streams again).
 pub async fn wait_for_subscribers(
     publisher: &Client,
     slots: &[String],
     timeout: Duration,
 ) -> Result<Vec<String>, CatchUpError> {
+    let deadline = Instant::now() + timeout;
     let target: Lsn = current_wal_lsn(publisher).await?;
     let active = publisher
         .query(
@@ -201,7 +203,9 @@ pub async fn wait_for_subscribers(
             idle.push(slot.clone());
             continue;
         }
-        wait_for_confirmed(publisher, slot, target, timeout, &mut |_| {}).await?;
+        // One budget for all of them: a stuck subscriber does not cost the timeout per slot.
+        let left = deadline.saturating_duration_since(Instant::now());
+        wait_for_confirmed(publisher, slot, target, left, &mut |_| {}).await?;
     }
     Ok(idle)
 }

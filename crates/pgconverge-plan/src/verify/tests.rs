@@ -229,3 +229,41 @@ fn names_are_quoted_and_keys_canonical() {
     );
     assert!(orphans.contains("c.parent IS NOT NULL"), "{orphans}");
 }
+
+/// Tombstones are looked up by the canonical key the triggers write; the two spellings are
+/// built separately, so this holds them equal for every kind of type.
+#[test]
+fn keys_are_spelled_as_the_conflict_triggers_spell_them() {
+    let config: pgconverge_model::config::TableConfig = serde_json::from_value(serde_json::json!({
+        "name": "k",
+        "columns": [
+            { "name": "tenant", "type": "text" },
+            { "name": "at", "type": "timestamptz" },
+            { "name": "amount", "type": "numeric(12,2)" },
+            { "name": "blob", "type": "bytea" },
+            { "name": "span", "type": "interval" },
+            { "name": "tags", "type": "timestamptz[]" }
+        ],
+        "primary_key": ["tenant", "at", "amount", "blob", "span", "tags"]
+    }))
+    .expect("a table");
+    let objects = crate::conflict::cluster_objects(
+        std::slice::from_ref(&config),
+        &pgconverge_model::config::ReplicationConfig::default(),
+    );
+    let log = objects
+        .functions
+        .iter()
+        .find(|f| f.name.name.starts_with("log_k_"))
+        .expect("the table's log function");
+    let table = VerifyTable::new(&config);
+    let body = log.body();
+    assert!(
+        body.contains(&super::sql::key_json(&table, "OLD")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&super::sql::key_row_json(&table, "OLD")),
+        "{body}"
+    );
+}

@@ -18,8 +18,9 @@
 //!   bootstrap, a leaving node's drain), run by `apply::executor`, and the reading of the
 //!   nodes that leave the mesh.
 //!
-//! - `operations`: read-only operations, which take no lock: `status` reads every node's
-//!   replication health and derives findings from it.
+//! - `operations`: operations on running data, which take no state lock: `status` reads every
+//!   node's replication health and derives findings from it; `verify` compares the nodes'
+//!   rows and can re-send winning versions.
 
 mod apply;
 mod context;

@@ -55,6 +55,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show every node's replication health and what needs attention
     Status(StatusArgs),
+    /// Compare every replicated table across the nodes; --repair makes them agree
+    Verify(VerifyArgs),
     /// Write files the servers need that pgconverge does not apply itself
     Generate(GenerateArgs),
     /// Local PostgreSQL servers on loopback for trying and testing
@@ -183,9 +185,31 @@ pub struct StatusArgs {
     /// Warn when a subscription has heard nothing for N seconds while WAL waits for it
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub max_lag_seconds: u64,
+    /// Also count the rows breaking each declared foreign key (scans the referencing tables)
+    #[arg(long)]
+    pub orphans: bool,
     /// Warn when a slot keeps more than N bytes of WAL
     #[arg(long, value_name = "N", default_value_t = 1 << 30, value_parser = clap::value_parser!(i64).range(0..))]
     pub max_retained_wal: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only this table (`table` or `schema.table`); repeat for more [default: all]
+    #[arg(long = "table", value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// Print the outcome as versioned JSON (schemas/verify.schema.json)
+    #[arg(long)]
+    pub json: bool,
+    /// Re-send the winning version of each differing key to the nodes that lack it
+    #[arg(long)]
+    pub repair: bool,
+    /// Differing keys listed per table (all are counted)
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_keys: usize,
+    /// Seconds to wait for subscribers to catch up before differing keys are read again
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub catch_up_timeout: u64,
 }
 
 /// `--since`: an RFC 3339 time, or a duration back from now (`<number><s|m|h|d>`).

@@ -1,4 +1,5 @@
-//! Schema changes applied one after another to a 3-node mesh while a seeded writer keeps
+//! Schema changes (columns added, widened, renamed and dropped, a UNIQUE, a new table)
+//! applied one after another to a 3-node mesh while a seeded writer keeps
 //! inserting and updating on every node, writing the new columns and the new table as soon as
 //! its node has them. Afterwards every table is identical, row by row, on every node, and no
 //! apply worker met an error.
@@ -16,14 +17,21 @@ use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-/// The config at step `step` (0 = the starting schema), each step one more change.
+/// The config at step `step` (0 = the starting schema), each step one more change: a
+/// nullable column, a NOT NULL column with a default, a widened type, a UNIQUE, a new table, a
+/// rename and a dropped column.
 fn tables(step: usize) -> Value {
     let mut columns = vec![
         json!({ "name": "id", "type": "bigint" }),
         json!({ "name": "code", "type": "text" }),
-        json!({ "name": "score", "type": if step >= 3 { "bigint" } else { "integer" } }),
     ];
-    if step >= 1 {
+    if step < 7 {
+        columns
+            .push(json!({ "name": "score", "type": if step >= 3 { "bigint" } else { "integer" } }));
+    }
+    if step >= 6 {
+        columns.push(json!({ "name": "remark", "type": "text", "renamed_from": "note" }));
+    } else if step >= 1 {
         columns.push(json!({ "name": "note", "type": "text" }));
     }
     if step >= 2 {
@@ -33,6 +41,9 @@ fn tables(step: usize) -> Value {
     let mut items = json!({ "name": "items", "columns": columns, "primary_key": ["id"] });
     if step >= 4 {
         items["unique"] = json!([["code"]]);
+    }
+    if step >= 7 {
+        items["dropped_columns"] = json!(["score"]);
     }
     let mut all = vec![items];
     if step >= 5 {
@@ -48,6 +59,9 @@ fn tables(step: usize) -> Value {
     }
     Value::Array(all)
 }
+
+/// The last config step.
+const STEPS: usize = 7;
 
 /// Tiny deterministic generator (xorshift), so a failing run can be repeated.
 struct Seeded(u64);
@@ -66,22 +80,28 @@ impl Seeded {
 fn writes(node: u64, n: u64, target: u64, rng: &mut Seeded) -> Vec<String> {
     let id = node * 1_000_000 + n;
     let score = rng.below(1_000_000);
+    let qty = 2 + rng.below(50);
     if rng.below(3) == 0 && n > 1 {
-        let note = format!("'u{node}-{n}'");
-        let qty = 2 + rng.below(50);
+        let text = format!("'u{node}-{n}'");
         return vec![
-            format!("UPDATE public.items SET score = score + {score}, note = {note}, qty = {qty} WHERE id = {target}"),
-            format!("UPDATE public.items SET score = score + {score}, note = {note} WHERE id = {target}"),
+            format!("UPDATE public.items SET remark = {text}, qty = {qty} WHERE id = {target}"),
+            format!("UPDATE public.items SET score = score + {score}, remark = {text}, qty = {qty} WHERE id = {target}"),
+            format!("UPDATE public.items SET score = score + {score}, note = {text}, qty = {qty} WHERE id = {target}"),
+            format!("UPDATE public.items SET score = score + {score}, note = {text} WHERE id = {target}"),
             format!("UPDATE public.items SET score = score + 1 WHERE id = {target}"),
         ];
     }
-    vec![
+    let with_event = |insert: String| {
         format!(
-            "WITH i AS (INSERT INTO public.items (id, code, score, note, qty) VALUES ({id}, 'c{id}', {score}, 'n{id}', {q}) RETURNING id) \
-             INSERT INTO public.events (id, item_id, body) SELECT id, id, 'e{id}' FROM i",
-            q = 1 + rng.below(9)
-        ),
-        format!("INSERT INTO public.items (id, code, score, note, qty) VALUES ({id}, 'c{id}', {score}, 'n{id}', {})", 1 + rng.below(9)),
+            "WITH i AS ({insert} RETURNING id) \
+             INSERT INTO public.events (id, item_id, body) SELECT id, id, 'e{id}' FROM i"
+        )
+    };
+    vec![
+        with_event(format!("INSERT INTO public.items (id, code, remark, qty) VALUES ({id}, 'c{id}', 'r{id}', {qty})")),
+        with_event(format!("INSERT INTO public.items (id, code, score, remark, qty) VALUES ({id}, 'c{id}', {score}, 'r{id}', {qty})")),
+        with_event(format!("INSERT INTO public.items (id, code, score, note, qty) VALUES ({id}, 'c{id}', {score}, 'n{id}', {qty})")),
+        format!("INSERT INTO public.items (id, code, score, note, qty) VALUES ({id}, 'c{id}', {score}, 'n{id}', {qty})"),
         format!("INSERT INTO public.items (id, code, score, note) VALUES ({id}, 'c{id}', {score}, 'n{id}')"),
         format!("INSERT INTO public.items (id, code, score) VALUES ({id}, 'c{id}', {})", score % 1000),
     ]
@@ -161,12 +181,12 @@ async fn evolution_changes_under_writes_on_every_node_converge() {
         writers.push(tokio::spawn(writer(client, node as u64, Arc::clone(&stop))));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    for step in 1..=5 {
+    for step in 1..=STEPS {
         cluster.write_config(tables(step));
         let plan = cluster.pgconverge(&["plan"]);
         assert_eq!(plan.status.code(), Some(0), "plan {step}:\n{}", text(&plan));
         assert!(
-            text(&plan).contains("gated:"),
+            text(&plan).contains("[gated]"),
             "step {step} not gated:\n{}",
             text(&plan)
         );
@@ -202,7 +222,10 @@ async fn evolution_changes_under_writes_on_every_node_converge() {
     let qty_written: i64 = cluster
         .client(1)
         .await
-        .query_one("SELECT count(*) FROM public.items WHERE qty > 1", &[])
+        .query_one(
+            "SELECT count(*) FROM public.items WHERE qty > 1 AND remark LIKE 'r%'",
+            &[],
+        )
         .await
         .expect("qty")
         .get(0);

@@ -1,6 +1,6 @@
 //! The checked-in JSON Schemas under `schemas/` must match the types they describe: the
-//! config (`pgconverge.schema.json`), the JSON plan (`plan.schema.json`) and the status
-//! document (`status.schema.json`). `UPDATE_SCHEMAS=1 cargo test --test schemas` rewrites them.
+//! config (`pgconverge.schema.json`), the JSON plan (`plan.schema.json`), the status
+//! document (`status.schema.json`) and the verify report (`verify.schema.json`). `UPDATE_SCHEMAS=1 cargo test --test schemas` rewrites them.
 
 use pgconverge_tests::repo_root;
 
@@ -18,6 +18,10 @@ fn every_json_schema_file_is_fresh() {
         (
             "status.schema.json",
             pgconverge_engine::operations::status::status_schema(),
+        ),
+        (
+            "verify.schema.json",
+            pgconverge_engine::operations::verify::verify_schema(),
         ),
     ];
     let update = std::env::var("UPDATE_SCHEMAS").as_deref() == Ok("1");

@@ -77,3 +77,14 @@ pub fn resolve_secrets(config: &ClusterConfig) -> Result<Secrets, EngineError> {
     }
     Ok(secrets)
 }
+
+/// The environment variables a node's password may be in, in the order pgconverge reads
+/// them: `PGCONVERGE_<NODE>_PASSWORD`, then the node's `password_env`. For scripts a client
+/// runs later, which read the same variables rather than have a password written into them.
+pub fn password_env_vars(node: &NodeConfig) -> Vec<String> {
+    let mut vars = vec![pgconverge_postgres::credentials::node_password_env_var(
+        &node.name,
+    )];
+    vars.extend(node.password_env.iter().cloned());
+    vars
+}

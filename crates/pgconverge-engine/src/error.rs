@@ -70,6 +70,23 @@ pub enum EngineError {
         failed: Vec<StepFailure>,
         not_started: usize,
     },
+    /// `verify` was asked for something the configuration does not have; nothing was read.
+    #[error("{0}")]
+    VerifyInput(String),
+    /// A node failed while `verify` read it.
+    #[error("verify: node {node}: {error}")]
+    VerifyRead {
+        node: String,
+        #[source]
+        error: Box<pgconverge_postgres::IntrospectError>,
+    },
+    /// A repair transaction failed on a node; it changed nothing there.
+    #[error("repair: node {node}: {error}")]
+    Repair {
+        node: String,
+        #[source]
+        error: Box<pgconverge_postgres::QueryError>,
+    },
     /// Every step succeeded, yet planning again finds these changes.
     #[error("apply finished, but planning again still finds changes")]
     ProofFailed { left: Vec<Change> },

@@ -18,8 +18,9 @@
 //!   bootstrap, a leaving node's drain), run by `apply::executor`, and the reading of the
 //!   nodes that leave the mesh.
 //!
-//! - `operations`: read-only operations, which take no lock: `status` reads every node's
-//!   replication health and derives findings from it.
+//! - `operations`: operations on running data, which take no state lock: `status` reads every
+//!   node's replication health and derives findings from it; `verify` compares the nodes'
+//!   rows and can re-send winning versions.
 
 mod apply;
 mod context;
@@ -32,7 +33,7 @@ mod planning;
 mod preflight;
 
 pub use apply::{ApplyObserver, ApplyOutcome, ApplySession, StepEvent, StepProgress};
-pub use context::{resolve_secrets, Cluster, Secrets};
+pub use context::{password_env_vars, resolve_secrets, Cluster, Secrets};
 pub use error::{EngineError, NodeFailure, StaleReason, StepFailure};
 pub use introspection::Catalogs;
 pub use lifecycle::CATCH_UP_TIMEOUT;

@@ -128,6 +128,10 @@ pub struct TableConfig {
     /// the older tool): `updated_at` set to the write time, `origin_node` to the node name.
     #[serde(default, skip_serializing_if = "LegacyColumns::is_empty")]
     pub legacy_columns: LegacyColumns,
+    /// Columns to drop from the live table on every node; their data is lost. A column only
+    /// left out of `columns` is kept: pgconverge drops nothing it is not told to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_columns: Vec<String>,
 }
 
 pub fn default_schema() -> String {
@@ -155,6 +159,10 @@ pub struct ColumnConfig {
     /// Default expression, as SQL (e.g. `now()`, `gen_random_uuid()`, `'draft'`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// The column's previous name: a live column of that name is renamed to this one, keeping
+    /// its data. Renames are never guessed from a column missing and another one new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
 }
 
 fn default_true() -> bool {

@@ -467,6 +467,7 @@ fn convert_tables(
                 data_type,
                 nullable: true,
                 default,
+                renamed_from: None,
             });
             keys.push(Some(column_key.clone()));
         }
@@ -476,6 +477,7 @@ fn convert_tables(
                 data_type: "timestamp".to_string(),
                 nullable: true,
                 default: Some("now()".to_string()),
+                renamed_from: None,
             });
             keys.push(None);
         }
@@ -485,6 +487,7 @@ fn convert_tables(
                 data_type: "text".to_string(),
                 nullable: true,
                 default: None,
+                renamed_from: None,
             });
             keys.push(None);
         }
@@ -523,6 +526,7 @@ fn convert_tables(
                     updated_at: Some(UPDATED_AT.to_string()),
                     origin_node: Some(ORIGIN_NODE.to_string()),
                 },
+                dropped_columns: Vec::new(),
             },
         ));
         column_keys.insert(t, keys);
@@ -590,6 +594,12 @@ impl Layout for LegacyLayout {
             Some(_) => self.column(t, c).key("data_type"),
             None => self.table(t),
         }
+    }
+    fn column_field(&self, t: usize, c: usize, _field: &str) -> FieldPath {
+        self.column(t, c)
+    }
+    fn table_field(&self, t: usize, _field: &str) -> FieldPath {
+        self.table(t)
     }
     fn column_default(&self, t: usize, c: usize) -> FieldPath {
         match self.column_key(t, c) {

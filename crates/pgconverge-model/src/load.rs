@@ -253,6 +253,12 @@ impl Layout for UnifiedLayout {
     fn column_default(&self, t: usize, c: usize) -> FieldPath {
         self.column(t, c).key("default")
     }
+    fn column_field(&self, t: usize, c: usize, field: &str) -> FieldPath {
+        self.column(t, c).key(field)
+    }
+    fn table_field(&self, t: usize, field: &str) -> FieldPath {
+        Self::table_path(t).key(field)
+    }
     fn primary_key(&self, t: usize) -> FieldPath {
         Self::table_path(t).key("primary_key")
     }

@@ -34,6 +34,10 @@ pub(crate) trait Layout {
     fn column_name(&self, t: usize, c: usize) -> FieldPath;
     fn column_type(&self, t: usize, c: usize) -> FieldPath;
     fn column_default(&self, t: usize, c: usize) -> FieldPath;
+    /// Another field of a column (`renamed_from`); the column where the format has none.
+    fn column_field(&self, t: usize, c: usize, field: &str) -> FieldPath;
+    /// Another field of a table (`dropped_columns`); the table where the format has none.
+    fn table_field(&self, t: usize, field: &str) -> FieldPath;
     fn primary_key(&self, t: usize) -> FieldPath;
     fn unique(&self, t: usize, u: usize) -> FieldPath;
     fn foreign_key(&self, t: usize, f: usize) -> FieldPath;
@@ -617,6 +621,56 @@ fn check_columns(t: usize, table: &TableConfig, layout: &dyn Layout, findings: &
                 file,
                 &layout.column_default(t, c),
                 "default is empty; leave the field out for no default",
+            );
+        }
+        if let Some(old) = &column.renamed_from {
+            let problem = if old == &column.name {
+                Some("renamed_from names the column itself".to_string())
+            } else if table.column(old).is_some() {
+                Some(format!(
+                    "renamed_from {} names a column still configured; a renamed column keeps one name",
+                    quoted(old)
+                ))
+            } else if table.dropped_columns.contains(old) {
+                Some(format!(
+                    "renamed_from {} is also in dropped_columns; rename or drop it, not both",
+                    quoted(old)
+                ))
+            } else {
+                identifier_problem("renamed_from", old)
+            };
+            if let Some(problem) = problem {
+                findings.error(file, &layout.column_field(t, c, "renamed_from"), problem);
+            }
+        }
+    }
+    check_dropped_columns(t, table, layout, findings);
+}
+
+/// Dropped columns are configured nowhere else: not as a column, not in a key.
+fn check_dropped_columns(
+    t: usize,
+    table: &TableConfig,
+    layout: &dyn Layout,
+    findings: &mut Findings<'_>,
+) {
+    let file = layout.tables_file();
+    for (d, dropped) in table.dropped_columns.iter().enumerate() {
+        let problem = if table.column(dropped).is_some() {
+            Some(format!(
+                "{} is still in columns; remove it there to drop it",
+                quoted(dropped)
+            ))
+        } else if table.dropped_columns[..d].contains(dropped) {
+            Some(format!("{} is listed twice", quoted(dropped)))
+        } else {
+            identifier_problem("dropped column", dropped)
+        };
+        if let Some(problem) = problem {
+            findings.error(
+                file,
+                &layout.table_field(t, "dropped_columns").index(d),
+                problem,
             );
         }
     }

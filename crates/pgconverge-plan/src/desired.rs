@@ -39,6 +39,8 @@ pub struct DesiredTable {
     pub uniques: Vec<ConstraintSpec>,
     pub foreign_keys: Vec<ForeignKeySpec>,
     pub indexes: Vec<IndexSpec>,
+    /// Columns the config asks to drop from the live table.
+    pub dropped_columns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,8 @@ pub struct DesiredColumn {
     pub default: Option<String>,
     /// Added by pgconverge for conflict resolution.
     pub reserved: bool,
+    /// The live column of this name is renamed to this one.
+    pub renamed_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +201,7 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
             // PostgreSQL stores no default for `DEFAULT NULL`; treat it as none.
             default: c.default.clone().filter(|d| normalize_default(d) != "null"),
             reserved: false,
+            renamed_from: c.renamed_from.clone(),
         })
         .collect();
     columns.extend(reserved.iter().map(|r| DesiredColumn {
@@ -205,6 +210,7 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
         not_null: r.not_null,
         default: r.default.clone(),
         reserved: true,
+        renamed_from: None,
     }));
     let primary_key = ConstraintSpec {
         name: object_name(&[&table.name], "pkey"),
@@ -247,6 +253,7 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
         uniques,
         foreign_keys,
         indexes,
+        dropped_columns: table.dropped_columns.clone(),
     }
 }
 

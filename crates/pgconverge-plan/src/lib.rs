@@ -17,6 +17,7 @@ pub mod preflight;
 pub mod prereq;
 pub mod render;
 pub mod statement;
+pub mod verify;
 
 pub use address::ObjectAddress;
 pub use change::{Action, Change};

@@ -46,7 +46,19 @@ pub struct ConninfoSpec {
 impl ConninfoSpec {
     /// The connection string with the password, if any, taken from `password`.
     pub fn render(&self, password: Option<&str>) -> String {
-        let mut parts = vec![
+        let (before, after) = self.around_password();
+        match password {
+            // Asterisks need no quoting in a conninfo; shown bare it reads as redacted.
+            Some(REDACTED) => format!("{before} password={REDACTED} {after}"),
+            Some(pw) => format!("{before} password={} {after}", quote_conninfo_value(pw)),
+            None => format!("{before} {after}"),
+        }
+    }
+
+    /// The connection string's pairs before and after where the password goes (a script
+    /// that takes the password from elsewhere puts it in between).
+    pub fn around_password(&self) -> (String, String) {
+        let mut before = vec![
             format!("host={}", quote_conninfo_value(&self.host)),
             format!("port={}", self.port),
             format!("dbname={}", quote_conninfo_value(&self.dbname)),
@@ -59,17 +71,10 @@ impl ConninfoSpec {
             ("sslkey", &self.sslkey),
         ] {
             if let Some(value) = value {
-                parts.push(format!("{key}={}", quote_conninfo_value(value)));
+                before.push(format!("{key}={}", quote_conninfo_value(value)));
             }
         }
-        match password {
-            // Asterisks need no quoting in a conninfo; shown bare it reads as redacted.
-            Some(REDACTED) => parts.push(format!("password={REDACTED}")),
-            Some(pw) => parts.push(format!("password={}", quote_conninfo_value(pw))),
-            None => {}
-        }
-        parts.push("application_name=pgconverge".to_string());
-        parts.join(" ")
+        (before.join(" "), "application_name=pgconverge".to_string())
     }
 }
 
@@ -93,13 +98,19 @@ impl Statement {
     }
 
     fn render_with(&self, password: &dyn Fn(&ConninfoSpec) -> Option<String>) -> String {
+        self.render_conninfo_as(&|spec: &ConninfoSpec| {
+            quote_literal(&spec.render(password(spec).as_deref()))
+        })
+    }
+
+    /// The statement with each connection string written as `conninfo` gives it: a SQL
+    /// literal, or something a client fills in (a psql variable holding one).
+    pub fn render_conninfo_as(&self, conninfo: &dyn Fn(&ConninfoSpec) -> String) -> String {
         let mut out = String::new();
         for segment in &self.segments {
             match segment {
                 Segment::Sql(text) => out.push_str(text),
-                Segment::Conninfo(spec) => {
-                    out.push_str(&quote_literal(&spec.render(password(spec).as_deref())))
-                }
+                Segment::Conninfo(spec) => out.push_str(&conninfo(spec)),
             }
         }
         out

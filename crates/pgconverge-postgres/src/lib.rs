@@ -13,6 +13,7 @@ pub mod preflight;
 pub mod query_error;
 pub mod status;
 mod tls;
+pub mod verify;
 
 pub use connect::{connect, set_session_defaults, ConnectError};
 pub use credentials::{resolve_password, CredentialError, Secret};

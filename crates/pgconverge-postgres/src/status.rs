@@ -32,6 +32,20 @@ pub struct HealthScope {
     pub registers: Vec<String>,
     /// Conflicts recorded at or after this time are counted; all of them when `None`.
     pub conflicts_since: Option<SystemTime>,
+    /// Foreign keys whose breaking rows are counted (`status --orphans`); `None` reads none.
+    pub orphan_checks: Option<Vec<OrphanCheck>>,
+}
+
+/// A declared foreign key and the query counting the rows that break it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrphanCheck {
+    /// The referencing table, `schema.table`.
+    pub table: String,
+    pub columns: Vec<String>,
+    /// The referenced table, `schema.table`.
+    pub parent_table: String,
+    /// Returns one `int8`: the number of breaking rows.
+    pub count_sql: String,
 }
 
 /// One node's replication health as read.
@@ -49,6 +63,20 @@ pub struct NodeHealth {
     pub conflicts: Option<Vec<ConflictCount>>,
     /// Size of each register table that exists.
     pub registers: Vec<RegisterSize>,
+    /// Rows breaking each declared foreign key, when asked for (`status --orphans`).
+    pub orphans: Option<Vec<OrphanCount>>,
+}
+
+/// How many rows of a table name a parent row that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrphanCount {
+    /// The referencing table, `schema.table`.
+    pub table: String,
+    /// Its referencing columns.
+    pub columns: Vec<String>,
+    /// The referenced table, `schema.table`.
+    pub parent_table: String,
+    pub orphan_rows: i64,
 }
 
 /// A subscription and its leader apply worker.
@@ -214,11 +242,12 @@ pub async fn read_health(
     };
     let register_params: [(&(dyn ToSql + Sync), Type); 1] = [(&scope.registers, Type::TEXT_ARRAY)];
     // Issued together, so tokio-postgres pipelines them: one round trip.
-    let (subscription_rows, slot_rows, register_rows, conflicts) = futures_util::try_join!(
+    let (subscription_rows, slot_rows, register_rows, conflicts, orphans) = futures_util::try_join!(
         query(client, "subscriptions", &subscriptions_sql, &[]),
         query(client, "replication slots", SLOTS_SQL, &[]),
         query(client, "register sizes", REGISTERS_SQL, &register_params),
         conflicts,
+        read_orphans(client, scope.orphan_checks.as_deref()),
     )?;
     Ok(NodeHealth {
         server_version,
@@ -236,7 +265,33 @@ pub async fn read_health(
             .iter()
             .map(decode_register)
             .collect::<Result<_, _>>()?,
+        orphans,
     })
+}
+
+/// Counts the rows breaking each foreign key of `checks` (a scan of each referencing table).
+async fn read_orphans(
+    client: &Client,
+    checks: Option<&[OrphanCheck]>,
+) -> Result<Option<Vec<OrphanCount>>, IntrospectError> {
+    const WHAT: &str = "orphan rows";
+    let Some(checks) = checks else {
+        return Ok(None);
+    };
+    let counts = checks.iter().map(|check| async move {
+        let rows = query(client, WHAT, &check.count_sql, &[]).await?;
+        let orphan_rows = match rows.first() {
+            Some(row) => get(row, 0, WHAT)?,
+            None => 0,
+        };
+        Ok::<_, IntrospectError>(OrphanCount {
+            table: check.table.clone(),
+            columns: check.columns.clone(),
+            parent_table: check.parent_table.clone(),
+            orphan_rows,
+        })
+    });
+    futures_util::future::try_join_all(counts).await.map(Some)
 }
 
 /// Counts by kind; the ledger's name is quoted by the caller (see [`HealthScope`]).

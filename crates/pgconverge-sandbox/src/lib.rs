@@ -3,8 +3,10 @@
 //! [`find_binaries`] locates a PostgreSQL 16+ installation; a [`Sandbox`] runs one server
 //! per node on 127.0.0.1, each in its own data directory, configured for logical
 //! replication in a full mesh. As root, the servers run as an unprivileged OS user.
+//! [`compose`] writes the same servers, sized the same way, as a docker-compose file.
 
 mod binaries;
+pub mod compose;
 mod error;
 mod metadata;
 mod process;

@@ -18,6 +18,16 @@ pub fn quote_conninfo_value(value: &str) -> String {
     }
 }
 
+/// A SQL expression quoting, on the server, the text value of `expression` exactly as
+/// [`quote_conninfo_value`] does: for a value only a client knows (a password a psql script
+/// reads from a variable), so it never has to be written down. NULL stays NULL.
+pub fn quote_conninfo_value_sql(expression: &str) -> String {
+    // E'\\' is one backslash, E'\\\\' two, E'\\''' a backslash and a quote.
+    format!(
+        r#"CASE WHEN ({expression}) ~ '^[0-9A-Za-z._/:-]+$' THEN ({expression}) ELSE '''' || replace(replace(({expression}), E'\\', E'\\\\'), '''', E'\\''') || '''' END"#
+    )
+}
+
 /// The `keyword=value` pairs of a connection string, values unquoted and unescaped.
 ///
 /// Reading stops at the first thing that is not a pair and keeps the pairs before it: the

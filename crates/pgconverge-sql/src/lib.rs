@@ -10,7 +10,7 @@ pub mod literal;
 pub mod quote;
 pub mod redact;
 
-pub use conninfo::{conninfo_pairs, quote_conninfo_value};
+pub use conninfo::{conninfo_pairs, quote_conninfo_value, quote_conninfo_value_sql};
 pub use hba::{hba_address, quote_hba_name};
 pub use literal::{standard_string, standard_string_literals};
 pub use quote::{quote_ident, quote_ident_list, quote_literal, quote_qualified};

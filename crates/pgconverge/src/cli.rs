@@ -55,6 +55,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show every node's replication health and what needs attention
     Status(StatusArgs),
+    /// Compare every replicated table across the nodes; --repair makes them agree
+    Verify(VerifyArgs),
     /// Write files the servers need that pgconverge does not apply itself
     Generate(GenerateArgs),
     /// Local PostgreSQL servers on loopback for trying and testing
@@ -85,6 +87,46 @@ pub enum GenerateWhat {
         #[arg(long, default_value = "scram-sha-256",
               value_parser = clap::builder::PossibleValuesParser::new(pgconverge_plan::generate::hba::AUTH_METHODS))]
         auth_method: String,
+    },
+    /// psql scripts that make empty databases into the mesh, two parts per node
+    ///
+    /// Run part 1 (objects) on every node first, then part 2 (subscriptions). Without --out
+    /// or --out-dir, every selected script goes to stdout, each headed by its file name.
+    /// Passwords are read by psql when part 2 runs (-v pgc_password_<peer>=…, else
+    /// PGCONVERGE_<PEER>_PASSWORD, else the peer's password_env), never written to a script.
+    Sql {
+        /// Only this node's scripts
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+        /// Only this part: objects (run on every node first) or subscriptions (after)
+        #[arg(long, value_name = "PART",
+              value_parser = clap::builder::PossibleValuesParser::new(pgconverge_plan::generate::sql::PART_NAMES))]
+        part: Option<String>,
+        /// Write the one selected script (name --node and --part) to FILE
+        #[arg(long, value_name = "FILE", conflicts_with = "out_dir")]
+        out: Option<PathBuf>,
+        /// Write each selected script to DIR as 1-objects.<node>.sql and
+        /// 2-subscriptions.<node>.sql (name order is a valid running order)
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// A docker-compose file for the config's local nodes, passwords from an env file
+    ///
+    /// One service of the plain PostgreSQL image per node that is not external and whose host
+    /// is on loopback (the others are named on stderr), replication settings sized for the
+    /// mesh, a health check, a named volume, the port published on 127.0.0.1 and one shared
+    /// network. Passwords are ${PGCONVERGE_<NODE>_PASSWORD} references, never values.
+    Compose {
+        /// Write the compose file to FILE instead of stdout
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The env file the passwords come from; written with empty values if it is missing
+        #[arg(long, value_name = "NAME")]
+        env_file: Option<PathBuf>,
+        /// PostgreSQL major of the image (16 or newer)
+        #[arg(long, value_name = "MAJOR", default_value_t = 18,
+              value_parser = clap::value_parser!(u32).range(16..))]
+        pg_major: u32,
     },
 }
 
@@ -143,9 +185,31 @@ pub struct StatusArgs {
     /// Warn when a subscription has heard nothing for N seconds while WAL waits for it
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub max_lag_seconds: u64,
+    /// Also count the rows breaking each declared foreign key (scans the referencing tables)
+    #[arg(long)]
+    pub orphans: bool,
     /// Warn when a slot keeps more than N bytes of WAL
     #[arg(long, value_name = "N", default_value_t = 1 << 30, value_parser = clap::value_parser!(i64).range(0..))]
     pub max_retained_wal: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only this table (`table` or `schema.table`); repeat for more [default: all]
+    #[arg(long = "table", value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// Print the outcome as versioned JSON (schemas/verify.schema.json)
+    #[arg(long)]
+    pub json: bool,
+    /// Re-send the winning version of each differing key to the nodes that lack it
+    #[arg(long)]
+    pub repair: bool,
+    /// Differing keys listed per table (all are counted)
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_keys: usize,
+    /// Seconds to wait for subscribers to catch up before differing keys are read again
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub catch_up_timeout: u64,
 }
 
 /// `--since`: an RFC 3339 time, or a duration back from now (`<number><s|m|h|d>`).

@@ -29,6 +29,11 @@ impl From<EngineError> for CommandError {
                         .collect(),
                 )
                 .with_hint("this is a pgconverge bug or a concurrent change; run `pgconverge plan` to see it"),
+            EngineError::Repair { .. } => CommandError::new(message).with_hint(
+                "repair needs a role that may SET session_replication_role (a superuser, or \
+                 GRANT SET ON PARAMETER session_replication_role) and write the tables; \
+                 nothing was changed on that node",
+            ),
             _ => CommandError::new(message),
         }
     }

@@ -1,6 +1,6 @@
 //! pgconverge command-line entry point: parses arguments, runs one command, maps the outcome
 //! to the documented exit codes (0 ok/no changes, 1 any error, 2 plan changes with
-//! `--detailed-exitcode` or warnings only from `status --check`).
+//! `--detailed-exitcode`, warnings only from `status --check`, differences from `verify`).
 
 mod cli;
 mod commands;
@@ -58,6 +58,7 @@ async fn run(cli: Cli) -> Result<u8, CommandError> {
         Command::Plan(args) => commands::plan::run(global, args).await,
         Command::Apply(args) => commands::apply::run(global, args).await,
         Command::Status(args) => commands::status::run(global, args).await,
+        Command::Verify(args) => commands::verify::run(global, args).await,
         Command::Generate(args) => commands::generate::run(global, args),
         Command::Sandbox(args) => commands::sandbox::run(global, args),
         Command::Import(args) => commands::import::run(global, args),

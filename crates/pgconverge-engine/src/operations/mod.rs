@@ -1,6 +1,9 @@
-//! Read-only operations on a cluster: they read nodes and change nothing, so they take no
-//! state lock.
+//! Operations on a cluster's running data rather than its objects: they change no object
+//! pgconverge manages (nothing the state file records), so they take no state lock.
 //!
 //! - `status`: every node's replication health and the findings derived from it.
+//! - `verify`: whether every node holds the same rows, and rows breaking a foreign key;
+//!   with repair, re-sends the winning versions of differing keys (rows, never objects).
 
 pub mod status;
+pub mod verify;

@@ -11,9 +11,11 @@ use pgconverge_model::naming::{subscription_name, INTERNAL_SCHEMA};
 use pgconverge_plan::conflict::naming::{
     CHANGES_TABLE, CLAIMS_TABLE, CONFLICTS_TABLE, TOMBSTONES_TABLE,
 };
-use pgconverge_postgres::status::{read_health_of_nodes, HealthScope};
+use pgconverge_plan::verify::sql::orphan_count_sql;
+use pgconverge_plan::verify::verify_tables;
+use pgconverge_postgres::status::{read_health_of_nodes, HealthScope, OrphanCheck};
 pub use pgconverge_postgres::status::{
-    ConflictCount, NodeHealth, RegisterSize, SlotHealth, SubscriptionHealth,
+    ConflictCount, NodeHealth, OrphanCount, RegisterSize, SlotHealth, SubscriptionHealth,
 };
 use pgconverge_sql::quote_qualified;
 use pgconverge_state::format_rfc3339_utc;
@@ -98,6 +100,8 @@ pub enum FindingKind {
     SlotLag,
     SubscriptionStale,
     RetainedWal,
+    /// Rows breaking a declared foreign key (read only with `status --orphans`).
+    OrphanRows,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -134,11 +138,13 @@ pub fn status_schema() -> String {
 
 impl Cluster {
     /// Reads every configured node at once and judges what was read. Conflicts are counted
-    /// from `since` on (all when `None`).
+    /// from `since` on (all when `None`); with `orphans`, the rows breaking each declared
+    /// foreign key too (a scan of every referencing table).
     pub async fn status(
         &self,
         since: Option<SystemTime>,
         thresholds: StatusThresholds,
+        orphans: bool,
     ) -> ClusterStatus {
         let nodes = self.nodes_with_secrets();
         let registers = [CHANGES_TABLE, TOMBSTONES_TABLE, CLAIMS_TABLE]
@@ -149,6 +155,7 @@ impl Cluster {
             conflicts_table: quote_qualified(INTERNAL_SCHEMA, CONFLICTS_TABLE),
             registers,
             conflicts_since: since,
+            orphan_checks: orphans.then(|| orphan_checks(&self.config)),
         };
         let results = read_health_of_nodes(&nodes, &scope).await;
         let statuses: Vec<NodeStatus> = self
@@ -190,6 +197,22 @@ impl Cluster {
     }
 }
 
+/// Every declared foreign key with the query counting its breaking rows.
+fn orphan_checks(config: &pgconverge_model::config::ClusterConfig) -> Vec<OrphanCheck> {
+    let mut checks = Vec::new();
+    for table in verify_tables(config, &[]).unwrap_or_default() {
+        for fk in &table.foreign_keys {
+            checks.push(OrphanCheck {
+                table: table.label.clone(),
+                columns: fk.columns.clone(),
+                parent_table: format!("{}.{}", fk.parent.schema, fk.parent.name),
+                count_sql: orphan_count_sql(&table, fk),
+            });
+        }
+    }
+    checks
+}
+
 fn summarize(findings: &[Finding]) -> StatusSummary {
     let errors = findings.iter().filter(|f| f.level == Level::Error).count();
     StatusSummary {
@@ -224,6 +247,21 @@ pub fn derive_findings(
             continue;
         };
         subscription_findings(&node.node, read, &names, &health, thresholds, &mut findings);
+        for orphans in read.orphans.iter().flatten().filter(|o| o.orphan_rows > 0) {
+            findings.push(finding(
+                Level::Warning,
+                FindingKind::OrphanRows,
+                &node.node,
+                Some(&orphans.table),
+                format!(
+                    "{} row(s) of {} name a missing {} row ({}); see pgconverge verify",
+                    orphans.orphan_rows,
+                    orphans.table,
+                    orphans.parent_table,
+                    orphans.columns.join(", ")
+                ),
+            ));
+        }
         let database = databases.get(&node.node).map(String::as_str);
         slot_findings(
             &node.node,

@@ -374,19 +374,32 @@ fn read_incoming_row(b: &mut Body, a: &ApplyContext) {
 /// silently, so the change is refused and retried until the config reaches this node. A
 /// column the change does not name did not exist on its node when it was written; there it
 /// holds its default now (ADD COLUMN filled it), so it takes the default here too. Only a
-/// change whose column count differs pays for these checks.
+/// change whose column count differs pays for these checks. Columns the config dropped are
+/// left out; a column's previous name fills the renamed column.
 fn columns_of_another_schema(b: &mut Body, shape: &TableShape) {
+    let retired = if shape.retired.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = shape.retired.iter().map(|n| quote_literal(n)).collect();
+        format!(" AND k.name <> ALL (ARRAY[{}]::text[])", names.join(", "))
+    };
+    // A retired name can stand in for a new one and leave the count as it is.
+    let names_retired: String = shape
+        .retired
+        .iter()
+        .map(|n| format!(" OR NEW.\"row\" -> {} IS NOT NULL", quote_literal(n)))
+        .collect();
     b.line(
         1,
         format!(
-            "IF NEW.op <> 'D' AND (SELECT pg_catalog.count(*) FROM pg_catalog.json_object_keys(NEW.\"row\")) <> {} THEN",
+            "IF NEW.op <> 'D' AND ((SELECT pg_catalog.count(*) FROM pg_catalog.json_object_keys(NEW.\"row\")) <> {}{names_retired}) THEN",
             shape.columns.len()
         ),
     );
     b.line(
         2,
         format!(
-            "IF EXISTS (SELECT FROM pg_catalog.json_object_keys(NEW.\"row\") AS k(name) WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = {}::pg_catalog.regclass AND a.attname = k.name AND a.attnum > 0 AND NOT a.attisdropped)) THEN",
+            "IF EXISTS (SELECT FROM pg_catalog.json_object_keys(NEW.\"row\") AS k(name) WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = {}::pg_catalog.regclass AND a.attname = k.name AND a.attnum > 0 AND NOT a.attisdropped){retired}) THEN",
             shape.key_literal
         ),
     );
@@ -405,6 +418,18 @@ fn columns_of_another_schema(b: &mut Body, shape: &TableShape) {
                 "IF NEW.\"row\" -> {} IS NULL THEN {IN}.{} := {default}; END IF;",
                 quote_literal(column),
                 quote_ident(column)
+            ),
+        );
+    }
+    for (old, new) in &shape.renamed {
+        b.line(
+            2,
+            format!(
+                "IF NEW.\"row\" -> {new_lit} IS NULL AND NEW.\"row\" -> {old_lit} IS NOT NULL THEN {IN}.{new_id} := (pg_catalog.json_populate_record(NULL::{table}, pg_catalog.json_build_object({new_lit}, NEW.\"row\" -> {old_lit}))).{new_id}; END IF;",
+                new_lit = quote_literal(new),
+                old_lit = quote_literal(old),
+                new_id = quote_ident(new),
+                table = shape.qualified,
             ),
         );
     }

@@ -40,6 +40,12 @@ pub struct TableShape {
     /// Configured columns outside the primary key that have a default, with its expression:
     /// what a change written before the column existed on its node holds there.
     pub defaults: Vec<(String, String)>,
+    /// Columns renamed by the config, `(previous name, name)`: a change written under the
+    /// previous name fills the column of the new one.
+    pub renamed: Vec<(String, String)>,
+    /// Names a change may carry that no configured column has any more: dropped columns and
+    /// the previous names of renamed ones.
+    pub retired: Vec<String>,
     pub legacy_updated_at: Option<String>,
     pub legacy_origin_node: Option<String>,
     pub stripe_class: i32,
@@ -94,8 +100,22 @@ impl TableShape {
             .filter_map(|c| Some((c.name.clone(), c.default.clone()?)))
             .collect();
 
+        let renamed: Vec<(String, String)> = table
+            .columns
+            .iter()
+            .filter_map(|c| Some((c.renamed_from.clone()?, c.name.clone())))
+            .collect();
+        let retired = table
+            .dropped_columns
+            .iter()
+            .cloned()
+            .chain(renamed.iter().map(|(old, _)| old.clone()))
+            .collect();
+
         TableShape {
             defaults,
+            renamed,
+            retired,
             stripe_class: naming::stripe_class(&name),
             stamp_function: naming::per_table_function("stamp", &name),
             log_function: naming::per_table_function("log", &name),

@@ -11,6 +11,7 @@ fn column(name: &str, data_type: &str) -> ColumnConfig {
         data_type: data_type.to_string(),
         nullable: true,
         default: None,
+        renamed_from: None,
     }
 }
 

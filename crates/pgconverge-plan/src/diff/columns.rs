@@ -1,5 +1,6 @@
-//! Columns of existing tables: added when missing; type, default and nullability brought to
-//! the desired ones. Columns are never dropped.
+//! Columns of existing tables: added when missing, renamed when the config names their
+//! previous name (`renamed_from`), dropped only when the config lists them in
+//! `dropped_columns`; type, default and nullability brought to the desired ones.
 
 use pgconverge_model::catalog::ColumnCatalog;
 use pgconverge_model::types::normalize_type;
@@ -16,11 +17,21 @@ pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
     let mut out = Vec::new();
     for (table, live) in input.existing_tables() {
         for column in &table.columns {
-            let change = match live.column(&column.name) {
-                None => Some(added_column(input, table, column)),
-                Some(live_col) => altered_column(input, table, column, live_col),
+            let renamed = column
+                .renamed_from
+                .as_deref()
+                .and_then(|old| live.column(old));
+            let change = match (live.column(&column.name), renamed) {
+                (None, Some(old)) => Some(renamed_column(input, table, column, old)),
+                (None, None) => Some(added_column(input, table, column)),
+                (Some(live_col), _) => altered_column(input, table, column, live_col),
             };
             out.extend(change);
+        }
+        for dropped in &table.dropped_columns {
+            if live.column(dropped).is_some() {
+                out.push(dropped_column(input, table, dropped));
+            }
         }
     }
     out
@@ -52,6 +63,53 @@ fn added_column(input: &NodeDiffInput<'_>, table: &DesiredTable, column: &Desire
             column: column.name.clone(),
         });
     }
+    c
+}
+
+/// The live column under its previous name, renamed and brought to the desired definition
+/// in one step. Gated: changes written under the old name must not meet the new one on some
+/// nodes only (the apply functions map the old name to the new, see `gate`).
+fn renamed_column(
+    input: &NodeDiffInput<'_>,
+    table: &DesiredTable,
+    column: &DesiredColumn,
+    old: &ColumnCatalog,
+) -> Change {
+    let rename = Statement::sql(ddl::rename_column_sql(table, &old.name, &column.name));
+    let mut c = match altered_column(input, table, column, old) {
+        Some(mut altered) => {
+            altered.statements.insert(0, rename);
+            let also = altered.reason.take().unwrap_or_default();
+            altered.reason = Some(format!("renamed from {}, {also}", old.name));
+            altered
+        }
+        None => {
+            let mut c = input.change(address(table, column), Action::Update, vec![rename]);
+            c.reason = Some(format!("renamed from {}", old.name));
+            c
+        }
+    };
+    c.gated = true;
+    c
+}
+
+/// A column the config lists in `dropped_columns`. Gated: changes written with it must not
+/// reach a node without it before that node's apply function knows to leave it out.
+fn dropped_column(input: &NodeDiffInput<'_>, table: &DesiredTable, name: &str) -> Change {
+    let mut c = input.change(
+        ObjectAddress::Column {
+            table: table.name.clone(),
+            column: name.to_string(),
+        },
+        Action::Delete,
+        vec![Statement::sql(ddl::drop_column_sql(table, name))],
+    );
+    c.reason = Some("listed in dropped_columns".into());
+    c.hazards.push(Hazard::new(
+        HazardKind::Destructive,
+        "drops the column and every value in it on this node",
+    ));
+    c.gated = true;
     c
 }
 
@@ -145,6 +203,23 @@ pub(super) mod ddl {
             sql.push_str(&format!(" DEFAULT {default}"));
         }
         sql
+    }
+
+    pub fn rename_column_sql(table: &DesiredTable, old: &str, new: &str) -> String {
+        format!(
+            "ALTER TABLE {} RENAME COLUMN {} TO {}",
+            table_sql_name(&table.name),
+            quote_ident(old),
+            quote_ident(new)
+        )
+    }
+
+    pub fn drop_column_sql(table: &DesiredTable, name: &str) -> String {
+        format!(
+            "ALTER TABLE {} DROP COLUMN {}",
+            table_sql_name(&table.name),
+            quote_ident(name)
+        )
     }
 
     pub fn add_column_sql(table: &DesiredTable, column: &DesiredColumn) -> String {

@@ -25,6 +25,7 @@ fn column(name: &str, data_type: &str, not_null: bool) -> DesiredColumn {
         not_null,
         default: None,
         reserved: false,
+        renamed_from: None,
     }
 }
 
@@ -63,6 +64,7 @@ fn desired_table() -> DesiredTable {
         uniques: Vec::new(),
         foreign_keys: Vec::new(),
         indexes: Vec::new(),
+        dropped_columns: Vec::new(),
     }
 }
 

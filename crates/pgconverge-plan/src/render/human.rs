@@ -107,6 +107,13 @@ pub fn render_with(plan: &Plan, view: HumanView) -> String {
         return out;
     }
     let _ = writeln!(out, "pgconverge will perform the following actions:");
+    if plan.steps.iter().any(|s| s.change.gated) {
+        let _ = writeln!(
+            out,
+            "Steps marked [gated] go live on every node together while writes to their tables \
+             wait (docs/evolution.md)."
+        );
+    }
     let configured = plan.nodes.iter().map(|node| {
         (
             node.name.as_str(),
@@ -142,6 +149,9 @@ pub fn render_with(plan: &Plan, view: HumanView) -> String {
         for s in steps {
             let c = &s.change;
             let mut line = format!("  {} {}", p.action(c.action), c.label());
+            if c.gated {
+                line.push_str(" [gated]");
+            }
             match (&c.reason, c.action) {
                 (Some(reason), Action::Replace) => {
                     line.push_str(&format!("  # forces replacement: {reason}"))
@@ -165,12 +175,6 @@ pub fn render_with(plan: &Plan, view: HumanView) -> String {
             }
             for h in &c.hazards {
                 let _ = writeln!(out, "      {} {}", p.paint("33", "hazard:"), h.message);
-            }
-            if c.gated {
-                let _ = writeln!(
-                    out,
-                    "      gated: every node changes in one step while writes to the table wait"
-                );
             }
         }
     }

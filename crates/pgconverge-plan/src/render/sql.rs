@@ -8,6 +8,7 @@ use crate::change::Change;
 use crate::dag::OrderedChange;
 use crate::lifecycle::{BootstrapSpec, DrainSpec, LifecycleStep};
 use crate::plan::Plan;
+use crate::statement::Statement;
 
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
@@ -42,6 +43,16 @@ pub fn render(plan: &Plan) -> String {
 }
 
 fn render_step(out: &mut String, s: &OrderedChange) {
+    render_step_with(out, s, &Statement::redacted)
+}
+
+/// One step as SQL, each statement written by `statement` (redacted for people; a script
+/// generated for psql fills connection strings in from psql variables).
+pub(crate) fn render_step_with(
+    out: &mut String,
+    s: &OrderedChange,
+    statement: &dyn Fn(&Statement) -> String,
+) {
     let c = &s.change;
     let _ = writeln!(
         out,
@@ -68,7 +79,7 @@ fn render_step(out: &mut String, s: &OrderedChange) {
         );
     }
     for st in &c.statements {
-        let _ = writeln!(out, "{};", st.redacted());
+        let _ = writeln!(out, "{};", statement(st));
     }
     if c.transactional {
         let _ = writeln!(out, "COMMIT;");

@@ -8,3 +8,4 @@ pub mod sandbox;
 pub mod state;
 pub mod status;
 pub mod validate;
+pub mod verify;

@@ -16,7 +16,7 @@ use crate::config_source::{locate, locate_and_load};
 use crate::error::{context, CommandError};
 
 /// Hosts the sandbox may start servers for.
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     matches!(host, "localhost" | "::1")
         || host
             .parse::<std::net::Ipv4Addr>()

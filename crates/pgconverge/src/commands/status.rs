@@ -23,7 +23,7 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<u8, CommandEr
         max_lag_seconds: args.max_lag_seconds,
         max_retained_wal_bytes: args.max_retained_wal,
     };
-    let status = cluster.status(args.since, thresholds).await;
+    let status = cluster.status(args.since, thresholds, args.orphans).await;
     if args.json {
         let text = serde_json::to_string_pretty(&status).map_err(context("encoding the status"))?;
         println!("{text}");
@@ -102,6 +102,16 @@ fn render_node(
                 .collect();
             let _ = writeln!(out, "  conflicts{since}: {}", counts.join(", "));
         }
+    }
+    for orphans in health.orphans.iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  orphans {}({}) -> {}: {} row(s)",
+            orphans.table,
+            orphans.columns.join(", "),
+            orphans.parent_table,
+            orphans.orphan_rows
+        );
     }
     for register in &health.registers {
         let rows = register

@@ -51,6 +51,7 @@ fn healthy(me: &str, peer: &str) -> NodeStatus {
             slots: vec![slot(&format!("pgc_{peer}_from_{me}"))],
             conflicts: None,
             registers: Vec::new(),
+            orphans: None,
         }),
     }
 }
@@ -206,4 +207,26 @@ fn errors_come_before_warnings() {
     health(&mut nodes[1]).subscriptions[0].enabled = false;
     let levels: Vec<_> = kinds(&nodes).into_iter().map(|f| f.0).collect();
     assert_eq!(levels, vec![Level::Error, Level::Warning]);
+}
+
+#[test]
+fn rows_breaking_a_foreign_key_are_a_warning_when_counted() {
+    let mut nodes = mesh();
+    let count = |rows| pgconverge_postgres::status::OrphanCount {
+        table: "public.child".to_string(),
+        columns: vec!["parent_id".to_string()],
+        parent_table: "public.parent".to_string(),
+        orphan_rows: rows,
+    };
+    health(&mut nodes[0]).orphans = Some(vec![count(0)]);
+    health(&mut nodes[1]).orphans = Some(vec![count(3)]);
+    assert_eq!(
+        kinds(&nodes),
+        [(
+            Level::Warning,
+            FindingKind::OrphanRows,
+            "b".to_string(),
+            Some("public.child".to_string())
+        )]
+    );
 }

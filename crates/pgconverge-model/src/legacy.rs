@@ -461,6 +461,7 @@ fn convert_tables(
                 data_type,
                 nullable: true,
                 default,
+                identity: None,
             });
             keys.push(Some(column_key.clone()));
         }
@@ -470,6 +471,7 @@ fn convert_tables(
                 data_type: "timestamp".to_string(),
                 nullable: true,
                 default: Some("now()".to_string()),
+                identity: None,
             });
             keys.push(None);
         }
@@ -479,6 +481,7 @@ fn convert_tables(
                 data_type: "text".to_string(),
                 nullable: true,
                 default: None,
+                identity: None,
             });
             keys.push(None);
         }

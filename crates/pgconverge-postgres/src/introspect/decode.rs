@@ -236,6 +236,14 @@ pub(super) fn decode_default_opclasses(rows: &[Row]) -> Result<HashMap<u32, u32>
         .collect()
 }
 
+/// The key slot register: node name → slot.
+pub(super) fn decode_key_slots(rows: &[Row]) -> Result<BTreeMap<String, i64>, IntrospectError> {
+    const WHAT: &str = "key slots";
+    rows.iter()
+        .map(|row| Ok((get(row, 0, WHAT)?, get(row, 1, WHAT)?)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

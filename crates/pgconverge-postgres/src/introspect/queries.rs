@@ -36,7 +36,8 @@ pub(super) const TABLES_SQL: &str = "
 SELECT n.nspname::text, c.relname::text, c.relreplident::text, c.reltuples::float8,
        cols.names, cols.types, cols.not_nulls, cols.defaults, cols.attnums,
        cols.quoted_names, cols.type_oids, cols.collations, c.relkind = 'p',
-       c.relpages::int8 * pg_catalog.current_setting('block_size')::int8
+       c.relpages::int8 * pg_catalog.current_setting('block_size')::int8,
+       cols.identities
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN LATERAL (
@@ -48,6 +49,7 @@ LEFT JOIN LATERAL (
            pg_catalog.array_agg(a.attcollation) AS collations,
            pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod)) AS types,
            pg_catalog.array_agg(a.attnotnull) AS not_nulls,
+           pg_catalog.array_agg(a.attidentity::text) AS identities,
            -- A generated column's expression is not a default. A default cannot refer to
            -- a column, so it is printed without the table as context (relid 0): naming the
            -- table would open every table, the main cost of this query on large schemas.
@@ -247,3 +249,53 @@ FROM pg_catalog.pg_replication_slots";
 /// The node's membership record, read only when `_pgconverge.membership` exists.
 pub(super) const MEMBERSHIP_SQL: &str = "
 SELECT node, donor, joined_at::text FROM _pgconverge.membership ORDER BY node";
+
+/// Sequences feeding a column of a table in scope: owned by it (serial, identity) or called
+/// by its default (`nextval`), with their bounds; quoted names for reading their position.
+pub(super) const KEY_SEQUENCES_SQL: &str = "
+WITH feeds AS (
+    SELECT dep.refobjid AS relid, dep.refobjsubid::int2 AS attnum, dep.objid AS seqid
+    FROM pg_catalog.pg_depend dep
+    WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND dep.refobjsubid > 0 AND dep.deptype IN ('a', 'i')
+    UNION
+    SELECT d.adrelid, d.adnum, dep.refobjid
+    FROM pg_catalog.pg_attrdef d
+    JOIN pg_catalog.pg_depend dep
+      ON dep.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND dep.objid = d.oid
+     AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+)
+SELECT n.nspname::text, c.relname::text, a.attname::text, sn.nspname::text, s.relname::text,
+       q.seqmin, q.seqmax, q.seqstart, q.seqincrement
+FROM feeds f
+JOIN pg_catalog.pg_class s ON s.oid = f.seqid AND s.relkind = 'S'
+JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
+JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_catalog.pg_class c ON c.oid = f.relid AND c.relkind IN ('r', 'p')
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = f.attnum
+WHERE n.nspname = ANY($1)";
+
+pub(super) const KEY_SLOTS_SQL: &str = "
+SELECT node, slot FROM _pgconverge.key_slot ORDER BY node";
+
+/// The value `sequence`'s next `nextval` returns (its first row), then the greatest value
+/// of `column` in each block `[$2[i], $3[i]]` of slot `$1[i]`, each an index probe;
+/// `{sequence}`, `{table}` and `{column}` are quoted identifiers.
+pub(super) fn key_usage_sql(sequence: &str, table: &str, column: &str) -> String {
+    format!(
+        "SELECT NULL::int8, CASE WHEN q.is_called \
+             THEN pg_catalog.least(q.last_value::numeric + q.increment, \
+                                   9223372036854775807)::int8 \
+             ELSE q.last_value END \
+         FROM (SELECT s.last_value, s.is_called, p.seqincrement AS increment \
+               FROM {sequence} AS s, pg_catalog.pg_sequence AS p \
+               WHERE p.seqrelid = {sequence_literal}::pg_catalog.regclass) AS q \
+         UNION ALL \
+         SELECT s.slot, (SELECT pg_catalog.max(t.{column})::int8 FROM {table} AS t \
+                         WHERE t.{column} BETWEEN s.first AND s.last) \
+         FROM pg_catalog.unnest($1::int8[], $2::int8[], $3::int8[]) AS s(slot, first, last)",
+        sequence_literal = pgconverge_sql::quote_literal(sequence)
+    )
+}

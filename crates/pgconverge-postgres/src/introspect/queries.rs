@@ -286,7 +286,7 @@ SELECT node, slot FROM _pgconverge.key_slot ORDER BY node";
 pub(super) fn key_usage_sql(sequence: &str, table: &str, column: &str) -> String {
     format!(
         "SELECT NULL::int8, CASE WHEN q.is_called \
-             THEN pg_catalog.least(q.last_value::numeric + q.increment, \
+             THEN LEAST(q.last_value::numeric + q.increment, \
                                    9223372036854775807)::int8 \
              ELSE q.last_value END \
          FROM (SELECT s.last_value, s.is_called, p.seqincrement AS increment \
@@ -295,7 +295,8 @@ pub(super) fn key_usage_sql(sequence: &str, table: &str, column: &str) -> String
          UNION ALL \
          SELECT s.slot, (SELECT pg_catalog.max(t.{column})::int8 FROM {table} AS t \
                          WHERE t.{column} BETWEEN s.first AND s.last) \
-         FROM pg_catalog.unnest($1::int8[], $2::int8[], $3::int8[]) AS s(slot, first, last)",
+         FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[]), \
+                         pg_catalog.unnest($3::int8[])) AS s(slot, first, last)",
         sequence_literal = pgconverge_sql::quote_literal(sequence)
     )
 }

@@ -125,6 +125,9 @@ pub struct KeySequenceCatalog {
     /// The value the next `nextval` returns (read from the sequence itself: after a
     /// `RESTART` it is the restart value, which no catalog shows).
     pub next_value: i64,
+    /// Owned by the column (a serial or identity column's own sequence), not merely called
+    /// by its default.
+    pub owned: bool,
     /// The greatest value of the column in the block of each slot the node's register
     /// knows, by slot (slots whose block holds no value are left out).
     pub block_maxima: BTreeMap<i64, i64>,
@@ -243,6 +246,22 @@ pub struct SlotCatalog {
     /// `reserved`, `extended`, `unreserved`, `lost` (NULL when never used).
     pub wal_status: Option<String>,
     pub confirmed_flush_lsn: Option<String>,
+}
+
+/// An object in the database that the config cannot describe, or a fact that keeps a table
+/// out of the config; read for `import`, which lists each one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OutsideObject {
+    /// `view`, `function`, `policy`, `enum type`, `partition`, `generated column`, …
+    pub kind: String,
+    /// Empty for objects outside any schema (extensions).
+    pub schema: String,
+    /// The object's name; for a policy, a partition, a generated column or an extension
+    /// table, the table's.
+    pub name: String,
+    /// The policy's or column's name, a partition's parent, an enum's labels, a domain's
+    /// base type, a routine's arguments, an extension's version.
+    pub detail: String,
 }
 
 /// JSON objects need string keys: maps keyed by [`QualifiedName`] are written as a list of

@@ -5,6 +5,8 @@
 //! above it, so reading a config flows one way (a test holds each module to its line):
 //! - `catalog`, `config`, `naming`, `types`: use no other module (plain data and rules)
 //! - `key_blocks`: types (node-unique key blocks: slot numbers, block bounds per integer width)
+//! - `import`: catalog, config, key_blocks, naming, types (a live database's tables as
+//!   table configs, and the report of what the config cannot describe)
 //! - `address`: catalog (typed addresses of the objects pgconverge manages, and their text)
 //! - `units`: uses none (quantities as plans and progress print them)
 //! - `diagnostics`: uses none (a located problem; merging a load's problems)
@@ -25,6 +27,7 @@ pub mod catalog;
 pub mod config;
 pub mod diagnostics;
 mod entries;
+pub mod import;
 pub mod key_blocks;
 pub mod legacy;
 pub mod load;

@@ -823,8 +823,15 @@ fn check_foreign_key(
         else {
             continue;
         };
-        let local_type = normalize_type(&local_column.data_type);
-        let remote_type = normalize_type(&remote_column.data_type);
+        // A serial column holds its integer type: a `bigint` may reference a `bigserial`.
+        let integer_type = |data_type: &str| {
+            let normalized = normalize_type(data_type);
+            serial_integer_type(&normalized)
+                .map(str::to_string)
+                .unwrap_or(normalized)
+        };
+        let local_type = integer_type(&local_column.data_type);
+        let remote_type = integer_type(&remote_column.data_type);
         if local_type != remote_type && !local_type.is_empty() && !remote_type.is_empty() {
             findings.error(
                 file,

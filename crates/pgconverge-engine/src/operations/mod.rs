@@ -2,5 +2,8 @@
 //! state lock.
 //!
 //! - `status`: every node's replication health and the findings derived from it.
+//! - `import`: a live database's catalogs and the objects outside the model, for
+//!   `import --from`.
 
+pub mod import;
 pub mod status;

@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use futures_util::future::join_all;
 use futures_util::TryStreamExt;
 use pgconverge_model::catalog::MembershipCatalog;
-use pgconverge_model::catalog::TableCatalog;
 use pgconverge_model::catalog::{FunctionCatalog, QualifiedName};
+use pgconverge_model::catalog::{OutsideObject, TableCatalog};
 use pgconverge_model::key_blocks::KeyWidth;
 use pgconverge_model::naming::{
     FUNCTION_COMMENT_PREFIX, INTERNAL_SCHEMA, KEY_SLOT_TABLE, MEMBERSHIP_TABLE,
@@ -133,6 +133,58 @@ pub async fn introspect_nodes(
         }
     });
     join_all(tasks).await
+}
+
+/// What `import` reads of a database: the catalogs of every schema but pgconverge's own,
+/// and the objects there that the config cannot describe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSnapshot {
+    pub catalog: NodeCatalog,
+    /// Sorted.
+    pub outside: Vec<OutsideObject>,
+}
+
+/// Connects to `node` and reads its whole database for `import`.
+pub async fn read_database(
+    node: &NodeConfig,
+    password: Option<&Secret>,
+) -> Result<DatabaseSnapshot, NodeError> {
+    let client = connect(node, password).await?;
+    let named = |error| NodeError::Introspect {
+        node: node.name.clone(),
+        error,
+    };
+    let rows = query(&client, "schemas", SCHEMAS_SQL, &[])
+        .await
+        .map_err(named)?;
+    let schemas: Vec<String> = decode::decode_schemas(&rows)
+        .map_err(named)?
+        .into_iter()
+        .filter(|s| s != INTERNAL_SCHEMA)
+        .collect();
+    let scope = IntrospectScope {
+        schemas: schemas.clone(),
+        expected_function_fingerprints: BTreeMap::new(),
+    };
+    let catalog = introspect(&client, &scope).await.map_err(named)?;
+    client
+        .batch_execute("BEGIN READ ONLY; SET LOCAL search_path = ''")
+        .await
+        .map_err(|e| named(failed("objects outside the model")(e)))?;
+    let params: [(&(dyn ToSql + Sync), Type); 1] = [(&schemas, Type::TEXT_ARRAY)];
+    let rows = query(
+        &client,
+        "objects outside the model",
+        OUTSIDE_OBJECTS_SQL,
+        &params,
+    )
+    .await;
+    let end = client.batch_execute("COMMIT").await;
+    let rows = rows.map_err(named)?;
+    end.map_err(|e| named(failed("objects outside the model")(e)))?;
+    let mut outside = decode::decode_outside_objects(&rows).map_err(named)?;
+    outside.sort();
+    Ok(DatabaseSnapshot { catalog, outside })
 }
 
 /// Reads the catalog snapshot of the database `client` is connected to.

@@ -645,6 +645,7 @@ pub(super) fn attach_key_sequences(
             start_value: get(row, 7, WHAT)?,
             increment: get(row, 8, WHAT)?,
             next_value: 0,
+            owned: get(row, 9, WHAT)?,
             block_maxima: BTreeMap::new(),
         });
     }

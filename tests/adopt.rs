@@ -176,3 +176,190 @@ fn adopt_key_columns_that_cannot_be_node_unique_are_refused_with_located_errors(
         assert!(text.contains(located), "missing {located:?} in:\n{text}");
     }
 }
+
+/// A shop schema as an application would have made it: serial and identity keys, foreign
+/// keys with actions, a composite key, indexes, and objects the config cannot describe.
+const SHOP_SQL: &str = "
+CREATE TYPE mood AS ENUM ('sad', 'ok');
+CREATE SCHEMA shop;
+CREATE TABLE customers (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, name text,
+                        mood mood);
+CREATE TABLE shop.orders (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id bigint NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+    total numeric(12,2) NOT NULL DEFAULT 0 CHECK (total >= 0),
+    created timestamptz NOT NULL DEFAULT now(),
+    note text);
+CREATE INDEX orders_created_idx ON shop.orders (created);
+CREATE INDEX orders_big_idx ON shop.orders (total) WHERE total > 100;
+CREATE TABLE shop.order_lines (
+    order_id bigint REFERENCES shop.orders (id),
+    line int,
+    qty int DEFAULT 1,
+    PRIMARY KEY (order_id, line));
+CREATE TABLE tags (id serial PRIMARY KEY, label varchar(20) UNIQUE);
+CREATE TABLE log (line text);
+CREATE VIEW order_totals AS SELECT customer_id, sum(total) AS total FROM shop.orders GROUP BY 1;
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql
+    AS $$BEGIN NEW.note := coalesce(NEW.note, ''); RETURN NEW; END$$;
+CREATE TRIGGER orders_touch BEFORE INSERT ON shop.orders FOR EACH ROW EXECUTE FUNCTION touch();
+INSERT INTO customers (email) VALUES ('a@example.com'), ('b@example.com');
+INSERT INTO shop.orders (customer_id, total) VALUES (1, 10), (2, 200);
+INSERT INTO shop.order_lines VALUES (1, 1, 2), (2, 1, 5);
+INSERT INTO tags (label) VALUES ('new');
+";
+
+/// Whether a planned change only adds pgconverge's own machinery: its schema and tables,
+/// its reserved columns, functions and triggers, the publication, slots, subscriptions,
+/// membership, and the key slot that bounds the existing sequences.
+fn is_pgconverge_addition(change: &serde_json::Value) -> bool {
+    let kind = change["kind"].as_str().unwrap_or_default();
+    let name = change["name"].as_str().unwrap_or_default();
+    let created = change["actions"] == serde_json::json!(["create"]);
+    match kind {
+        "schema" => name == "_pgconverge",
+        "table" => name.starts_with("_pgconverge."),
+        "column" => created && (name.ends_with("._pgc_version") || name.ends_with("._pgc_origin")),
+        "trigger" => {
+            created
+                && (name.starts_with("_pgconverge.")
+                    || name
+                        .rsplit('.')
+                        .next()
+                        .is_some_and(|t| t.starts_with("_pgc_")))
+        }
+        "function" => created && name.starts_with("_pgconverge."),
+        "publication" | "slot" | "subscription" | "membership" | "key slot" => true,
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_import_from_a_live_database_then_plan_changes_nothing_that_exists() {
+    let cluster = TestCluster::start(1);
+    cluster.write_config(serde_json::json!([]));
+    let client = cluster.client(0).await;
+    client
+        .batch_execute(SHOP_SQL)
+        .await
+        .unwrap_or_else(|e| panic!("creating the shop schema: {e:?}"));
+
+    let out = cluster.pgconverge(&[
+        "import",
+        "--from",
+        "n1",
+        "--out",
+        "imported.json",
+        "--report",
+        "report.txt",
+    ]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "import failed:\n{text}");
+    let report = std::fs::read_to_string(cluster.dir.join("report.txt"))
+        .unwrap_or_else(|e| panic!("report.txt: {e}"));
+    for listed in [
+        "view public.order_totals",
+        "function public.touch()",
+        "trigger orders_touch on shop.orders",
+        "CHECK constraint orders_total_check on shop.orders",
+        "index orders_big_idx on shop.orders",
+        "enum type public.mood ('sad', 'ok')",
+        "table public.log: has no primary key",
+    ] {
+        assert!(
+            report.contains(listed),
+            "report lacks {listed:?}:\n{report}"
+        );
+        assert!(text.contains(listed), "stderr lacks {listed:?}:\n{text}");
+    }
+
+    let imported: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cluster.dir.join("imported.json"))
+            .unwrap_or_else(|e| panic!("imported.json: {e}")),
+    )
+    .unwrap_or_else(|e| panic!("imported.json is not JSON: {e}"));
+    assert_eq!(imported["nodes"][0]["name"], "n1");
+    let tables: Vec<String> = imported["tables"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    format!(
+                        "{}.{}",
+                        t["schema"].as_str().unwrap_or("public"),
+                        t["name"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        tables,
+        [
+            "public.customers",
+            "public.tags",
+            "shop.order_lines",
+            "shop.orders"
+        ],
+        "{imported:#}"
+    );
+    let customers = &imported["tables"][0];
+    assert_eq!(
+        customers["columns"][0]["type"], "bigserial",
+        "{customers:#}"
+    );
+    assert_eq!(customers["unique"], serde_json::json!([["email"]]));
+    let orders = &imported["tables"][3];
+    assert_eq!(orders["columns"][0]["identity"], "always", "{orders:#}");
+    assert_eq!(
+        orders["foreign_keys"][0]["on_delete"], "cascade",
+        "{orders:#}"
+    );
+    assert_eq!(
+        orders["indexes"][0]["name"], "orders_created_idx",
+        "{orders:#}"
+    );
+    assert_eq!(imported["tables"][1]["columns"][0]["type"], "serial");
+
+    // Planned against the same database, the imported config changes nothing that exists.
+    let out = cluster.pgconverge(&["--config", "imported.json", "plan", "--json"]);
+    assert!(out.status.success(), "plan failed:\n{}", output_text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("plan --json: {e}\n{}", output_text(&out)));
+    assert_eq!(plan["blockers"], serde_json::json!([]), "{plan:#}");
+    let changes = plan["changes"].as_array().cloned().unwrap_or_default();
+    assert!(!changes.is_empty());
+    let foreign: Vec<&serde_json::Value> = changes
+        .iter()
+        .filter(|c| !is_pgconverge_addition(c))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "the plan changes existing objects: {:#}",
+        serde_json::Value::Array(foreign.into_iter().cloned().collect())
+    );
+    // The existing sequences are made node-unique: bounded to n1's block, above its rows.
+    let key_slot = changes
+        .iter()
+        .find(|c| c["kind"] == "key slot")
+        .unwrap_or_else(|| panic!("no key slot step in {plan:#}"));
+    let sql = key_slot["sql"].to_string();
+    for sequence in ["customers_id_seq", "orders_id_seq", "tags_id_seq"] {
+        assert!(sql.contains(sequence), "{sequence} is not bounded: {sql}");
+    }
+
+    let out = cluster.pgconverge(&["--config", "imported.json", "apply", "--auto-approve"]);
+    assert!(out.status.success(), "apply failed:\n{}", output_text(&out));
+    let out = cluster.pgconverge(&["--config", "imported.json", "plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    // Old rows keep their keys; new ones come from n1's block.
+    let row = client
+        .query_one(
+            "INSERT INTO shop.orders (customer_id) VALUES (1) RETURNING id >> 48, \
+             (SELECT min(id) FROM shop.orders)",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("inserting after adoption: {e:?}"));
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1, 1));
+}

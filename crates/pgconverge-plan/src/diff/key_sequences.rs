@@ -460,3 +460,6 @@ pub(super) mod ddl {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

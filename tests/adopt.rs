@@ -363,3 +363,128 @@ async fn adopt_import_from_a_live_database_then_plan_changes_nothing_that_exists
         .unwrap_or_else(|e| panic!("inserting after adoption: {e:?}"));
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1, 1));
 }
+
+fn apply_ok(cluster: &TestCluster) {
+    let out = cluster.pgconverge(&["apply", "--auto-approve"]);
+    assert!(out.status.success(), "apply failed:\n{}", output_text(&out));
+}
+
+/// Inserts `rows` rows with default keys into both keyed tables on node `node`.
+async fn insert_on(cluster: &TestCluster, node: usize, rows: i64) {
+    let client = cluster.client(node).await;
+    let name = cluster.nodes[node].name.clone();
+    for n in 0..rows {
+        for table in ["orders", "tickets"] {
+            client
+                .execute(
+                    &format!("INSERT INTO public.{table} (node, n) VALUES ($1, $2)"),
+                    &[&name, &n],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("insert into {table} on {name}: {e:?}"));
+        }
+    }
+}
+
+/// Waits until every node of `members` holds `rows` rows in both keyed tables.
+async fn wait_for_rows(cluster: &TestCluster, members: &[usize], rows: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    for &node in members {
+        let client = cluster.client(node).await;
+        loop {
+            let row = client
+                .query_one(
+                    "SELECT (SELECT count(*) FROM public.orders), (SELECT count(*) FROM public.tickets)",
+                    &[],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("counting rows: {e:?}"));
+            if (row.get::<_, i64>(0), row.get::<_, i64>(1)) == (rows, rows) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "n{} holds {:?} rows, not {rows}",
+                node + 1,
+                (row.get::<_, i64>(0), row.get::<_, i64>(1))
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn register(cluster: &TestCluster, node: usize) -> Vec<(String, i64)> {
+    cluster
+        .client(node)
+        .await
+        .query(
+            "SELECT node, slot FROM _pgconverge.key_slot ORDER BY node",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading the key slot register: {e:?}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_a_joining_node_gets_a_new_slot_and_a_leaving_one_keeps_its_own() {
+    let cluster = TestCluster::start(3);
+    let tables = serde_json::to_value(keyed_tables()).unwrap_or_else(|e| panic!("tables: {e}"));
+    cluster.write_config_for(&[0, 1], tables.clone());
+    apply_ok(&cluster);
+    insert_on(&cluster, 0, 20).await;
+    insert_on(&cluster, 1, 20).await;
+    wait_for_rows(&cluster, &[0, 1], 40).await;
+
+    cluster.write_config_for(&[0, 1, 2], tables.clone());
+    apply_ok(&cluster);
+    insert_on(&cluster, 2, 20).await;
+    wait_for_rows(&cluster, &[0, 1, 2], 60).await;
+    let all = vec![
+        ("n1".to_string(), 1),
+        ("n2".to_string(), 2),
+        ("n3".to_string(), 3),
+    ];
+    for node in 0..3 {
+        assert_eq!(
+            register(&cluster, node).await,
+            all,
+            "register of n{}",
+            node + 1
+        );
+    }
+    let n3 = cluster.client(2).await;
+    for table in ["orders", "tickets"] {
+        let blocks: Vec<i64> = n3
+            .query(
+                &format!(
+                    "SELECT DISTINCT id >> {BLOCK_BITS} FROM public.{table} WHERE node = 'n3'"
+                ),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("blocks of n3's keys: {e:?}"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(blocks, [3], "{table}: n3's keys are not in its block");
+    }
+    let (code, text) = plan_exit_code(&cluster);
+    assert_eq!(code, 0, "the plan after the join is not empty:\n{text}");
+
+    // n2 leaves: the others keep its slot, so no node will ever be given block 2 again.
+    cluster.write_config_for(&[0, 2], tables);
+    apply_ok(&cluster);
+    for node in [0, 2] {
+        assert_eq!(
+            register(&cluster, node).await,
+            all,
+            "register of n{}",
+            node + 1
+        );
+    }
+    let (code, text) = plan_exit_code(&cluster);
+    assert_eq!(code, 0, "the plan after the leave is not empty:\n{text}");
+}

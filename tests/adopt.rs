@@ -321,6 +321,41 @@ async fn adopt_import_from_a_live_database_then_plan_changes_nothing_that_exists
     );
     assert_eq!(imported["tables"][1]["columns"][0]["type"], "serial");
 
+    // The same database named by a connection string gives the same tables; without a
+    // config there are no nodes to carry over.
+    let conninfo = cluster.node(0).connection_string();
+    let out = cluster.pgconverge(&[
+        "--config",
+        "absent.json",
+        "import",
+        "--from",
+        &conninfo,
+        "--out",
+        "-",
+    ]);
+    assert!(
+        out.status.code() == Some(1),
+        "an absent --config is not refused:\n{}",
+        output_text(&out)
+    );
+    std::fs::remove_file(cluster.dir.join("pgconverge.json"))
+        .unwrap_or_else(|e| panic!("removing pgconverge.json: {e}"));
+    let out = cluster.pgconverge(&["import", "--from", &conninfo, "--out", "-"]);
+    assert!(
+        out.status.success(),
+        "import by conninfo failed:\n{}",
+        output_text(&out)
+    );
+    let by_conninfo: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("import --out - is not JSON: {e}\n{}", output_text(&out)));
+    assert_eq!(by_conninfo["nodes"], serde_json::json!([]));
+    assert_eq!(by_conninfo["tables"], imported["tables"]);
+    assert!(
+        output_text(&out).contains("add them before"),
+        "{}",
+        output_text(&out)
+    );
+
     // Planned against the same database, the imported config changes nothing that exists.
     let out = cluster.pgconverge(&["--config", "imported.json", "plan", "--json"]);
     assert!(out.status.success(), "plan failed:\n{}", output_text(&out));

@@ -45,7 +45,8 @@ impl std::fmt::Display for NotImported {
     }
 }
 
-/// Tables pgconverge made for itself and parts it adds: not the application's.
+/// The triggers pgconverge adds to replicated tables start with this: they are not the
+/// application's, and a database imported again after adoption does not list them.
 const OWN_TRIGGER_PREFIX: &str = "_pgc_";
 
 /// Converts every table of `catalog` the config can describe; lists the rest.

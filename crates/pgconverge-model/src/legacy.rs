@@ -462,6 +462,7 @@ fn convert_tables(
                 nullable: true,
                 default,
                 renamed_from: None,
+                identity: None,
             });
             keys.push(Some(column_key.clone()));
         }
@@ -472,6 +473,7 @@ fn convert_tables(
                 nullable: true,
                 default: Some("now()".to_string()),
                 renamed_from: None,
+                identity: None,
             });
             keys.push(None);
         }
@@ -482,6 +484,7 @@ fn convert_tables(
                 nullable: true,
                 default: None,
                 renamed_from: None,
+                identity: None,
             });
             keys.push(None);
         }

@@ -61,6 +61,11 @@ pub enum ObjectAddress {
     Membership {
         node: String,
     },
+    /// The node's key slot (its row in `_pgconverge.key_slot`, with every other node's) and
+    /// the bounds of its key sequences, inside that slot's block.
+    KeySlot {
+        node: String,
+    },
 }
 
 /// Why a text is not an object address.
@@ -71,9 +76,11 @@ pub struct AddressParseError {
     pub problem: String,
 }
 
-/// Kind words, longest first so `replica identity` is tried before any one-word kind.
-const KINDS: [&str; 12] = [
+/// Kind words, two-word ones first so `replica identity` and `key slot` are tried before any
+/// one-word kind.
+const KINDS: [&str; 13] = [
     "replica identity",
+    "key slot",
     "schema",
     "table",
     "column",
@@ -103,6 +110,7 @@ impl ObjectAddress {
             ObjectAddress::Subscription { .. } => "subscription",
             ObjectAddress::Slot { .. } => "slot",
             ObjectAddress::Membership { .. } => "membership",
+            ObjectAddress::KeySlot { .. } => "key slot",
         }
     }
 
@@ -113,7 +121,8 @@ impl ObjectAddress {
             | ObjectAddress::Publication { name }
             | ObjectAddress::Subscription { name }
             | ObjectAddress::Slot { name }
-            | ObjectAddress::Membership { node: name } => name.clone(),
+            | ObjectAddress::Membership { node: name }
+            | ObjectAddress::KeySlot { node: name } => name.clone(),
             ObjectAddress::Table { table } | ObjectAddress::ReplicaIdentity { table } => {
                 dotted(&[&table.schema, &table.name])
             }
@@ -172,6 +181,7 @@ impl FromStr for ObjectAddress {
             "subscription" => ObjectAddress::Subscription { name: single() },
             "slot" => ObjectAddress::Slot { name: single() },
             "membership" => ObjectAddress::Membership { node: single() },
+            "key slot" => ObjectAddress::KeySlot { node: single() },
             "table" => ObjectAddress::Table {
                 table: qualified(name)?,
             },

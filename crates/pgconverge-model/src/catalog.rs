@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// `schema.name`, both unquoted.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct QualifiedName {
     pub schema: String,
     pub name: String,
@@ -61,6 +61,9 @@ pub struct NodeCatalog {
     /// same transaction as the copy that bootstrapped it, or when the node first joined a mesh
     /// with nothing to copy. `None`: never joined.
     pub membership: Option<MembershipCatalog>,
+    /// The key slot register (`_pgconverge.key_slot`): every node the mesh has had, by name,
+    /// with the slot whose block its key sequences draw from. Empty when the table is absent.
+    pub key_slots: BTreeMap<String, i64>,
 }
 
 /// A node's membership record.
@@ -104,6 +107,30 @@ pub struct TableCatalog {
     /// Estimated size of the table's rows in bytes (`relpages` × block size, as of the last
     /// VACUUM or ANALYZE; 0 before either).
     pub estimated_bytes: i64,
+    /// Sequences feeding integer columns (identity, serial, or a default calling `nextval`),
+    /// sorted by column.
+    pub key_sequences: Vec<KeySequenceCatalog>,
+}
+
+/// A sequence that hands out a column's values, with the values already in use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeySequenceCatalog {
+    pub column: String,
+    pub sequence: QualifiedName,
+    pub min_value: i64,
+    pub max_value: i64,
+    pub start_value: i64,
+    pub increment: i64,
+    /// The value the next `nextval` returns (read from the sequence itself: after a
+    /// `RESTART` it is the restart value, which no catalog shows).
+    pub next_value: i64,
+    /// Owned by the column (a serial or identity column's own sequence), not merely called
+    /// by its default.
+    pub owned: bool,
+    /// The greatest value of the column in the block of each slot the node's register
+    /// knows, by slot (slots whose block holds no value are left out).
+    pub block_maxima: BTreeMap<i64, i64>,
 }
 
 impl TableCatalog {
@@ -120,6 +147,9 @@ pub struct ColumnCatalog {
     pub not_null: bool,
     /// `pg_get_expr(adbin, adrelid)`.
     pub default: Option<String>,
+    /// `attidentity`: `a` generated always, `d` by default; `None` for other columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +246,22 @@ pub struct SlotCatalog {
     /// `reserved`, `extended`, `unreserved`, `lost` (NULL when never used).
     pub wal_status: Option<String>,
     pub confirmed_flush_lsn: Option<String>,
+}
+
+/// An object in the database that the config cannot describe, or a fact that keeps a table
+/// out of the config; read for `import`, which lists each one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OutsideObject {
+    /// `view`, `function`, `policy`, `enum type`, `partition`, `generated column`, …
+    pub kind: String,
+    /// Empty for objects outside any schema (extensions).
+    pub schema: String,
+    /// The object's name; for a policy, a partition, a generated column or an extension
+    /// table, the table's.
+    pub name: String,
+    /// The policy's or column's name, a partition's parent, an enum's labels, a domain's
+    /// base type, a routine's arguments, an extension's version.
+    pub detail: String,
 }
 
 /// JSON objects need string keys: maps keyed by [`QualifiedName`] are written as a list of

@@ -150,7 +150,9 @@ impl TableConfig {
 pub struct ColumnConfig {
     pub name: String,
     /// PostgreSQL type, e.g. `text`, `bigint`, `numeric(12,2)`, `timestamptz`, `jsonb`,
-    /// `text[]`. `serial` types are refused: sequences collide across writable nodes.
+    /// `text[]`. `serial`, `bigserial` and `smallserial` are accepted: like identity columns
+    /// and defaults drawing from a sequence, each node hands out values only from its own
+    /// block (see docs/adopting.md, "Integer keys").
     #[serde(rename = "type")]
     pub data_type: String,
     /// Whether NULL is allowed (default true; primary key columns are always NOT NULL).
@@ -163,6 +165,40 @@ pub struct ColumnConfig {
     /// its data. Renames are never guessed from a column missing and another one new.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
+    /// An identity column (`GENERATED ALWAYS` or `BY DEFAULT AS IDENTITY`) of an integer
+    /// type; its values are node-unique. Identity columns are NOT NULL and take no default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", extend("enum" = ["always", "by default", null]))]
+    pub identity: Option<IdentityKind>,
+}
+
+/// How an identity column accepts explicit values: `always` (`GENERATED ALWAYS AS
+/// IDENTITY`, an explicit value needs `OVERRIDING SYSTEM VALUE`) or `by default` (`GENERATED
+/// BY DEFAULT AS IDENTITY`, an explicit value is taken as given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum IdentityKind {
+    #[serde(rename = "always")]
+    Always,
+    #[serde(rename = "by default")]
+    ByDefault,
+}
+
+impl IdentityKind {
+    /// As in `GENERATED <kind> AS IDENTITY`.
+    pub fn sql(self) -> &'static str {
+        match self {
+            IdentityKind::Always => "ALWAYS",
+            IdentityKind::ByDefault => "BY DEFAULT",
+        }
+    }
+
+    /// `pg_attribute.attidentity` of a column of this kind.
+    pub fn catalog_code(self) -> &'static str {
+        match self {
+            IdentityKind::Always => "a",
+            IdentityKind::ByDefault => "d",
+        }
+    }
 }
 
 fn default_true() -> bool {

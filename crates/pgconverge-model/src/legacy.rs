@@ -468,6 +468,7 @@ fn convert_tables(
                 nullable: true,
                 default,
                 renamed_from: None,
+                identity: None,
             });
             keys.push(Some(column_key.clone()));
         }
@@ -478,6 +479,7 @@ fn convert_tables(
                 nullable: true,
                 default: Some("now()".to_string()),
                 renamed_from: None,
+                identity: None,
             });
             keys.push(None);
         }
@@ -488,6 +490,7 @@ fn convert_tables(
                 nullable: true,
                 default: None,
                 renamed_from: None,
+                identity: None,
             });
             keys.push(None);
         }

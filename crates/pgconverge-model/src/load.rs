@@ -330,15 +330,15 @@ mod tests {
     fn every_problem_is_reported_in_file_order() {
         let found = messages(unified(
             r#"{
-              "tables": [{ "name": "t", "columns": [{ "name": "id", "type": "serial" }], "primary_key": ["id", "nope"] }],
+              "tables": [{ "name": "t", "columns": [{ "name": "id", "type": "text", "identity": "always" }], "primary_key": ["id", "nope"] }],
               "nodes": [{ "name": "A", "host": "h", "port": 0, "db": "d", "user": "u" }]
             }"#,
         ));
         assert_eq!(
             found,
             [
-                "pgconverge.json:2:77: tables[0].columns[0].type: `serial` is not allowed: every node would draw numbers from its own sequence and the keys would collide; use `uuid` with DEFAULT gen_random_uuid(), or `bigint` with a node-unique default",
-                "pgconverge.json:2:112: tables[0].primary_key[1]: column `nope` is not defined in table `t`",
+                "pgconverge.json:2:97: tables[0].columns[0].identity: an identity column must be `bigint`, `integer` or `smallint`, not `text`",
+                "pgconverge.json:2:132: tables[0].primary_key[1]: column `nope` is not defined in table `t`",
                 "pgconverge.json:3:35: nodes[0].name: node name `A` must start with a lowercase letter and contain only lowercase letters, digits and `_`: it becomes part of publication, subscription and replication slot names",
                 "pgconverge.json:3:61: nodes[0].port: the number 0 is not a valid port: ports go from 1 to 65535 (leave the field out for the default 5432)",
             ]

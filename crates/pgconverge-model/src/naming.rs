@@ -6,6 +6,9 @@ pub const INTERNAL_SCHEMA: &str = "_pgconverge";
 /// Table in [`INTERNAL_SCHEMA`] holding the node's membership record (see
 /// `catalog::MembershipCatalog`).
 pub const MEMBERSHIP_TABLE: &str = "membership";
+/// Table in [`INTERNAL_SCHEMA`] recording the key slot of every node the mesh has had (see
+/// `key_blocks`); rows are never deleted, so a slot is never handed out twice.
+pub const KEY_SLOT_TABLE: &str = "key_slot";
 /// Prefix reserved for columns pgconverge adds to replicated tables.
 pub const RESERVED_COLUMN_PREFIX: &str = "_pgc_";
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1), in bytes.

@@ -349,6 +349,7 @@ fn enum_message(path: &FieldPath, instance: &Value, options: &Value) -> String {
         Some("policy") => "conflict policy",
         Some("sslmode") => "sslmode",
         Some("on_delete") => "ON DELETE action",
+        Some("identity") => "identity kind",
         _ => "value",
     };
     let shown = match instance {

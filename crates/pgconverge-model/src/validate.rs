@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::config::{NodeConfig, ReplicationConfig, TableConfig, TlsConfig};
 use crate::diagnostics::Diagnostic;
+use crate::key_blocks::{is_sequence_default, serial_integer_type, KeyWidth};
 use crate::naming::{
     is_valid_slot_name, node_name_problem, publication_name, subscription_name, INTERNAL_SCHEMA,
     MAX_IDENTIFIER_BYTES, RESERVED_COLUMN_PREFIX,
@@ -134,12 +135,9 @@ pub(crate) fn identifier_problem(what: &str, name: &str) -> Option<String> {
     }
 }
 
-/// The family of `serial` pseudo-types, which create a per-node sequence.
+/// The family of `serial` pseudo-types, which create a sequence owned by the column.
 pub(crate) fn is_serial_type(data_type: &str) -> bool {
-    matches!(
-        normalize_type(data_type).as_str(),
-        "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2"
-    )
+    serial_integer_type(&normalize_type(data_type)).is_some()
 }
 
 fn check_nodes(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findings<'_>) {
@@ -602,16 +600,8 @@ fn check_columns(t: usize, table: &TableConfig, layout: &dyn Layout, findings: &
         let type_at = || layout.column_type(t, c);
         if column.data_type.trim().is_empty() {
             findings.error(file, &type_at(), "column type is empty");
-        } else if is_serial_type(&column.data_type) {
-            let mut message = format!(
-                "{} is not allowed: every node would draw numbers from its own sequence and the keys would collide; use `uuid` with DEFAULT gen_random_uuid(), or `bigint` with a node-unique default",
-                quoted(&column.data_type)
-            );
-            if layout.is_legacy() {
-                message.push_str(" (only a serial primary key is converted to uuid automatically)");
-            }
-            findings.error(file, &type_at(), message);
         }
+        check_key_generator(t, c, column, layout, findings);
         if column
             .default
             .as_deref()
@@ -671,6 +661,75 @@ fn check_dropped_columns(
                 file,
                 &layout.table_field(t, "dropped_columns").index(d),
                 problem,
+            );
+        }
+    }
+}
+
+/// An identity column must be of an integer type and have no default; a serial column has
+/// its sequence's default and so takes none either. Sequences feeding other types cannot be
+/// made node-unique.
+fn check_key_generator(
+    t: usize,
+    c: usize,
+    column: &crate::config::ColumnConfig,
+    layout: &dyn Layout,
+    findings: &mut Findings<'_>,
+) {
+    let file = layout.tables_file();
+    let serial = is_serial_type(&column.data_type);
+    let integer = KeyWidth::of_type(&column.data_type).is_some();
+    let has_default = column
+        .default
+        .as_deref()
+        .is_some_and(|d| !d.trim().is_empty());
+    if column.identity.is_some() {
+        let at = layout.column(t, c).key("identity");
+        if serial {
+            findings.error(
+                file,
+                &at,
+                format!(
+                    "{} already draws its values from a sequence; an identity column is declared with an integer type (`bigint`, `integer` or `smallint`)",
+                    quoted(&column.data_type)
+                ),
+            );
+        } else if !integer && !column.data_type.trim().is_empty() {
+            findings.error(
+                file,
+                &at,
+                format!(
+                    "an identity column must be `bigint`, `integer` or `smallint`, not {}",
+                    quoted(&column.data_type)
+                ),
+            );
+        }
+        if has_default {
+            findings.error(
+                file,
+                &layout.column_default(t, c),
+                "an identity column takes its values from its sequence: remove the default",
+            );
+        }
+    } else if serial && has_default {
+        findings.error(
+            file,
+            &layout.column_default(t, c),
+            format!(
+                "a {} column takes its values from its own sequence: remove the default",
+                quoted(&column.data_type)
+            ),
+        );
+    } else if let Some(default) = column.default.as_deref().filter(|d| is_sequence_default(d)) {
+        if !integer && !column.data_type.trim().is_empty() {
+            findings.error(
+                file,
+                &layout.column_default(t, c),
+                format!(
+                    "{} draws from a sequence, which pgconverge makes node-unique only for `bigint`, `integer` and `smallint` columns, not {}",
+                    quoted(default),
+                    quoted(&column.data_type)
+                ),
             );
         }
     }
@@ -823,8 +882,15 @@ fn check_foreign_key(
         else {
             continue;
         };
-        let local_type = normalize_type(&local_column.data_type);
-        let remote_type = normalize_type(&remote_column.data_type);
+        // A serial column holds its integer type: a `bigint` may reference a `bigserial`.
+        let integer_type = |data_type: &str| {
+            let normalized = normalize_type(data_type);
+            serial_integer_type(&normalized)
+                .map(str::to_string)
+                .unwrap_or(normalized)
+        };
+        let local_type = integer_type(&local_column.data_type);
+        let remote_type = integer_type(&remote_column.data_type);
         if local_type != remote_type && !local_type.is_empty() && !remote_type.is_empty() {
             findings.error(
                 file,

@@ -6,7 +6,10 @@
 use std::sync::Arc;
 
 use pgconverge_model::catalog::QualifiedName;
-use pgconverge_model::config::{ClusterConfig, NodeConfig, SubscriptionAuth, TableConfig};
+use pgconverge_model::config::{
+    ClusterConfig, ColumnConfig, IdentityKind, NodeConfig, SubscriptionAuth, TableConfig,
+};
+use pgconverge_model::key_blocks::{is_sequence_default, serial_integer_type};
 use pgconverge_model::naming::{
     publication_name, subscription_name, INTERNAL_SCHEMA, MAX_IDENTIFIER_BYTES,
 };
@@ -14,6 +17,7 @@ use pgconverge_model::types::{normalize_default, normalize_type};
 use sha2::{Digest, Sha256};
 
 use crate::conflict::{self, ConflictObjects, FunctionDef, InternalTable, TriggerDef};
+use crate::diff::key_sequences::has_key_generators;
 use crate::statement::ConninfoSpec;
 
 #[derive(Debug, Clone)]
@@ -55,6 +59,32 @@ pub struct DesiredColumn {
     pub reserved: bool,
     /// The live column of this name is renamed to this one.
     pub renamed_from: Option<String>,
+    /// Where the column's values come from when an insert leaves it out, if a sequence.
+    pub generator: Option<KeyGenerator>,
+}
+
+/// A sequence handing out a column's values; pgconverge keeps it inside its node's key block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyGenerator {
+    /// `GENERATED … AS IDENTITY`.
+    Identity(IdentityKind),
+    /// A `serial` type (its name as configured, normalised, e.g. `bigserial`): a sequence
+    /// owned by the column and a `nextval` default.
+    Serial { serial_type: String },
+    /// A configured default calling `nextval` on a sequence that exists by itself.
+    SequenceDefault,
+}
+
+impl DesiredColumn {
+    /// Whether the column's live default is what the config asks for. A serial column's
+    /// default is the `nextval` of whatever sequence PostgreSQL named for it.
+    pub fn default_matches(&self, live: Option<&str>) -> bool {
+        match &self.generator {
+            Some(KeyGenerator::Serial { .. }) => live.is_some_and(is_sequence_default),
+            Some(KeyGenerator::Identity(_)) => live.is_none(),
+            _ => defaults_match(self.default.as_deref(), live),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +184,9 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
             .iter()
             .cloned()
             .chain([crate::lifecycle::membership_table()])
+            .chain(
+                has_key_generators(&shared.tables).then(crate::diff::key_sequences::key_slot_table),
+            )
             .collect(),
         tables: shared.tables.clone(),
         functions: conflict.node_functions(&node.name),
@@ -194,14 +227,27 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
     let mut columns: Vec<DesiredColumn> = table
         .columns
         .iter()
-        .map(|c| DesiredColumn {
-            name: c.name.clone(),
-            data_type: normalize_type(&c.data_type),
-            not_null: !c.nullable || table.primary_key.contains(&c.name),
-            // PostgreSQL stores no default for `DEFAULT NULL`; treat it as none.
-            default: c.default.clone().filter(|d| normalize_default(d) != "null"),
-            reserved: false,
-            renamed_from: c.renamed_from.clone(),
+        .map(|c| {
+            let declared = normalize_type(&c.data_type);
+            let generator = key_generator(c, &declared);
+            DesiredColumn {
+                name: c.name.clone(),
+                data_type: serial_integer_type(&declared)
+                    .map(str::to_string)
+                    .unwrap_or(declared),
+                // Identity and serial columns are NOT NULL whatever the config says.
+                not_null: !c.nullable
+                    || table.primary_key.contains(&c.name)
+                    || matches!(
+                        generator,
+                        Some(KeyGenerator::Identity(_) | KeyGenerator::Serial { .. })
+                    ),
+                // PostgreSQL stores no default for `DEFAULT NULL`; treat it as none.
+                default: c.default.clone().filter(|d| normalize_default(d) != "null"),
+                reserved: false,
+                renamed_from: c.renamed_from.clone(),
+                generator,
+            }
         })
         .collect();
     columns.extend(reserved.iter().map(|r| DesiredColumn {
@@ -211,6 +257,7 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
         default: r.default.clone(),
         reserved: true,
         renamed_from: None,
+        generator: None,
     }));
     let primary_key = ConstraintSpec {
         name: object_name(&[&table.name], "pkey"),
@@ -254,6 +301,21 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
         foreign_keys,
         indexes,
         dropped_columns: table.dropped_columns.clone(),
+    }
+}
+
+/// The sequence feeding a configured column, if one does.
+fn key_generator(column: &ColumnConfig, declared_type: &str) -> Option<KeyGenerator> {
+    if let Some(kind) = column.identity {
+        Some(KeyGenerator::Identity(kind))
+    } else if serial_integer_type(declared_type).is_some() {
+        Some(KeyGenerator::Serial {
+            serial_type: declared_type.to_string(),
+        })
+    } else if column.default.as_deref().is_some_and(is_sequence_default) {
+        Some(KeyGenerator::SequenceDefault)
+    } else {
+        None
     }
 }
 

@@ -18,6 +18,9 @@ use crate::address::ObjectAddress;
 use crate::change::Action;
 use crate::dag::{order_changes, CycleError, GraphContext, OrderedChange};
 use crate::desired::{desired_cluster, DesiredNode};
+use crate::diff::key_sequences::{
+    assign_key_slots, has_key_generators, key_warnings, slot_blockers,
+};
 use crate::diff::{diff_node, NodeDiffInput};
 use crate::lifecycle::{plan_lifecycle, DepartingNode, Departure, LifecycleInput};
 use crate::prereq::{check_node, Blocker};
@@ -37,6 +40,9 @@ pub struct Plan {
     pub nodes: Vec<PlannedNode>,
     /// Unmet prerequisites; a plan with blockers cannot be applied.
     pub blockers: Vec<Blocker>,
+    /// What does not stop the plan but needs attention soon (a key block nearly used up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub steps: Vec<OrderedChange>,
     /// Every object pgconverge will manage on each node once the plan is applied (the state
     /// file's `managed` set). Written as text, as the state file writes it.
@@ -127,6 +133,12 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
                 .insert(sub.name.clone());
         }
     }
+    let key_slots = assign_key_slots(input.config, input.observed);
+    let keyed = desired.iter().any(|n| has_key_generators(&n.tables));
+    if keyed {
+        blockers.extend(key_slots.blockers.iter().cloned());
+        blockers.extend(slot_blockers(desired, &key_slots));
+    }
     for node in desired {
         let observed = input
             .observed
@@ -143,6 +155,7 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
             cluster: input.observed,
             managed,
             desired_slots_here: slots_by_publisher.get(&node.name).unwrap_or(&empty),
+            key_slots: &key_slots,
         });
         let applied = input.applied.get(&node.name);
         for change in &mut node_changes {
@@ -242,6 +255,11 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
             })
             .collect(),
         blockers,
+        warnings: if keyed {
+            key_warnings(desired, input.observed, &key_slots)
+        } else {
+            Vec::new()
+        },
         steps,
         managed_after: desired
             .iter()
@@ -280,6 +298,11 @@ fn managed_addresses(node: &DesiredNode, slots_here: &BTreeSet<String>) -> BTree
     add(ObjectAddress::Membership {
         node: node.name.clone(),
     });
+    if has_key_generators(&node.tables) {
+        add(ObjectAddress::KeySlot {
+            node: node.name.clone(),
+        });
+    }
     for t in &node.internal_tables {
         add(ObjectAddress::Table {
             table: t.name.clone(),
@@ -377,6 +400,7 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         &'a [String],
         &'a str,
         &'a [TriggerCatalog],
+        Vec<(&'a str, &'a QualifiedName, i64, i64)>,
     );
     #[derive(Serialize)]
     struct Structural<'a> {
@@ -393,6 +417,8 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         /// Whether a join is still to happen depends on it.
         #[serde(skip_serializing_if = "Option::is_none")]
         membership: Option<&'a str>,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        key_slots: &'a BTreeMap<String, i64>,
     }
     json_sha256(&Structural {
         server_version_num: catalog.server_version_num,
@@ -412,6 +438,11 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
                     t.invalid_indexes.as_slice(),
                     t.replica_identity.as_str(),
                     t.triggers.as_slice(),
+                    // A sequence's bounds, not its position (which moves by itself).
+                    t.key_sequences
+                        .iter()
+                        .map(|k| (k.column.as_str(), &k.sequence, k.min_value, k.max_value))
+                        .collect(),
                 )
             })
             .collect(),
@@ -435,5 +466,6 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
             .map(|(name, s)| (name, &s.plugin, s.slot_type.as_str(), &s.database))
             .collect(),
         membership: catalog.membership.as_ref().map(|m| m.node.as_str()),
+        key_slots: &catalog.key_slots,
     })
 }

@@ -18,5 +18,8 @@ pub mod verify;
 pub use connect::{connect, set_session_defaults, ConnectError};
 pub use credentials::{resolve_password, CredentialError, Secret};
 pub use execute::{advisory_unlock, execute_statements, try_advisory_lock, ExecError};
-pub use introspect::{introspect, introspect_nodes, IntrospectError, IntrospectScope, NodeError};
+pub use introspect::{
+    introspect, introspect_nodes, read_database, DatabaseSnapshot, IntrospectError,
+    IntrospectScope, NodeError,
+};
 pub use query_error::QueryError;

@@ -835,3 +835,77 @@ async fn statements_run_in_one_transaction_or_alone_and_errors_are_redacted() {
         .await
         .expect("lock after release"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_sequences_land_with_their_position_and_the_values_of_each_block() {
+    let cluster = TestCluster::start(1);
+    let client = cluster.client(0).await;
+    let block = 1i64 << 48;
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA _pgconverge;
+             CREATE TABLE _pgconverge.key_slot (node text PRIMARY KEY, slot int8 NOT NULL UNIQUE);
+             INSERT INTO _pgconverge.key_slot VALUES ('n1', 1), ('gone', 2);
+             CREATE SEQUENCE public.shared;
+             CREATE TABLE public.keyed (
+                 id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                 serial_no bigserial,
+                 ref bigint DEFAULT nextval('public.shared'),
+                 plain int);
+             INSERT INTO public.keyed (plain) VALUES (1), (2), (3);
+             INSERT INTO public.keyed (id, ref) OVERRIDING SYSTEM VALUE
+                 VALUES ({}, 4), ({}, 5), ({}, 6);
+             ALTER SEQUENCE public.keyed_serial_no_seq RESTART WITH 40;",
+            block + 7,
+            2 * block + 9,
+            3 * block
+        ))
+        .await
+        .expect("schema created");
+
+    let catalog = introspect(&client, &scope()).await.expect("introspection");
+    assert_eq!(
+        catalog.key_slots,
+        std::collections::BTreeMap::from([("gone".to_string(), 2), ("n1".to_string(), 1)])
+    );
+    let keyed = table(&catalog, "keyed");
+    assert_eq!(
+        keyed.column("id").and_then(|c| c.identity.as_deref()),
+        Some("a")
+    );
+    assert_eq!(
+        keyed.column("plain").and_then(|c| c.identity.as_deref()),
+        None
+    );
+    let sequences: Vec<(&str, &str, bool, i64)> = keyed
+        .key_sequences
+        .iter()
+        .map(|s| {
+            (
+                s.column.as_str(),
+                s.sequence.name.as_str(),
+                s.owned,
+                s.next_value,
+            )
+        })
+        .collect();
+    // Six rows: the identity handed out 1..3 (the last three carried their own ids); the
+    // serial was restarted and has not been called since; `shared` was called three times.
+    assert_eq!(
+        sequences,
+        [
+            ("id", "keyed_id_seq", true, 4),
+            ("ref", "shared", false, 4),
+            ("serial_no", "keyed_serial_no_seq", true, 40),
+        ]
+    );
+    let id = &keyed.key_sequences[0];
+    assert_eq!((id.min_value, id.increment, id.start_value), (1, 1, 1));
+    // Per recorded slot, the greatest value of its block: slot 3's value is no one's.
+    assert_eq!(
+        id.block_maxima,
+        std::collections::BTreeMap::from([(1, block + 7), (2, 2 * block + 9)])
+    );
+    let unchanged = introspect(&client, &scope()).await.expect("introspection");
+    assert_eq!(unchanged, catalog);
+}

@@ -61,7 +61,7 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Local PostgreSQL servers on loopback for trying and testing
     Sandbox(SandboxArgs),
-    /// Convert nodes.json + schema.json into the unified config file
+    /// Write a config from a live database (--from), or from nodes.json + schema.json
     Import(ImportArgs),
     /// Inspect the state file and its lock
     State(StateArgs),
@@ -268,6 +268,14 @@ pub enum SandboxAction {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
+    /// Read the tables of this live database: a node of the current config, or a
+    /// connection string (`host=… port=… dbname=… user=…`). Without it, nodes.json +
+    /// schema.json are converted.
+    #[arg(long, value_name = "NODE|CONNINFO")]
+    pub from: Option<String>,
+    /// Also write the list of what the config cannot describe to FILE (with --from)
+    #[arg(long, value_name = "FILE", requires = "from")]
+    pub report: Option<PathBuf>,
     /// Where to write the unified config (`-` for standard output) [default: pgconverge.json]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,

@@ -61,7 +61,7 @@ async fn run(cli: Cli) -> Result<u8, CommandError> {
         Command::Verify(args) => commands::verify::run(global, args).await,
         Command::Generate(args) => commands::generate::run(global, args),
         Command::Sandbox(args) => commands::sandbox::run(global, args),
-        Command::Import(args) => commands::import::run(global, args),
+        Command::Import(args) => commands::import::run(global, args).await,
         Command::State(args) => commands::state::run(global, args),
     }
 }

@@ -71,6 +71,7 @@ mod tests {
                 .collect(),
             nodes: Vec::new(),
             blockers: Vec::new(),
+            warnings: Vec::new(),
             steps: Vec::new(),
             managed_after: BTreeMap::new(),
             departures: Vec::new(),

@@ -4,6 +4,9 @@
 //! - `status`: every node's replication health and the findings derived from it.
 //! - `verify`: whether every node holds the same rows, and rows breaking a foreign key;
 //!   with repair, re-sends the winning versions of differing keys (rows, never objects).
+//! - `import`: a live database's catalogs and the objects outside the model, for
+//!   `import --from`.
 
+pub mod import;
 pub mod status;
 pub mod verify;

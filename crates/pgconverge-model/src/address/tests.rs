@@ -38,7 +38,8 @@ fn every_kind(part: &str) -> Vec<ObjectAddress> {
         ObjectAddress::Publication { name: name.clone() },
         ObjectAddress::Subscription { name: name.clone() },
         ObjectAddress::Slot { name: name.clone() },
-        ObjectAddress::Membership { node: name },
+        ObjectAddress::Membership { node: name.clone() },
+        ObjectAddress::KeySlot { node: name },
     ]
 }
 
@@ -111,6 +112,7 @@ fn ordinary_names_read_as_they_always_have() {
             },
             "slot pgc_n1_from_n2",
         ),
+        (ObjectAddress::KeySlot { node: "n1".into() }, "key slot n1"),
     ];
     for (address, text) in cases {
         assert_eq!(address.to_string(), text);

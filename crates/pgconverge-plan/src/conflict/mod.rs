@@ -277,7 +277,7 @@ impl FunctionDef {
 
 /// `$pgc$`, or `$pgc_1$`, `$pgc_2$`, … when the body happens to contain it (identifiers in
 /// the body come from user configuration).
-fn dollar_tag(body: &str) -> String {
+pub(crate) fn dollar_tag(body: &str) -> String {
     let mut n = 0u32;
     loop {
         let tag = if n == 0 {

@@ -506,13 +506,7 @@ fn insert_fast_path(b: &mut Body, a: &ApplyContext) {
     b.block(2, &format!("IF {nothing_recorded} THEN"));
     b.line(3, format!("{} := NEW.version;", field(IN, VERSION_COLUMN)));
     b.line(3, format!("{} := NEW.origin;", field(IN, ORIGIN_COLUMN)));
-    b.line(
-        3,
-        format!(
-            "INSERT INTO {} VALUES ({IN}.*) ON CONFLICT DO NOTHING;",
-            shape.qualified
-        ),
-    );
+    b.line(3, shape.insert_row_sql(IN));
     b.line(3, "IF FOUND THEN");
     b.block(4, &format!("IF {nothing_recorded} THEN"));
     b.line(5, "RETURN NULL;");
@@ -1043,13 +1037,7 @@ fn update_stored_row(b: &mut Body, a: &ApplyContext) {
 /// tombstone it outranks goes, recorded when it was a delete the change did not see.
 fn insert_new_row(b: &mut Body, a: &ApplyContext) {
     let shape = a.shape;
-    b.line(
-        3,
-        format!(
-            "INSERT INTO {} VALUES ({IN}.*) ON CONFLICT DO NOTHING;",
-            shape.qualified
-        ),
-    );
+    b.line(3, shape.insert_row_sql(IN));
     b.line(3, "GET DIAGNOSTICS _pgc_count = ROW_COUNT;");
     b.line(3, "IF _pgc_count = 0 THEN");
     b.line(
@@ -1110,7 +1098,7 @@ fn drop_outranked_claims(b: &mut Body, a: &ApplyContext) {
 /// `SET (columns) = ROW(values)` lists storing the incoming row; its stamp comes from the
 /// change itself.
 fn update_lists(shape: &TableShape) -> (String, String) {
-    let columns = shape.non_key_columns();
+    let columns = shape.updatable_columns();
     let targets: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
     let sources: Vec<String> = columns
         .iter()

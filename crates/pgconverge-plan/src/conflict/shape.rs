@@ -6,6 +6,7 @@
 //! two values are the same key.
 
 use pgconverge_model::catalog::QualifiedName;
+use pgconverge_model::config::IdentityKind;
 use pgconverge_model::TableConfig;
 
 use super::naming::{self, LOCK_STRIPES, ORIGIN_COLUMN, VERSION_COLUMN};
@@ -46,6 +47,10 @@ pub struct TableShape {
     /// Names a change may carry that no configured column has any more: dropped columns and
     /// the previous names of renamed ones.
     pub retired: Vec<String>,
+    /// `GENERATED ALWAYS` identity columns: incoming rows are inserted `OVERRIDING SYSTEM
+    /// VALUE` so they keep the values their node handed out, and updates leave them alone
+    /// (PostgreSQL lets an update set them only to a new default).
+    pub always_identity: Vec<String>,
     pub legacy_updated_at: Option<String>,
     pub legacy_origin_node: Option<String>,
     pub stripe_class: i32,
@@ -125,6 +130,12 @@ impl TableShape {
             primary_key,
             uniques,
             columns,
+            always_identity: table
+                .columns
+                .iter()
+                .filter(|c| c.identity == Some(IdentityKind::Always))
+                .map(|c| c.name.clone())
+                .collect(),
             legacy_updated_at: table.legacy_columns.updated_at.clone(),
             legacy_origin_node: table.legacy_columns.origin_node.clone(),
             name,
@@ -205,6 +216,28 @@ impl TableShape {
             .iter()
             .filter(|c| !self.primary_key.iter().any(|k| &k.name == *c))
             .collect()
+    }
+
+    /// The columns an update of a stored row writes: not the key, not an always-identity.
+    pub fn updatable_columns(&self) -> Vec<&String> {
+        self.non_key_columns()
+            .into_iter()
+            .filter(|c| !self.always_identity.contains(c))
+            .collect()
+    }
+
+    /// `INSERT INTO <table> [OVERRIDING SYSTEM VALUE] VALUES (<rec>.*) ON CONFLICT DO
+    /// NOTHING`: stores an incoming row with every value it carries.
+    pub fn insert_row_sql(&self, rec: &str) -> String {
+        let overriding = if self.always_identity.is_empty() {
+            ""
+        } else {
+            " OVERRIDING SYSTEM VALUE"
+        };
+        format!(
+            "INSERT INTO {}{overriding} VALUES ({rec}.*) ON CONFLICT DO NOTHING;",
+            self.qualified
+        )
     }
 }
 

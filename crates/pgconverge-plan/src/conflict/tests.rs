@@ -12,6 +12,7 @@ fn column(name: &str, data_type: &str) -> ColumnConfig {
         nullable: true,
         default: None,
         renamed_from: None,
+        identity: None,
     }
 }
 
@@ -389,4 +390,36 @@ fn every_generator_source_is_in_the_fingerprint() {
             }
         }
     }
+}
+
+#[test]
+fn incoming_rows_keep_the_values_of_always_identity_columns() {
+    let mut t = table("public", "orders");
+    let mut id = column("id", "bigint");
+    id.identity = Some(pgconverge_model::config::IdentityKind::Always);
+    let mut number = column("number", "integer");
+    number.identity = Some(pgconverge_model::config::IdentityKind::Always);
+    t.columns = vec![id, number, column("note", "text")];
+    t.primary_key = vec!["id".into()];
+    let shape = TableShape::new(&t);
+    let apply = remote_apply::apply_function(&shape, &internal::node_name_call());
+    let body = apply.body();
+    assert_eq!(
+        body.matches("INSERT INTO public.orders OVERRIDING SYSTEM VALUE VALUES")
+            .count(),
+        2,
+        "{body}"
+    );
+    // An update may set an always-identity column only to a new default: it is left alone.
+    assert_eq!(
+        body.matches("SET (note, _pgc_version, _pgc_origin)")
+            .count(),
+        2,
+        "{body}"
+    );
+    assert!(!body.contains("number"), "{body}");
+
+    let plain = TableShape::new(&users());
+    let apply = remote_apply::apply_function(&plain, &internal::node_name_call());
+    assert!(!apply.body().contains("OVERRIDING"), "{}", apply.body());
 }

@@ -22,6 +22,9 @@ pub enum Phase {
     /// Columns, and the replica identity that depends on them.
     Columns,
     ConstraintsAndIndexes,
+    /// The key slot register and the bounds of key sequences: after the tables and columns
+    /// whose sequences they bound.
+    KeySequences,
     Functions,
     Triggers,
     Publication,
@@ -76,6 +79,7 @@ impl Phase {
             ObjectAddress::Slot { .. } => Phase::Slots,
             ObjectAddress::Subscription { .. } => Phase::Subscriptions,
             ObjectAddress::Membership { .. } => Phase::Membership,
+            ObjectAddress::KeySlot { .. } => Phase::KeySequences,
         }
     }
 

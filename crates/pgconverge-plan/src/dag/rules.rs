@@ -35,6 +35,10 @@ pub const RULES: &[Rule] = &[
         add_edges: table_before_its_parts,
     },
     Rule {
+        name: "tables_and_columns_before_key_slot",
+        add_edges: tables_and_columns_before_key_slot,
+    },
+    Rule {
         name: "internal_tables_before_functions",
         add_edges: internal_tables_before_functions,
     },
@@ -265,6 +269,26 @@ fn table_before_its_parts(input: &RuleInput<'_>, edges: &mut Edges) {
                 table: table.clone(),
             };
             edges.add(input.find(&c.node, &table), i);
+        }
+    }
+}
+
+/// A node's key slot step records its slot in the register (an internal table) and bounds
+/// the sequences of identity and serial columns, which exist once their table and column do.
+fn tables_and_columns_before_key_slot(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.creations() {
+        if !matches!(c.address, ObjectAddress::KeySlot { .. }) {
+            continue;
+        }
+        for (j, other) in input.creations() {
+            if other.node == c.node
+                && matches!(
+                    other.address,
+                    ObjectAddress::Table { .. } | ObjectAddress::Column { .. }
+                )
+            {
+                edges.add(Some(j), i);
+            }
         }
     }
 }

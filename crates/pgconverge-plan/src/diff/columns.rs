@@ -7,7 +7,9 @@ use pgconverge_model::types::normalize_type;
 
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
-use crate::desired::{defaults_match, DesiredColumn, DesiredTable};
+use pgconverge_model::config::IdentityKind;
+
+use crate::desired::{DesiredColumn, DesiredTable, KeyGenerator};
 use crate::diff::NodeDiffInput;
 use crate::hazard::{Hazard, HazardKind};
 use crate::preflight::{is_safe_widening, DataCheck};
@@ -146,12 +148,40 @@ fn altered_column(
             "changing a column type rewrites the table under an exclusive lock",
         ));
     }
-    if !defaults_match(column.default.as_deref(), live_col.default.as_deref()) {
-        statements.push(Statement::sql(ddl::set_default_sql(table, column)));
+    let desired_identity = match &column.generator {
+        Some(KeyGenerator::Identity(kind)) => Some(*kind),
+        _ => None,
+    };
+    let identity_matches =
+        desired_identity.map(IdentityKind::catalog_code) == live_col.identity.as_deref();
+    if !identity_matches {
+        // An identity column has no default: the live one goes first.
+        if desired_identity.is_some() && live_col.identity.is_none() && live_col.default.is_some() {
+            statements.push(Statement::sql(ddl::drop_default_sql(table, column)));
+        }
+        statements.push(Statement::sql(ddl::identity_sql(
+            table,
+            column,
+            live_col.identity.is_some(),
+        )));
+        reasons.push(format!(
+            "identity {} → {}",
+            identity_label(live_col.identity.as_deref()),
+            identity_label(desired_identity.map(IdentityKind::catalog_code))
+        ));
+    } else if !column.default_matches(live_col.default.as_deref()) {
+        statements.extend(
+            ddl::set_default_sql(table, column)
+                .into_iter()
+                .map(Statement::sql),
+        );
         reasons.push(format!(
             "default {} → {}",
             live_col.default.as_deref().unwrap_or("none"),
-            column.default.as_deref().unwrap_or("none")
+            column.default.as_deref().unwrap_or(match column.generator {
+                Some(KeyGenerator::Serial { .. }) => "a sequence of its own",
+                _ => "none",
+            })
         ));
     }
     if live_col.not_null != column.not_null {
@@ -188,19 +218,38 @@ fn altered_column(
     Some(c)
 }
 
-pub(super) mod ddl {
-    use crate::desired::{DesiredColumn, DesiredTable};
-    use crate::diff::table_sql_name;
-    use pgconverge_sql::quote_ident;
+/// `always`, `by default` or `none`, for a column's `attidentity`.
+fn identity_label(code: Option<&str>) -> &'static str {
+    match code {
+        Some("a") => "always",
+        Some("d") => "by default",
+        _ => "none",
+    }
+}
 
-    /// `"name" type [NOT NULL] [DEFAULT expr]`, as in CREATE TABLE and ADD COLUMN.
+pub(super) mod ddl {
+    use crate::desired::{object_name, DesiredColumn, DesiredTable, KeyGenerator};
+    use crate::diff::table_sql_name;
+    use pgconverge_sql::{quote_ident, quote_literal, quote_qualified};
+
+    /// `"name" type [NOT NULL] [DEFAULT expr | GENERATED … AS IDENTITY]`, as in CREATE TABLE
+    /// and ADD COLUMN. A serial column is written with its serial type, which makes its
+    /// sequence.
     pub fn column_definition_sql(column: &DesiredColumn) -> String {
-        let mut sql = format!("{} {}", quote_ident(&column.name), column.data_type);
+        let data_type = match &column.generator {
+            Some(KeyGenerator::Serial { serial_type }) => serial_type,
+            _ => &column.data_type,
+        };
+        let mut sql = format!("{} {data_type}", quote_ident(&column.name));
         if column.not_null {
             sql.push_str(" NOT NULL");
         }
-        if let Some(default) = &column.default {
-            sql.push_str(&format!(" DEFAULT {default}"));
+        match (&column.generator, &column.default) {
+            (Some(KeyGenerator::Identity(kind)), _) => {
+                sql.push_str(&format!(" GENERATED {} AS IDENTITY", kind.sql()));
+            }
+            (Some(KeyGenerator::Serial { .. }), _) | (_, None) => {}
+            (_, Some(default)) => sql.push_str(&format!(" DEFAULT {default}")),
         }
         sql
     }
@@ -222,6 +271,30 @@ pub(super) mod ddl {
         )
     }
 
+    /// Makes the column an identity column of the desired kind, or no longer one.
+    pub fn identity_sql(table: &DesiredTable, column: &DesiredColumn, is_identity: bool) -> String {
+        let action = match (&column.generator, is_identity) {
+            (Some(KeyGenerator::Identity(kind)), false) => {
+                format!("ADD GENERATED {} AS IDENTITY", kind.sql())
+            }
+            (Some(KeyGenerator::Identity(kind)), true) => format!("SET GENERATED {}", kind.sql()),
+            _ => "DROP IDENTITY IF EXISTS".to_string(),
+        };
+        format!(
+            "ALTER TABLE {} ALTER COLUMN {} {action}",
+            table_sql_name(&table.name),
+            quote_ident(&column.name)
+        )
+    }
+
+    pub fn drop_default_sql(table: &DesiredTable, column: &DesiredColumn) -> String {
+        format!(
+            "ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT",
+            table_sql_name(&table.name),
+            quote_ident(&column.name)
+        )
+    }
+
     pub fn add_column_sql(table: &DesiredTable, column: &DesiredColumn) -> String {
         format!(
             "ALTER TABLE {} ADD COLUMN {}",
@@ -239,14 +312,31 @@ pub(super) mod ddl {
         )
     }
 
-    /// SET DEFAULT the desired default, or DROP DEFAULT when there is none.
-    pub fn set_default_sql(table: &DesiredTable, column: &DesiredColumn) -> String {
+    /// SET DEFAULT the desired default, or DROP DEFAULT when there is none. A serial column
+    /// that lost its default gets a sequence of its own again, owned by the column.
+    pub fn set_default_sql(table: &DesiredTable, column: &DesiredColumn) -> Vec<String> {
         let name = table_sql_name(&table.name);
         let col = quote_ident(&column.name);
-        match &column.default {
+        if let Some(KeyGenerator::Serial { .. }) = &column.generator {
+            let sequence = quote_qualified(
+                &table.name.schema,
+                &object_name(&[&table.name.name, &column.name], "seq"),
+            );
+            return vec![
+                format!(
+                    "CREATE SEQUENCE IF NOT EXISTS {sequence} AS {} OWNED BY {name}.{col}",
+                    column.data_type
+                ),
+                format!(
+                    "ALTER TABLE {name} ALTER COLUMN {col} SET DEFAULT pg_catalog.nextval({}::regclass)",
+                    quote_literal(&sequence)
+                ),
+            ];
+        }
+        vec![match &column.default {
             Some(expr) => format!("ALTER TABLE {name} ALTER COLUMN {col} SET DEFAULT {expr}"),
             None => format!("ALTER TABLE {name} ALTER COLUMN {col} DROP DEFAULT"),
-        }
+        }]
     }
 
     /// SET or DROP NOT NULL as the desired column says.

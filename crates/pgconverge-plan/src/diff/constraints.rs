@@ -1,6 +1,7 @@
 //! Table constraints: the primary key, unique constraints and foreign keys. A new table's
 //! primary key and unique constraints are part of its CREATE TABLE (`tables`); its foreign
-//! keys are steps of their own, so they can wait for the tables they reference.
+//! keys are steps of their own, so they can wait for the tables they reference. A unique
+//! constraint or foreign key pgconverge created and the config no longer has is dropped.
 
 use pgconverge_model::catalog::{ConstraintCatalog, ConstraintKind, TableCatalog};
 
@@ -26,6 +27,7 @@ pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
                 out.extend(primary_key(input, table, live));
                 out.extend(missing_uniques(input, table, live));
                 out.extend(missing_foreign_keys(input, table, live));
+                out.extend(unwanted_constraints(input, table, live));
             }
         }
     }
@@ -134,6 +136,40 @@ fn missing_foreign_keys(
             })
         })
         .map(|fk| add_foreign_key(input, table, fk))
+        .collect()
+}
+
+/// Unique constraints and foreign keys pgconverge created that no desired one matches. A
+/// dropped UNIQUE is gated like an added one: a node without it must not accept values that
+/// a node still holding it would resolve as a collision.
+fn unwanted_constraints(
+    input: &NodeDiffInput<'_>,
+    table: &DesiredTable,
+    live: &TableCatalog,
+) -> Vec<Change> {
+    let wanted = |c: &ConstraintCatalog| match c.kind {
+        ConstraintKind::Unique => table.uniques.iter().any(|u| u.columns == c.columns),
+        ConstraintKind::ForeignKey => table.foreign_keys.iter().any(|fk| {
+            fk.columns == c.columns
+                && c.references
+                    .as_ref()
+                    .is_some_and(|(t, cols)| *t == fk.ref_table && *cols == fk.ref_columns)
+        }),
+        _ => true,
+    };
+    live.constraints
+        .iter()
+        .filter(|c| !wanted(c) && input.managed.contains(&address(table, &c.name)))
+        .map(|c| {
+            let mut change = input.change(
+                address(table, &c.name),
+                Action::Delete,
+                vec![Statement::sql(ddl::drop_constraint_sql(table, &c.name))],
+            );
+            change.reason = Some("no longer in the config".into());
+            change.gated = c.kind == ConstraintKind::Unique;
+            change
+        })
         .collect()
 }
 

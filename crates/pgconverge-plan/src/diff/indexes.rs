@@ -22,12 +22,15 @@ pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
                     vec![Statement::sql(ddl::create_index_sql(table, index, false))],
                 )
             })),
-            Some(live) => out.extend(
-                table
-                    .indexes
-                    .iter()
-                    .filter_map(|index| existing_table_index(input, table, index, live)),
-            ),
+            Some(live) => {
+                out.extend(
+                    table
+                        .indexes
+                        .iter()
+                        .filter_map(|index| existing_table_index(input, table, index, live)),
+                );
+                out.extend(unwanted_indexes(input, table, live));
+            }
         }
     }
     out
@@ -38,6 +41,47 @@ fn address(table: &DesiredTable, index: &IndexSpec) -> ObjectAddress {
         table: table.name.clone(),
         name: index.name.clone(),
     }
+}
+
+/// Indexes pgconverge created that the config no longer has, dropped concurrently (writes go
+/// on) except on partitioned tables.
+fn unwanted_indexes(
+    input: &NodeDiffInput<'_>,
+    table: &DesiredTable,
+    live: &TableCatalog,
+) -> Vec<Change> {
+    live.indexes
+        .iter()
+        .filter(|ix| {
+            !table
+                .indexes
+                .iter()
+                .any(|want| want.name == ix.name || want.columns == ix.columns)
+        })
+        .filter_map(|ix| {
+            let spec = IndexSpec {
+                name: ix.name.clone(),
+                columns: ix.columns.clone(),
+            };
+            let at = address(table, &spec);
+            if !input.managed.contains(&at) {
+                return None;
+            }
+            let concurrently = !live.partitioned;
+            let mut change = input.change(
+                at,
+                Action::Delete,
+                vec![Statement::sql(ddl::drop_index_sql(
+                    table,
+                    &spec,
+                    concurrently,
+                ))],
+            );
+            change.transactional = !concurrently;
+            change.reason = Some("no longer in the config".into());
+            Some(change)
+        })
+        .collect()
 }
 
 /// An index or key on the same columns already serves.

@@ -15,6 +15,7 @@ mod constraints;
 mod functions;
 mod indexes;
 mod internal_tables;
+pub mod key_sequences;
 pub(crate) mod publication;
 mod replica_identity;
 mod schemas;
@@ -46,6 +47,8 @@ pub struct NodeDiffInput<'a> {
     pub managed: &'a BTreeSet<ObjectAddress>,
     /// Slot names that some desired subscription in the cluster will use on this node.
     pub desired_slots_here: &'a BTreeSet<String>,
+    /// Every node's key slot (`key_sequences::assign_key_slots`).
+    pub key_slots: &'a key_sequences::KeySlots,
 }
 
 /// The diff of one object kind on one node.
@@ -59,6 +62,7 @@ const KINDS: &[KindDiff] = &[
     columns::diff,
     constraints::diff,
     indexes::diff,
+    key_sequences::diff,
     replica_identity::diff,
     functions::diff,
     triggers::diff,

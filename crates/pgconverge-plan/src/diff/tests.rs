@@ -26,6 +26,7 @@ fn column(name: &str, data_type: &str, not_null: bool) -> DesiredColumn {
         default: None,
         reserved: false,
         renamed_from: None,
+        generator: None,
     }
 }
 
@@ -35,6 +36,7 @@ fn live_column(name: &str, data_type: &str, not_null: bool) -> ColumnCatalog {
         data_type: data_type.to_string(),
         not_null,
         default: None,
+        identity: None,
     }
 }
 
@@ -101,6 +103,7 @@ struct Surroundings {
     cluster: BTreeMap<String, NodeCatalog>,
     managed: BTreeSet<ObjectAddress>,
     desired_slots_here: BTreeSet<String>,
+    key_slots: key_sequences::KeySlots,
 }
 
 /// Hazard kinds of the change to `address` in the node's diff.
@@ -116,6 +119,7 @@ fn hazards_of(
         cluster: &around.cluster,
         managed: &around.managed,
         desired_slots_here: &around.desired_slots_here,
+        key_slots: &around.key_slots,
     });
     let change = changes
         .iter()

@@ -75,6 +75,13 @@ pub fn render_with(plan: &Plan, view: HumanView) -> String {
         }
         let _ = writeln!(out);
     }
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(out, "{}", p.paint("1;33", "Warning:"));
+        for w in &plan.warnings {
+            let _ = writeln!(out, "  - {w}");
+        }
+        let _ = writeln!(out);
+    }
     let drifted: Vec<&OrderedChange> = plan.steps.iter().filter(|s| s.change.drift).collect();
     if !drifted.is_empty() {
         let _ = writeln!(

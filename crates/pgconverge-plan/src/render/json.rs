@@ -19,6 +19,9 @@ pub struct PlanView {
     pub nodes: Vec<NodeView>,
     /// Unmet prerequisites. When present the plan cannot be applied.
     pub blockers: Vec<BlockerView>,
+    /// What does not stop the plan but needs attention soon (a key block nearly used up).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Steps in execution order (grouped by node).
     pub changes: Vec<ChangeView>,
     /// Nodes leaving the mesh (known to the state, no longer configured).
@@ -94,7 +97,7 @@ pub struct ChangeView {
     /// `drain n3` for a node joining or leaving.
     pub label: String,
     /// Object kind: schema, table, column, constraint, index, replica identity, function,
-    /// trigger, publication, subscription, slot, membership.
+    /// trigger, publication, subscription, slot, membership, key slot.
     pub kind: String,
     pub name: String,
     /// Terraform-style actions: `["create"]`, `["update"]`, `["delete"]`,
@@ -172,6 +175,7 @@ impl PlanView {
                     fix: b.fix.clone(),
                 })
                 .collect(),
+            warnings: plan.warnings.clone(),
             changes: plan
                 .steps
                 .iter()

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use pgconverge_model::catalog::{
-    FunctionCatalog, PublicationCatalog, QualifiedName, RoleInfo, SlotCatalog, SubscriptionCatalog,
+    FunctionCatalog, OutsideObject, PublicationCatalog, QualifiedName, RoleInfo, SlotCatalog,
+    SubscriptionCatalog,
 };
 use pgconverge_model::naming::FUNCTION_COMMENT_PREFIX;
 use pgconverge_sql::redact_conninfo;
@@ -233,6 +234,29 @@ pub(super) fn decode_default_opclasses(rows: &[Row]) -> Result<HashMap<u32, u32>
     const WHAT: &str = "operator classes";
     rows.iter()
         .map(|row| Ok((get(row, 0, WHAT)?, get(row, 1, WHAT)?)))
+        .collect()
+}
+
+/// The key slot register: node name → slot.
+pub(super) fn decode_key_slots(rows: &[Row]) -> Result<BTreeMap<String, i64>, IntrospectError> {
+    const WHAT: &str = "key slots";
+    rows.iter()
+        .map(|row| Ok((get(row, 0, WHAT)?, get(row, 1, WHAT)?)))
+        .collect()
+}
+
+/// Objects outside the model, as (kind, schema, name, detail) rows.
+pub(super) fn decode_outside_objects(rows: &[Row]) -> Result<Vec<OutsideObject>, IntrospectError> {
+    const WHAT: &str = "objects outside the model";
+    rows.iter()
+        .map(|row| {
+            Ok(OutsideObject {
+                kind: get(row, 0, WHAT)?,
+                schema: get(row, 1, WHAT)?,
+                name: get(row, 2, WHAT)?,
+                detail: get::<Option<String>>(row, 3, WHAT)?.unwrap_or_default(),
+            })
+        })
         .collect()
 }
 

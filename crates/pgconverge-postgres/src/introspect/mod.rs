@@ -24,8 +24,13 @@ use futures_util::future::join_all;
 use futures_util::TryStreamExt;
 use pgconverge_model::catalog::MembershipCatalog;
 use pgconverge_model::catalog::{FunctionCatalog, QualifiedName};
-use pgconverge_model::naming::{FUNCTION_COMMENT_PREFIX, INTERNAL_SCHEMA, MEMBERSHIP_TABLE};
+use pgconverge_model::catalog::{OutsideObject, TableCatalog};
+use pgconverge_model::key_blocks::KeyWidth;
+use pgconverge_model::naming::{
+    FUNCTION_COMMENT_PREFIX, INTERNAL_SCHEMA, KEY_SLOT_TABLE, MEMBERSHIP_TABLE,
+};
 use pgconverge_model::{NodeCatalog, NodeConfig};
+use pgconverge_sql::{quote_ident, quote_qualified};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 
@@ -130,6 +135,58 @@ pub async fn introspect_nodes(
     join_all(tasks).await
 }
 
+/// What `import` reads of a database: the catalogs of every schema but pgconverge's own,
+/// and the objects there that the config cannot describe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSnapshot {
+    pub catalog: NodeCatalog,
+    /// Sorted.
+    pub outside: Vec<OutsideObject>,
+}
+
+/// Connects to `node` and reads its whole database for `import`.
+pub async fn read_database(
+    node: &NodeConfig,
+    password: Option<&Secret>,
+) -> Result<DatabaseSnapshot, NodeError> {
+    let client = connect(node, password).await?;
+    let named = |error| NodeError::Introspect {
+        node: node.name.clone(),
+        error,
+    };
+    let rows = query(&client, "schemas", SCHEMAS_SQL, &[])
+        .await
+        .map_err(named)?;
+    let schemas: Vec<String> = decode::decode_schemas(&rows)
+        .map_err(named)?
+        .into_iter()
+        .filter(|s| s != INTERNAL_SCHEMA)
+        .collect();
+    let scope = IntrospectScope {
+        schemas: schemas.clone(),
+        expected_function_fingerprints: BTreeMap::new(),
+    };
+    let catalog = introspect(&client, &scope).await.map_err(named)?;
+    client
+        .batch_execute("BEGIN READ ONLY; SET LOCAL search_path = ''")
+        .await
+        .map_err(|e| named(failed("objects outside the model")(e)))?;
+    let params: [(&(dyn ToSql + Sync), Type); 1] = [(&schemas, Type::TEXT_ARRAY)];
+    let rows = query(
+        &client,
+        "objects outside the model",
+        OUTSIDE_OBJECTS_SQL,
+        &params,
+    )
+    .await;
+    let end = client.batch_execute("COMMIT").await;
+    let rows = rows.map_err(named)?;
+    end.map_err(|e| named(failed("objects outside the model")(e)))?;
+    let mut outside = decode::decode_outside_objects(&rows).map_err(named)?;
+    outside.sort();
+    Ok(DatabaseSnapshot { catalog, outside })
+}
+
 /// Reads the catalog snapshot of the database `client` is connected to.
 ///
 /// Runs inside `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY` so all queries see the same
@@ -210,6 +267,7 @@ async fn read_catalog(
         functions,
         publication_rows,
         slot_rows,
+        key_sequence_rows,
     ) = futures_util::try_join!(
         server_and_subscriptions,
         query(client, "settings", SETTINGS_SQL, &settings_params),
@@ -226,6 +284,7 @@ async fn read_catalog(
         ),
         query(client, "publications", PUBLICATIONS_SQL, &[]),
         query(client, "replication slots", SLOTS_SQL, &[]),
+        query(client, "key sequences", KEY_SEQUENCES_SQL, &scope_params),
     )?;
 
     let (mut tables, table_columns) = tables::decode_tables(&table_rows)?;
@@ -250,6 +309,14 @@ async fn read_catalog(
     } else {
         None
     };
+    tables::attach_key_sequences(&mut tables, &key_sequence_rows)?;
+    let key_slots = if tables.contains_key(&QualifiedName::new(INTERNAL_SCHEMA, KEY_SLOT_TABLE)) {
+        let rows = query(client, "key slots", KEY_SLOTS_SQL, &[]).await?;
+        decode::decode_key_slots(&rows)?
+    } else {
+        BTreeMap::new()
+    };
+    read_key_usage(client, &mut tables, &key_slots).await?;
 
     Ok(NodeCatalog {
         server_version_num: server.version_num,
@@ -264,7 +331,71 @@ async fn read_catalog(
         subscriptions: decode::decode_subscriptions(&subscription_rows)?,
         slots: decode::decode_slots(&slot_rows)?,
         membership,
+        key_slots,
     })
+}
+
+/// For every key sequence, the value it hands out next and the greatest value its column
+/// holds in the block of each slot the register knows: a node's sequence must start above
+/// every value of its block on any node. One pipelined query per key column.
+async fn read_key_usage(
+    client: &Client,
+    tables: &mut BTreeMap<QualifiedName, TableCatalog>,
+    key_slots: &BTreeMap<String, i64>,
+) -> Result<(), IntrospectError> {
+    const WHAT: &str = "key sequence usage";
+    let mut probes = Vec::new();
+    for (name, table) in tables.iter() {
+        for (k, sequence) in table.key_sequences.iter().enumerate() {
+            let width = table
+                .column(&sequence.column)
+                .and_then(|c| KeyWidth::of_type(&c.data_type));
+            let (mut slots, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
+            for slot in key_slots.values() {
+                if let Some(block) = width.and_then(|w| w.block(*slot)) {
+                    slots.push(*slot);
+                    firsts.push(block.first);
+                    lasts.push(block.last);
+                }
+            }
+            let sql = key_usage_sql(
+                &quote_qualified(&sequence.sequence.schema, &sequence.sequence.name),
+                &quote_qualified(&name.schema, &name.name),
+                &quote_ident(&sequence.column),
+            );
+            probes.push((name.clone(), k, sql, [slots, firsts, lasts]));
+        }
+    }
+    let results = futures_util::future::try_join_all(probes.iter().map(
+        |(_, _, sql, [slots, firsts, lasts])| async move {
+            let params: [(&(dyn ToSql + Sync), Type); 3] = [
+                (slots, Type::INT8_ARRAY),
+                (firsts, Type::INT8_ARRAY),
+                (lasts, Type::INT8_ARRAY),
+            ];
+            client.query_typed(sql, &params).await.map_err(failed(WHAT))
+        },
+    ))
+    .await?;
+    for ((name, k, _, _), rows) in probes.iter().zip(results) {
+        let Some(sequence) = tables
+            .get_mut(name)
+            .and_then(|t| t.key_sequences.get_mut(*k))
+        else {
+            continue;
+        };
+        for row in &rows {
+            let value: Option<i64> = get(row, 1, WHAT)?;
+            match (get::<Option<i64>>(row, 0, WHAT)?, value) {
+                (None, Some(next)) => sequence.next_value = next,
+                (Some(slot), Some(max)) => {
+                    sequence.block_maxima.insert(slot, max);
+                }
+                (_, None) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The membership table holds one row, the node's own; an empty table means not joined.

@@ -36,7 +36,8 @@ pub(super) const TABLES_SQL: &str = "
 SELECT n.nspname::text, c.relname::text, c.relreplident::text, c.reltuples::float8,
        cols.names, cols.types, cols.not_nulls, cols.defaults, cols.attnums,
        cols.quoted_names, cols.type_oids, cols.collations, c.relkind = 'p',
-       c.relpages::int8 * pg_catalog.current_setting('block_size')::int8
+       c.relpages::int8 * pg_catalog.current_setting('block_size')::int8,
+       cols.identities
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN LATERAL (
@@ -48,6 +49,7 @@ LEFT JOIN LATERAL (
            pg_catalog.array_agg(a.attcollation) AS collations,
            pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod)) AS types,
            pg_catalog.array_agg(a.attnotnull) AS not_nulls,
+           pg_catalog.array_agg(a.attidentity::text) AS identities,
            -- A generated column's expression is not a default. A default cannot refer to
            -- a column, so it is printed without the table as context (relid 0): naming the
            -- table would open every table, the main cost of this query on large schemas.
@@ -247,3 +249,133 @@ FROM pg_catalog.pg_replication_slots";
 /// The node's membership record, read only when `_pgconverge.membership` exists.
 pub(super) const MEMBERSHIP_SQL: &str = "
 SELECT node, donor, joined_at::text FROM _pgconverge.membership ORDER BY node";
+
+/// Sequences feeding a column of a table in scope: owned by it (serial, identity) or called
+/// by its default (`nextval`), with their bounds; quoted names for reading their position.
+pub(super) const KEY_SEQUENCES_SQL: &str = "
+WITH feeds AS (
+    SELECT dep.refobjid AS relid, dep.refobjsubid::int2 AS attnum, dep.objid AS seqid,
+           true AS owned
+    FROM pg_catalog.pg_depend dep
+    WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND dep.refobjsubid > 0 AND dep.deptype IN ('a', 'i')
+    UNION ALL
+    SELECT d.adrelid, d.adnum, dep.refobjid, false
+    FROM pg_catalog.pg_attrdef d
+    JOIN pg_catalog.pg_depend dep
+      ON dep.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND dep.objid = d.oid
+     AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+)
+SELECT n.nspname::text, c.relname::text, a.attname::text, sn.nspname::text, s.relname::text,
+       q.seqmin, q.seqmax, q.seqstart, q.seqincrement, pg_catalog.bool_or(f.owned)
+FROM feeds f
+JOIN pg_catalog.pg_class s ON s.oid = f.seqid AND s.relkind = 'S'
+JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
+JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_catalog.pg_class c ON c.oid = f.relid AND c.relkind IN ('r', 'p')
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = f.attnum
+WHERE n.nspname = ANY($1)
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9";
+
+pub(super) const KEY_SLOTS_SQL: &str = "
+SELECT node, slot FROM _pgconverge.key_slot ORDER BY node";
+
+/// The value `sequence`'s next `nextval` returns (its first row), then the greatest value
+/// of `column` in each block `[$2[i], $3[i]]` of slot `$1[i]`, each an index probe;
+/// `{sequence}`, `{table}` and `{column}` are quoted identifiers.
+pub(super) fn key_usage_sql(sequence: &str, table: &str, column: &str) -> String {
+    format!(
+        "SELECT NULL::int8, CASE WHEN q.is_called \
+             THEN LEAST(q.last_value::numeric + q.increment, \
+                                   9223372036854775807)::int8 \
+             ELSE q.last_value END \
+         FROM (SELECT s.last_value, s.is_called, p.seqincrement AS increment \
+               FROM {sequence} AS s, pg_catalog.pg_sequence AS p \
+               WHERE p.seqrelid = {sequence_literal}::pg_catalog.regclass) AS q \
+         UNION ALL \
+         SELECT s.slot, (SELECT pg_catalog.max(t.{column})::int8 FROM {table} AS t \
+                         WHERE t.{column} BETWEEN s.first AND s.last) \
+         FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[]), \
+                         pg_catalog.unnest($3::int8[])) AS s(slot, first, last)",
+        sequence_literal = pgconverge_sql::quote_literal(sequence)
+    )
+}
+
+/// Objects in the scope's schemas that the config cannot describe, one row each as (kind,
+/// schema, name, detail), for `import` to list: views, routines, policies, types, free
+/// sequences, extensions, and the facts that keep a table out of the config (a partition,
+/// a generated column, a table an extension owns).
+pub(super) const OUTSIDE_OBJECTS_SQL: &str = "
+WITH ext AS (
+    SELECT d.classid, d.objid, e.extname
+    FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
+    WHERE d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'
+)
+SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                      WHEN 'f' THEN 'foreign table' ELSE 'sequence' END,
+       n.nspname::text, c.relname::text, ''
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY($1) AND c.relkind IN ('v', 'm', 'f', 'S')
+  AND NOT EXISTS (SELECT FROM ext WHERE ext.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND ext.objid = c.oid)
+  AND NOT (c.relkind = 'S' AND EXISTS (
+      SELECT FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid
+        AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+        AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')))
+UNION ALL
+SELECT 'partition', n.nspname::text, c.relname::text,
+       'of ' || pn.nspname::text || '.' || p.relname::text
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid
+JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+WHERE n.nspname = ANY($1) AND c.relispartition
+UNION ALL
+SELECT 'generated column', n.nspname::text, c.relname::text, a.attname::text
+FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND a.attnum > 0
+  AND NOT a.attisdropped AND a.attgenerated <> ''
+UNION ALL
+SELECT 'extension table', n.nspname::text, c.relname::text, ext.extname::text
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN ext ON ext.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ext.objid = c.oid
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')
+UNION ALL
+SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'
+                      WHEN 'w' THEN 'window function' ELSE 'function' END,
+       n.nspname::text, p.proname::text,
+       pg_catalog.pg_get_function_identity_arguments(p.oid)
+FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = ANY($1)
+  AND NOT EXISTS (SELECT FROM ext WHERE ext.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                      AND ext.objid = p.oid)
+UNION ALL
+SELECT 'policy', n.nspname::text, c.relname::text, pol.polname::text
+FROM pg_catalog.pg_policy pol JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY($1)
+UNION ALL
+SELECT CASE t.typtype WHEN 'e' THEN 'enum type' WHEN 'd' THEN 'domain'
+                      WHEN 'r' THEN 'range type' WHEN 'm' THEN 'multirange type'
+                      ELSE 'composite type' END,
+       n.nspname::text, t.typname::text,
+       CASE t.typtype WHEN 'e' THEN (
+                SELECT pg_catalog.string_agg(pg_catalog.quote_literal(e.enumlabel::text), ', '
+                                             ORDER BY e.enumsortorder)
+                FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid)
+            WHEN 'd' THEN pg_catalog.format_type(t.typbasetype, t.typtypmod)
+            ELSE '' END
+FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+WHERE n.nspname = ANY($1)
+  AND (t.typtype IN ('e', 'd', 'r', 'm')
+       OR (t.typtype = 'c' AND EXISTS (SELECT FROM pg_catalog.pg_class c
+                                       WHERE c.oid = t.typrelid AND c.relkind = 'c')))
+  AND NOT EXISTS (SELECT FROM ext WHERE ext.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                                      AND ext.objid = t.oid)
+UNION ALL
+SELECT 'extension', '', e.extname::text, e.extversion
+FROM pg_catalog.pg_extension e WHERE e.extname <> 'plpgsql'";

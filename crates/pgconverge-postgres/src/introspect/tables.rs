@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use pgconverge_model::catalog::{
-    ColumnCatalog, ConstraintCatalog, ConstraintKind, IndexCatalog, QualifiedName, TableCatalog,
-    TriggerCatalog,
+    ColumnCatalog, ConstraintCatalog, ConstraintKind, IndexCatalog, KeySequenceCatalog,
+    QualifiedName, TableCatalog, TriggerCatalog,
 };
 use tokio_postgres::Row;
 
@@ -46,6 +46,7 @@ pub(super) fn decode_tables(
         let quoted: Vec<String> = get::<Option<_>>(row, 9, WHAT)?.unwrap_or_default();
         let type_oids: Vec<u32> = get::<Option<_>>(row, 10, WHAT)?.unwrap_or_default();
         let collations: Vec<u32> = get::<Option<_>>(row, 11, WHAT)?.unwrap_or_default();
+        let identities: Vec<String> = get::<Option<_>>(row, 14, WHAT)?.unwrap_or_default();
         if [
             types.len(),
             not_nulls.len(),
@@ -54,7 +55,7 @@ pub(super) fn decode_tables(
             quoted.len(),
         ]
         .iter()
-        .chain([type_oids.len(), collations.len()].iter())
+        .chain([type_oids.len(), collations.len(), identities.len()].iter())
         .any(|len| *len != names.len())
         {
             return Err(inconsistent(
@@ -86,17 +87,21 @@ pub(super) fn decode_tables(
             .zip(names)
             .zip(types)
             .zip(not_nulls.into_iter().zip(defaults))
-            .map(|(((attnum, name), data_type), (not_null, default))| {
-                (
-                    attnum,
-                    ColumnCatalog {
-                        name,
-                        data_type,
-                        not_null,
-                        default,
-                    },
-                )
-            })
+            .zip(identities)
+            .map(
+                |((((attnum, name), data_type), (not_null, default)), identity)| {
+                    (
+                        attnum,
+                        ColumnCatalog {
+                            name,
+                            data_type,
+                            not_null,
+                            default,
+                            identity: (!identity.is_empty()).then_some(identity),
+                        },
+                    )
+                },
+            )
             .collect();
         columns.sort_by_key(|(attnum, _)| *attnum);
         let columns = columns.into_iter().map(|(_, column)| column).collect();
@@ -616,6 +621,40 @@ pub(super) fn plain_trigger_definition(shape: &TriggerShape) -> Option<String> {
         shape.quoted_function_schema,
         shape.quoted_function,
     ))
+}
+
+/// Attaches each table's key sequences, sorted by column then sequence.
+pub(super) fn attach_key_sequences(
+    tables: &mut BTreeMap<QualifiedName, TableCatalog>,
+    rows: &[Row],
+) -> Result<(), IntrospectError> {
+    const WHAT: &str = "key sequences";
+    for row in rows {
+        let name = row_table(row, WHAT)?;
+        let Some(table) = tables.get_mut(&name) else {
+            continue;
+        };
+        table.key_sequences.push(KeySequenceCatalog {
+            column: get(row, 2, WHAT)?,
+            sequence: QualifiedName::new(
+                get::<String>(row, 3, WHAT)?,
+                get::<String>(row, 4, WHAT)?,
+            ),
+            min_value: get(row, 5, WHAT)?,
+            max_value: get(row, 6, WHAT)?,
+            start_value: get(row, 7, WHAT)?,
+            increment: get(row, 8, WHAT)?,
+            next_value: 0,
+            owned: get(row, 9, WHAT)?,
+            block_maxima: BTreeMap::new(),
+        });
+    }
+    for table in tables.values_mut() {
+        table
+            .key_sequences
+            .sort_by(|a, b| (&a.column, &a.sequence).cmp(&(&b.column, &b.sequence)));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

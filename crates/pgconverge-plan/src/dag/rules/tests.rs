@@ -157,6 +157,32 @@ fn table_comes_before_its_parts() {
 }
 
 #[test]
+fn tables_and_columns_come_before_the_key_slot_of_their_node() {
+    let column = ObjectAddress::Column {
+        table: name("public", "orders"),
+        column: "id".to_string(),
+    };
+    let key_slot = |node: &str| ObjectAddress::KeySlot {
+        node: node.to_string(),
+    };
+    let changes = [
+        create("a", table(INTERNAL_SCHEMA, "key_slot")),
+        create("a", table("public", "t")),
+        create("a", column),
+        create("a", key_slot("a")),
+        create("b", table("public", "t")),
+        create("b", key_slot("b")),
+        create("a", function(INTERNAL_SCHEMA, "apply")),
+    ];
+    let edges = edges_of(
+        tables_and_columns_before_key_slot,
+        &changes,
+        &Facts::default(),
+    );
+    assert_eq!(edges, set(&[(0, 3), (1, 3), (2, 3), (4, 5)]));
+}
+
+#[test]
 fn internal_tables_come_before_functions() {
     let changes = [
         create("a", table(INTERNAL_SCHEMA, "changes")),

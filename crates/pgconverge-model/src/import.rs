@@ -1,0 +1,418 @@
+//! `import --from`: the tables of a live database, as read from its catalogs, turned into
+//! table configs, and everything the config cannot describe listed in a report (never
+//! silently dropped). Pure: the caller introspects.
+//!
+//! A table comes in only as the config can describe it whole, so that a plan against the
+//! same database proposes no change to what exists: a part the model cannot express (a
+//! CHECK constraint, a partial index, a foreign key with `ON UPDATE`) is left out of the
+//! config and listed; a table the model cannot hold at all (no primary key, partitioned, a
+//! generated column) is left out with its reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pgconverge_sql::{quote_ident, quote_ident_list};
+
+use crate::catalog::{
+    ConstraintCatalog, ConstraintKind, NodeCatalog, OutsideObject, QualifiedName, TableCatalog,
+};
+use crate::config::{
+    default_schema, ColumnConfig, ConflictConfig, ForeignKeyConfig, ForeignKeyTarget, IdentityKind,
+    IndexConfig, LegacyColumns, TableConfig,
+};
+use crate::key_blocks::{is_sequence_default, KeyWidth};
+use crate::naming::RESERVED_COLUMN_PREFIX;
+use crate::types::normalize_type;
+
+/// The tables that could be imported and what could not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Import {
+    pub tables: Vec<TableConfig>,
+    pub report: Vec<NotImported>,
+}
+
+/// One object, or one part of a table, that is not in the imported config, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NotImported {
+    /// What it is, e.g. `view public.order_totals`, `CHECK constraint orders_total_check on
+    /// public.orders`.
+    pub object: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for NotImported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.object, self.reason)
+    }
+}
+
+/// The triggers pgconverge adds to replicated tables start with this: they are not the
+/// application's, and a database imported again after adoption does not list them.
+const OWN_TRIGGER_PREFIX: &str = "_pgc_";
+
+/// Converts every table of `catalog` the config can describe; lists the rest.
+pub fn import_tables(catalog: &NodeCatalog, outside: &[OutsideObject]) -> Import {
+    let mut report = Vec::new();
+    let excluded = excluded_tables(catalog, outside);
+    let imported: BTreeSet<&QualifiedName> = catalog
+        .tables
+        .keys()
+        .filter(|name| !excluded.contains_key(*name))
+        .collect();
+    let mut tables = Vec::new();
+    for (name, table) in &catalog.tables {
+        if let Some(reason) = excluded.get(name) {
+            report.push(NotImported {
+                object: format!("table {name}"),
+                reason: reason.clone(),
+            });
+            continue;
+        }
+        tables.push(table_config(
+            name,
+            table,
+            &imported,
+            &catalog.tables,
+            &mut report,
+        ));
+    }
+    for object in outside {
+        if let Some(entry) = outside_entry(object) {
+            report.push(entry);
+        }
+    }
+    report.sort();
+    report.dedup();
+    Import { tables, report }
+}
+
+/// Tables that cannot be in the config at all, with the reason.
+fn excluded_tables(
+    catalog: &NodeCatalog,
+    outside: &[OutsideObject],
+) -> BTreeMap<QualifiedName, String> {
+    let mut excluded = BTreeMap::new();
+    for object in outside {
+        let name = QualifiedName::new(&object.schema, &object.name);
+        let reason = match object.kind.as_str() {
+            "partition" => format!(
+                "a partition ({}); partitioned tables are not in the model, so its rows are not replicated",
+                object.detail
+            ),
+            "generated column" => format!(
+                "its column {} is generated, which the model cannot describe; the table is not replicated",
+                quote_ident(&object.detail)
+            ),
+            "extension table" => format!(
+                "belongs to extension {}, which manages it on every node",
+                object.detail
+            ),
+            _ => continue,
+        };
+        excluded.entry(name).or_insert(reason);
+    }
+    for (name, table) in &catalog.tables {
+        let reason = if table.partitioned {
+            "a partitioned table; partitioned tables are not in the model, so its rows are not replicated"
+        } else if !table
+            .constraints
+            .iter()
+            .any(|c| c.kind == ConstraintKind::PrimaryKey)
+        {
+            "has no primary key, which replication identifies rows by; add one and import again"
+        } else {
+            continue;
+        };
+        excluded.entry(name.clone()).or_insert(reason.to_string());
+    }
+    excluded
+}
+
+fn table_config(
+    name: &QualifiedName,
+    table: &TableCatalog,
+    imported: &BTreeSet<&QualifiedName>,
+    all: &BTreeMap<QualifiedName, TableCatalog>,
+    report: &mut Vec<NotImported>,
+) -> TableConfig {
+    let columns = table
+        .columns
+        .iter()
+        .filter(|c| !c.name.starts_with(RESERVED_COLUMN_PREFIX))
+        .map(|c| column_config(table, c))
+        .collect();
+    let mut config = TableConfig {
+        name: name.name.clone(),
+        schema: if name.schema.is_empty() {
+            default_schema()
+        } else {
+            name.schema.clone()
+        },
+        columns,
+        primary_key: Vec::new(),
+        unique: Vec::new(),
+        foreign_keys: Vec::new(),
+        indexes: Vec::new(),
+        conflict: ConflictConfig::default(),
+        legacy_columns: LegacyColumns::default(),
+        dropped_columns: Vec::new(),
+    };
+    for constraint in &table.constraints {
+        add_constraint(&mut config, name, constraint, imported, all, report);
+    }
+    for index in &table.indexes {
+        if !index.unique && is_plain_index(&index.definition, &index.columns) {
+            config.indexes.push(IndexConfig {
+                columns: index.columns.clone(),
+                name: Some(index.name.clone()),
+            });
+        } else {
+            report.push(NotImported {
+                object: format!("index {} on {name}", index.name),
+                reason: format!(
+                    "not managed ({}); it stays here, add it on the other nodes yourself: {}",
+                    if index.unique {
+                        "a unique index that is not a constraint"
+                    } else {
+                        "the model holds plain btree indexes on columns"
+                    },
+                    index.definition
+                ),
+            });
+        }
+    }
+    for trigger in &table.triggers {
+        if !trigger.name.starts_with(OWN_TRIGGER_PREFIX) {
+            report.push(NotImported {
+                object: format!("trigger {} on {name}", trigger.name),
+                reason: format!(
+                    "triggers are outside the model; it stays here, and runs on this node only: {}",
+                    trigger.definition
+                ),
+            });
+        }
+    }
+    if table.replica_identity != "d" {
+        report.push(NotImported {
+            object: format!("replica identity of {name}"),
+            reason:
+                "pgconverge sets it to the primary key, which its change log identifies rows by"
+                    .into(),
+        });
+    }
+    config
+}
+
+/// A live column as configured: a serial column (a sequence it owns and a `nextval`
+/// default) as its serial type, so that nodes creating the table make the sequence too.
+fn column_config(table: &TableCatalog, column: &crate::catalog::ColumnCatalog) -> ColumnConfig {
+    let identity = match column.identity.as_deref() {
+        Some("a") => Some(IdentityKind::Always),
+        Some("d") => Some(IdentityKind::ByDefault),
+        _ => None,
+    };
+    let owned_sequence = table
+        .key_sequences
+        .iter()
+        .any(|s| s.column == column.name && s.owned);
+    let serial_type = match KeyWidth::of_type(&column.data_type) {
+        Some(KeyWidth::Small) => "smallserial",
+        Some(KeyWidth::Int) => "serial",
+        Some(KeyWidth::Big) => "bigserial",
+        None => "",
+    };
+    let is_serial = identity.is_none()
+        && owned_sequence
+        && column.not_null
+        && !serial_type.is_empty()
+        && column.default.as_deref().is_some_and(is_sequence_default);
+    ColumnConfig {
+        name: column.name.clone(),
+        data_type: if is_serial {
+            serial_type.to_string()
+        } else {
+            column.data_type.clone()
+        },
+        nullable: !column.not_null,
+        default: if is_serial {
+            None
+        } else {
+            column.default.clone()
+        },
+        renamed_from: None,
+        identity,
+    }
+}
+
+fn add_constraint(
+    config: &mut TableConfig,
+    table: &QualifiedName,
+    constraint: &ConstraintCatalog,
+    imported: &BTreeSet<&QualifiedName>,
+    all: &BTreeMap<QualifiedName, TableCatalog>,
+    report: &mut Vec<NotImported>,
+) {
+    let list = quote_ident_list(&constraint.columns);
+    let mut not_managed = |what: &str, why: &str| {
+        report.push(NotImported {
+            object: format!("{what} {} on {table}", constraint.name),
+            reason: format!(
+                "{why}; it stays here, add it on the other nodes yourself: {}",
+                constraint.definition
+            ),
+        })
+    };
+    match constraint.kind {
+        ConstraintKind::PrimaryKey => {
+            config.primary_key = constraint.columns.clone();
+            if constraint.definition != format!("PRIMARY KEY ({list})") {
+                not_managed(
+                    "primary key",
+                    "its columns are imported, the rest of its definition is not in the model",
+                );
+            }
+        }
+        ConstraintKind::Unique if constraint.definition == format!("UNIQUE ({list})") => {
+            config.unique.push(constraint.columns.clone());
+        }
+        ConstraintKind::Unique => not_managed(
+            "UNIQUE constraint",
+            "the model holds plain UNIQUE constraints on columns",
+        ),
+        ConstraintKind::Check => not_managed(
+            "CHECK constraint",
+            "CHECK constraints are outside the model",
+        ),
+        ConstraintKind::Exclusion => not_managed(
+            "exclusion constraint",
+            "exclusion constraints are outside the model",
+        ),
+        ConstraintKind::ForeignKey => match foreign_key(constraint, imported, all, config) {
+            Ok(fk) => config.foreign_keys.push(fk),
+            Err(why) => not_managed("foreign key", &why),
+        },
+    }
+}
+
+/// A live foreign key as configured, or why the config cannot hold it.
+fn foreign_key(
+    constraint: &ConstraintCatalog,
+    imported: &BTreeSet<&QualifiedName>,
+    all: &BTreeMap<QualifiedName, TableCatalog>,
+    config: &TableConfig,
+) -> Result<ForeignKeyConfig, String> {
+    let Some((target, target_columns)) = &constraint.references else {
+        return Err("its referenced table was not read".into());
+    };
+    if !imported.contains(target) {
+        return Err(format!("it references {target}, which is not imported"));
+    }
+    let prefix = format!(
+        "FOREIGN KEY ({}) REFERENCES {}.{}({})",
+        quote_ident_list(&constraint.columns),
+        quote_ident(&target.schema),
+        quote_ident(&target.name),
+        quote_ident_list(target_columns)
+    );
+    let on_delete = match constraint.definition.strip_prefix(&prefix) {
+        Some("") => None,
+        Some(" ON DELETE CASCADE") => Some("cascade"),
+        Some(" ON DELETE SET NULL") => Some("set null"),
+        Some(" ON DELETE RESTRICT") => Some("restrict"),
+        _ => {
+            return Err(
+                "the model holds foreign keys with an ON DELETE action of no action, cascade, \
+                 set null or restrict, not deferrable, without ON UPDATE"
+                    .into(),
+            )
+        }
+    };
+    let target_table = all.get(target);
+    for (local, remote) in constraint.columns.iter().zip(target_columns) {
+        let local_type = config.column(local).map(|c| integer_type_of(&c.data_type));
+        let remote_type = target_table
+            .and_then(|t| t.column(remote))
+            .map(|c| normalize_type(&c.data_type));
+        if local_type != remote_type {
+            return Err(format!(
+                "{local} and {target}.{remote} have different types, which the model refuses"
+            ));
+        }
+    }
+    Ok(ForeignKeyConfig {
+        columns: constraint.columns.clone(),
+        references: ForeignKeyTarget {
+            table: if target.schema == "public" {
+                target.name.clone()
+            } else {
+                format!("{}.{}", target.schema, target.name)
+            },
+            columns: target_columns.clone(),
+        },
+        on_delete: on_delete.map(str::to_string),
+    })
+}
+
+/// A configured type as the column's live type: a serial type is its integer type.
+fn integer_type_of(data_type: &str) -> String {
+    let normalized = normalize_type(data_type);
+    crate::key_blocks::serial_integer_type(&normalized)
+        .map(str::to_string)
+        .unwrap_or(normalized)
+}
+
+/// Whether `pg_get_indexdef` text is a plain btree index on `columns` (no expression,
+/// predicate, INCLUDE, ordering or operator class): what `indexes` in the config creates.
+fn is_plain_index(definition: &str, columns: &[String]) -> bool {
+    !columns.is_empty()
+        && definition.starts_with("CREATE INDEX ")
+        && definition.ends_with(&format!(" USING btree ({})", quote_ident_list(columns)))
+}
+
+/// The report line of an object outside every table, if it is one.
+fn outside_entry(object: &OutsideObject) -> Option<NotImported> {
+    let qualified = if object.schema.is_empty() {
+        object.name.clone()
+    } else {
+        format!("{}.{}", object.schema, object.name)
+    };
+    let (what, reason) = match object.kind.as_str() {
+        "partition" | "generated column" | "extension table" => return None,
+        "policy" => (
+            format!("policy {} on {qualified}", object.detail),
+            "row-level security policies are outside the model; it stays here".to_string(),
+        ),
+        "extension" => (
+            format!("extension {qualified} {}", object.detail),
+            "install it on every node before apply".to_string(),
+        ),
+        "enum type" => (
+            format!("enum type {qualified} ({})", object.detail),
+            "types are outside the model; create it on every node before apply".to_string(),
+        ),
+        "domain" => (
+            format!("domain {qualified} ({})", object.detail),
+            "types are outside the model; create it on every node before apply".to_string(),
+        ),
+        "sequence" => (
+            format!("sequence {qualified}"),
+            "a sequence no column owns is outside the model; create it on every node before \
+             apply (a default that calls it is bounded to each node's key block)"
+                .to_string(),
+        ),
+        kind @ ("function" | "procedure" | "aggregate" | "window function") => (
+            format!("{kind} {qualified}({})", object.detail),
+            "routines are outside the model; it stays here".to_string(),
+        ),
+        kind => (
+            format!("{kind} {qualified}"),
+            format!("{kind}s are outside the model; it stays here"),
+        ),
+    };
+    Some(NotImported {
+        object: what,
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests;

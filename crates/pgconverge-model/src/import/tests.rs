@@ -1,0 +1,229 @@
+//! The conversion of introspected tables into table configs, and its report.
+
+use super::*;
+use crate::catalog::{ColumnCatalog, IndexCatalog, KeySequenceCatalog, TriggerCatalog};
+
+fn column(name: &str, data_type: &str, not_null: bool, default: Option<&str>) -> ColumnCatalog {
+    ColumnCatalog {
+        name: name.into(),
+        data_type: data_type.into(),
+        not_null,
+        default: default.map(str::to_string),
+        identity: None,
+    }
+}
+
+fn constraint(
+    name: &str,
+    kind: ConstraintKind,
+    columns: &[&str],
+    definition: &str,
+) -> ConstraintCatalog {
+    ConstraintCatalog {
+        name: name.into(),
+        kind,
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        definition: definition.into(),
+        references: None,
+    }
+}
+
+fn name(table: &str) -> QualifiedName {
+    QualifiedName::new("public", table)
+}
+
+/// customers (bigserial key, unique email), orders (identity key, a foreign key, a CHECK,
+/// a plain and a partial index, a trigger), a keyless log table.
+fn shop() -> NodeCatalog {
+    let mut customers = TableCatalog {
+        columns: vec![
+            column(
+                "id",
+                "bigint",
+                true,
+                Some("nextval('public.customers_id_seq'::regclass)"),
+            ),
+            column("email", "text", true, None),
+            column("_pgc_version", "bigint", true, None),
+        ],
+        constraints: vec![
+            constraint(
+                "customers_pkey",
+                ConstraintKind::PrimaryKey,
+                &["id"],
+                "PRIMARY KEY (id)",
+            ),
+            constraint(
+                "customers_email_key",
+                ConstraintKind::Unique,
+                &["email"],
+                "UNIQUE (email)",
+            ),
+        ],
+        replica_identity: "d".into(),
+        ..TableCatalog::default()
+    };
+    customers.key_sequences.push(KeySequenceCatalog {
+        column: "id".into(),
+        sequence: name("customers_id_seq"),
+        owned: true,
+        ..KeySequenceCatalog::default()
+    });
+    let mut id = column("id", "bigint", true, None);
+    id.identity = Some("a".into());
+    let mut fk = constraint(
+        "orders_customer_fkey",
+        ConstraintKind::ForeignKey,
+        &["customer"],
+        "FOREIGN KEY (customer) REFERENCES public.customers(id) ON DELETE CASCADE",
+    );
+    fk.references = Some((name("customers"), vec!["id".into()]));
+    let mut on_update = constraint(
+        "orders_other_fkey",
+        ConstraintKind::ForeignKey,
+        &["customer"],
+        "FOREIGN KEY (customer) REFERENCES public.customers(id) ON UPDATE CASCADE",
+    );
+    on_update.references = Some((name("customers"), vec!["id".into()]));
+    let orders = TableCatalog {
+        columns: vec![
+            id,
+            column("customer", "bigint", true, None),
+            column("total", "numeric(12,2)", false, Some("0")),
+        ],
+        constraints: vec![
+            constraint("orders_pkey", ConstraintKind::PrimaryKey, &["id"], "PRIMARY KEY (id)"),
+            fk,
+            on_update,
+            constraint("orders_total_check", ConstraintKind::Check, &["total"], "CHECK ((total >= (0)::numeric))"),
+        ],
+        indexes: vec![
+            IndexCatalog {
+                name: "orders_customer_idx".into(),
+                columns: vec!["customer".into()],
+                unique: false,
+                definition: "CREATE INDEX orders_customer_idx ON public.orders USING btree (customer)".into(),
+            },
+            IndexCatalog {
+                name: "orders_big_idx".into(),
+                columns: vec!["total".into()],
+                unique: false,
+                definition: "CREATE INDEX orders_big_idx ON public.orders USING btree (total) WHERE (total > (100)::numeric)".into(),
+            },
+        ],
+        triggers: vec![
+            TriggerCatalog {
+                name: "audit".into(),
+                function: name("audit"),
+                enabled: "O".into(),
+                definition: "CREATE TRIGGER audit AFTER INSERT ON public.orders FOR EACH ROW EXECUTE FUNCTION public.audit()".into(),
+            },
+            TriggerCatalog {
+                name: "_pgc_10_stamp".into(),
+                function: name("stamp"),
+                enabled: "O".into(),
+                definition: String::new(),
+            },
+        ],
+        replica_identity: "d".into(),
+        ..TableCatalog::default()
+    };
+    let log = TableCatalog {
+        columns: vec![column("line", "text", false, None)],
+        replica_identity: "d".into(),
+        ..TableCatalog::default()
+    };
+    NodeCatalog {
+        tables: BTreeMap::from([
+            (name("customers"), customers),
+            (name("orders"), orders),
+            (name("log"), log),
+        ]),
+        ..NodeCatalog::default()
+    }
+}
+
+#[test]
+fn tables_come_in_as_the_config_describes_them() {
+    let import = import_tables(&shop(), &[]);
+    let names: Vec<&str> = import.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["customers", "orders"]);
+    let customers = &import.tables[0];
+    assert_eq!(
+        customers.columns.len(),
+        2,
+        "pgconverge's own columns stay out"
+    );
+    assert_eq!(customers.columns[0].data_type, "bigserial");
+    assert_eq!(customers.columns[0].default, None);
+    assert_eq!(customers.unique, [["email".to_string()]]);
+    let orders = &import.tables[1];
+    assert_eq!(orders.columns[0].identity, Some(IdentityKind::Always));
+    assert_eq!(orders.columns[2].default.as_deref(), Some("0"));
+    assert!(orders.columns[2].nullable);
+    assert_eq!(orders.primary_key, ["id"]);
+    assert_eq!(orders.foreign_keys.len(), 1);
+    assert_eq!(orders.foreign_keys[0].references.table, "customers");
+    assert_eq!(orders.foreign_keys[0].on_delete.as_deref(), Some("cascade"));
+    assert_eq!(orders.indexes.len(), 1);
+    assert_eq!(
+        orders.indexes[0].name.as_deref(),
+        Some("orders_customer_idx")
+    );
+}
+
+#[test]
+fn what_the_config_cannot_describe_is_reported() {
+    let outside = [
+        OutsideObject {
+            kind: "view".into(),
+            schema: "public".into(),
+            name: "totals".into(),
+            detail: String::new(),
+        },
+        OutsideObject {
+            kind: "enum type".into(),
+            schema: "public".into(),
+            name: "mood".into(),
+            detail: "'sad', 'ok'".into(),
+        },
+        OutsideObject {
+            kind: "generated column".into(),
+            schema: "public".into(),
+            name: "customers".into(),
+            detail: "upper_email".into(),
+        },
+    ];
+    let import = import_tables(&shop(), &outside);
+    let objects: Vec<&str> = import.report.iter().map(|r| r.object.as_str()).collect();
+    assert_eq!(
+        objects,
+        [
+            "CHECK constraint orders_total_check on public.orders",
+            "enum type public.mood ('sad', 'ok')",
+            "foreign key orders_customer_fkey on public.orders",
+            "foreign key orders_other_fkey on public.orders",
+            "index orders_big_idx on public.orders",
+            "table public.customers",
+            "table public.log",
+            "trigger audit on public.orders",
+            "view public.totals",
+        ]
+    );
+    // With customers out, the foreign key to it cannot be in the config either.
+    assert!(
+        import.report[2].reason.contains("not imported"),
+        "{}",
+        import.report[2]
+    );
+    assert!(
+        import.report[5].reason.contains("generated"),
+        "{}",
+        import.report[5]
+    );
+    assert!(
+        import.report[6].reason.contains("no primary key"),
+        "{}",
+        import.report[6]
+    );
+}

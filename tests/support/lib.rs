@@ -5,6 +5,11 @@
 //! The PostgreSQL major comes from `PGCONVERGE_TEST_PG_MAJOR` (default 18) and its binaries
 //! from `<repo>/.pg/<major>/bin`, installed by `scripts/install-postgres.sh`. Missing
 //! binaries fail the test loudly: a test that silently skips proves nothing.
+//!
+//! [`TestCluster::start_tls`] runs the servers from `<repo>/.pg/18-tls` (PostgreSQL 18 built
+//! with OpenSSL, [`TLS_BUILD`]) with `sandbox up --tls`'s setup: TLS only, certificates from
+//! the sandbox CA; its [`TestCluster::client`] verifies the server and presents `pgc`'s
+//! client certificate.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -20,6 +25,8 @@ pub const KEEP_DIR_ENV: &str = "PGCONVERGE_KEEP_TEST_DIR";
 pub const DEFAULT_PG_MAJOR: u32 = 18;
 /// Majors scripts/install-postgres.sh installs into .pg/.
 pub const SUPPORTED_MAJORS: [u32; 3] = [16, 17, 18];
+/// The `.pg/` directory of the PostgreSQL build with OpenSSL that TLS tests run on.
+pub const TLS_BUILD: &str = "18-tls";
 pub const TEST_DB: &str = "app";
 pub const TEST_USER: &str = "pgc";
 
@@ -68,13 +75,24 @@ pub struct TestCluster {
     pub dir: PathBuf,
     pub nodes: Vec<TestNode>,
     sandbox: Sandbox,
+    /// Started with `sandbox up --tls`'s setup.
+    tls: bool,
 }
 
 impl TestCluster {
     /// Starts `node_count` servers. Panics, saying how to fix it, when the PostgreSQL
     /// binaries are missing or a server does not start.
     pub fn start(node_count: usize) -> TestCluster {
-        let bins = test_binaries();
+        Self::start_with(node_count, test_binaries(), false)
+    }
+
+    /// Starts `node_count` servers of the [`TLS_BUILD`] with TLS only and certificate
+    /// authentication for `pgc`, whatever `PGCONVERGE_TEST_PG_MAJOR` says.
+    pub fn start_tls(node_count: usize) -> TestCluster {
+        Self::start_with(node_count, tls_binaries(), true)
+    }
+
+    fn start_with(node_count: usize, bins: PgBinaries, tls: bool) -> TestCluster {
         let dir = unique_temp_dir();
         let sandbox = Sandbox::new(dir.join(".pgconverge").join("sandbox"), bins);
 
@@ -96,6 +114,7 @@ impl TestCluster {
                     db: TEST_DB.to_string(),
                     user: TEST_USER.to_string(),
                     password: None,
+                    tls,
                 })
                 .collect();
             match sandbox.up(&specs, node_count) {
@@ -113,6 +132,7 @@ impl TestCluster {
                         dir,
                         nodes,
                         sandbox,
+                        tls,
                     };
                 }
                 // Another process took a port between picking and binding: pick again.
@@ -171,7 +191,8 @@ impl TestCluster {
     }
 
     /// A connection to node `node` (0-based) as `pgc` to `app`; its connection task is
-    /// spawned on the current tokio runtime.
+    /// spawned on the current tokio runtime. On a TLS cluster the server is verified against
+    /// the sandbox CA and `pgc`'s client certificate is presented.
     pub async fn client(&self, node: usize) -> tokio_postgres::Client {
         let target = self.node(node);
         let mut config = tokio_postgres::Config::new();
@@ -182,17 +203,27 @@ impl TestCluster {
             .dbname(&target.db)
             .application_name("pgconverge-tests")
             .connect_timeout(Duration::from_secs(10));
-        let (client, connection) =
-            config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "TestCluster: connecting to {} ({}) failed: {e}",
-                        target.name,
-                        target.connection_string()
-                    )
-                });
+        let failed = |e: tokio_postgres::Error| -> ! {
+            panic!(
+                "TestCluster: connecting to {} ({}) failed: {e}",
+                target.name,
+                target.connection_string()
+            )
+        };
+        if self.tls {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let (cert, key) = self.sandbox.pgconverge_client_files(&target.user);
+            let tls = tls_connector(&self.sandbox.ca_cert_path(), &cert, &key);
+            let (client, connection) = config.connect(tls).await.unwrap_or_else(|e| failed(e));
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            return client;
+        }
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| failed(e));
         tokio::spawn(async move {
             // Ends when the client is dropped or the server goes away (e.g. kill_node).
             let _ = connection.await;
@@ -379,6 +410,48 @@ fn test_binaries() -> PgBinaries {
         );
     }
     bins
+}
+
+/// The [`TLS_BUILD`] binaries; panics saying how to install them.
+fn tls_binaries() -> PgBinaries {
+    let bin_dir = repo_root().join(".pg").join(TLS_BUILD).join("bin");
+    PgBinaries::probe(&bin_dir).unwrap_or_else(|reason| {
+        panic!(
+            "\n\n=== PostgreSQL built with OpenSSL is missing ===\n\
+             The TLS tests need {} ({reason}).\n\
+             Install it with:\n\n    scripts/install-postgres.sh {TLS_BUILD}\n\n",
+            bin_dir.display()
+        )
+    })
+}
+
+/// Verifies the server against `ca` (chain and name) and presents `cert`/`key`.
+fn tls_connector(ca: &Path, cert: &Path, key: &Path) -> tokio_postgres_rustls::MakeRustlsConnect {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read = |path: &Path| {
+        std::fs::read(path)
+            .unwrap_or_else(|e| panic!("TestCluster: reading {}: {e}", path.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(&read(ca)) {
+        roots
+            .add(der.unwrap_or_else(|e| panic!("TestCluster: {}: {e}", ca.display())))
+            .unwrap_or_else(|e| panic!("TestCluster: {}: {e}", ca.display()));
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(cert))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("TestCluster: {}: {e}", cert.display()));
+    let key = PrivateKeyDer::from_pem_slice(&read(key))
+        .unwrap_or_else(|e| panic!("TestCluster: {}: {e}", key.display()));
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| panic!("TestCluster: TLS versions: {e}"))
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap_or_else(|e| panic!("TestCluster: client certificate: {e}"));
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
 }
 
 fn missing_binaries_message(major: u32, bin_dir: &Path, reason: &str) -> String {

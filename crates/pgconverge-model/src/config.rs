@@ -20,6 +20,9 @@ pub struct ClusterConfig {
     /// Cluster-wide replication and conflict settings.
     #[serde(default)]
     pub replication: ReplicationConfig,
+    /// TLS defaults for every node; a node's own fields override them one by one.
+    #[serde(default, skip_serializing_if = "TlsConfig::is_empty")]
+    pub tls: TlsConfig,
 }
 
 /// One PostgreSQL server (one database on it) taking part in the mesh.
@@ -60,6 +63,21 @@ pub struct NodeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full", null]))]
     pub sslmode: Option<String>,
+    /// CA certificate(s) pgconverge checks this node's server certificate against (PEM file,
+    /// read where pgconverge runs). Needed by `verify-ca` and `verify-full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslrootcert: Option<String>,
+    /// Client certificate pgconverge presents to this node (PEM file, read where pgconverge
+    /// runs); its CN must be `user` when the server asks for certificate authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslcert: Option<String>,
+    /// Private key of `sslcert` (PEM file, read where pgconverge runs; keep it mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslkey: Option<String>,
+    /// TLS and authentication of this node's subscriptions to its peers. The paths are read by
+    /// this node's PostgreSQL server, on its machine, not by pgconverge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_tls: Option<SubscriptionTlsConfig>,
     /// Managed elsewhere: pgconverge plans for it but `sandbox` never starts it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
@@ -273,5 +291,127 @@ impl Default for ReplicationConfig {
             conflict_retention_days: default_retention_days(),
             tombstone_retention_days: default_retention_days(),
         }
+    }
+}
+
+// ---- TLS settings --------------------------------------------------------------------------
+
+/// Cluster-wide TLS defaults (`"tls"` at the top level).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Default `sslmode` of pgconverge's connections to the nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full", null]))]
+    pub sslmode: Option<String>,
+    /// Default CA file for pgconverge's connections (read where pgconverge runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslrootcert: Option<String>,
+    /// Default client certificate for pgconverge's connections (read where pgconverge runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslcert: Option<String>,
+    /// Default private key of `sslcert` (read where pgconverge runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslkey: Option<String>,
+    /// Defaults for every node's subscriptions (paths read by each subscriber's server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionTlsConfig>,
+}
+
+impl TlsConfig {
+    pub fn is_empty(&self) -> bool {
+        self == &TlsConfig::default()
+    }
+}
+
+/// How a node's subscriptions reach their publishers. Every path is read by the subscribing
+/// node's PostgreSQL server (its libpq walreceiver), so it names a file on that server.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionTlsConfig {
+    /// `sslmode` of the subscription's connection (default: the publisher's `sslmode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full", null]))]
+    pub sslmode: Option<String>,
+    /// CA file on the subscriber's server, checked against the publisher's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslrootcert: Option<String>,
+    /// Client certificate file on the subscriber's server; its CN is the publisher's `user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslcert: Option<String>,
+    /// Private key of `sslcert` on the subscriber's server (owned by the server's OS user,
+    /// mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslkey: Option<String>,
+    /// `password` (default): the publisher's password is written into the subscription's
+    /// connection string, which PostgreSQL 16–18 require when the subscription's owner is not
+    /// a superuser. `certificate`: no password; the client certificate authenticates, which
+    /// needs a superuser to own the subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<SubscriptionAuth>,
+}
+
+/// How a subscription authenticates to its publisher.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionAuth {
+    Password,
+    Certificate,
+}
+
+impl SubscriptionTlsConfig {
+    /// Each field of `self`, else of `defaults`.
+    pub fn or(&self, defaults: &SubscriptionTlsConfig) -> SubscriptionTlsConfig {
+        SubscriptionTlsConfig {
+            sslmode: self.sslmode.clone().or_else(|| defaults.sslmode.clone()),
+            sslrootcert: self
+                .sslrootcert
+                .clone()
+                .or_else(|| defaults.sslrootcert.clone()),
+            sslcert: self.sslcert.clone().or_else(|| defaults.sslcert.clone()),
+            sslkey: self.sslkey.clone().or_else(|| defaults.sslkey.clone()),
+            auth: self.auth.or(defaults.auth),
+        }
+    }
+
+    pub fn auth(&self) -> SubscriptionAuth {
+        self.auth.unwrap_or(SubscriptionAuth::Password)
+    }
+}
+
+impl NodeConfig {
+    /// This node with the cluster's TLS defaults filled into the fields it leaves unset.
+    pub fn with_tls_defaults(&self, tls: &TlsConfig) -> NodeConfig {
+        let mut node = self.clone();
+        node.sslmode = node.sslmode.or_else(|| tls.sslmode.clone());
+        node.sslrootcert = node.sslrootcert.or_else(|| tls.sslrootcert.clone());
+        node.sslcert = node.sslcert.or_else(|| tls.sslcert.clone());
+        node.sslkey = node.sslkey.or_else(|| tls.sslkey.clone());
+        node.subscription_tls = match (&node.subscription_tls, &tls.subscription) {
+            (Some(own), Some(defaults)) => Some(own.or(defaults)),
+            (own, defaults) => own.clone().or_else(|| defaults.clone()),
+        };
+        node
+    }
+
+    /// The subscription settings this node uses (all unset when the config gives none).
+    pub fn subscription_tls(&self) -> SubscriptionTlsConfig {
+        self.subscription_tls.clone().unwrap_or_default()
+    }
+}
+
+impl ClusterConfig {
+    /// The config with [`TlsConfig`] defaults applied to every node, so whoever reads a node
+    /// sees the settings that apply to it.
+    pub fn with_tls_defaults(mut self) -> ClusterConfig {
+        let tls = self.tls.clone();
+        for node in &mut self.nodes {
+            *node = node.with_tls_defaults(&tls);
+        }
+        self
     }
 }

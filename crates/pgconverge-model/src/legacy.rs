@@ -269,6 +269,7 @@ fn load_parsed(
             v.get("name").and_then(Value::as_str).map(str::to_string)
         }),
         replication: Some(&replication),
+        tls: None,
     };
     validate::check(&parts, &layout, &mut findings);
     let semantic = findings.diagnostics;
@@ -283,6 +284,7 @@ fn load_parsed(
             nodes: nodes.into_iter().map(|(_, n)| n).collect(),
             tables: tables.into_iter().map(|(_, t)| t).collect(),
             replication,
+            tls: Default::default(),
         })
     } else {
         Err(Diagnostics(diagnostics))
@@ -324,6 +326,10 @@ fn convert_node(node: LegacyNode) -> NodeConfig {
         password_env: None,
         password_command: None,
         sslmode: None,
+        sslrootcert: None,
+        sslcert: None,
+        sslkey: None,
+        subscription_tls: None,
         external: node.external,
         donor: None,
     }

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{ClusterConfig, NodeConfig, ReplicationConfig, TableConfig};
+use crate::config::{ClusterConfig, NodeConfig, ReplicationConfig, TableConfig, TlsConfig};
 use crate::diagnostics::{merge, Diagnostic, Diagnostics};
 use crate::entries::{unreadable_table_names, PartReader};
 use crate::quick_check;
@@ -77,6 +77,10 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         None => ReplicationConfig::default(),
         Some(v) => ReplicationConfig::deserialize(v).ok()?,
     };
+    let tls = match root.get("tls") {
+        None => TlsConfig::default(),
+        Some(v) => TlsConfig::deserialize(v).ok()?,
+    };
     let schema = match root.get("$schema") {
         None => None,
         Some(v) => Some(String::deserialize(v).ok()?),
@@ -87,6 +91,7 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         tables: tables.iter().enumerate().collect(),
         unreadable_tables: HashSet::new(),
         replication: Some(&replication),
+        tls: Some(&tls),
     };
     // No positions: whether there is any problem is all this needs to know.
     let unlocated = ParsedFile::unparsed(&src.path);
@@ -100,7 +105,9 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         nodes,
         tables,
         replication,
-    }))
+        tls,
+    }
+    .with_tls_defaults()))
 }
 
 /// Reads a unified file through every stage, locating each problem.
@@ -130,6 +137,10 @@ fn load_unified_located(
         None => Some(ReplicationConfig::default()),
         Some(v) => reader.read(v, &FieldPath::root().key("replication"), &mut unreadable),
     };
+    let tls = match root.get("tls") {
+        None => Some(TlsConfig::default()),
+        Some(v) => reader.read(v, &FieldPath::root().key("tls"), &mut unreadable),
+    };
     let schema = match root.get("$schema") {
         None => Some(None),
         Some(v) => reader
@@ -145,6 +156,7 @@ fn load_unified_located(
             v.get("name").and_then(Value::as_str).map(str::to_string)
         }),
         replication: replication.as_ref(),
+        tls: tls.as_ref(),
     };
     let mut findings = Findings::new(vec![&parsed.file]);
     validate::check(&parts, &UnifiedLayout, &mut findings);
@@ -156,13 +168,15 @@ fn load_unified_located(
         findings.diagnostics,
     );
     let complete = node_entries == Some(nodes.len()) && table_entries == Some(tables.len());
-    match (diagnostics.is_empty(), complete, replication, schema) {
-        (true, true, Some(replication), Some(schema)) => Ok(ClusterConfig {
+    match (diagnostics.is_empty(), complete, replication, schema, tls) {
+        (true, true, Some(replication), Some(schema), Some(tls)) => Ok(ClusterConfig {
             schema,
             nodes: nodes.into_iter().map(|(_, n)| n).collect(),
             tables: tables.into_iter().map(|(_, t)| t).collect(),
             replication,
-        }),
+            tls,
+        }
+        .with_tls_defaults()),
         (true, ..) => Err(Diagnostics(vec![Diagnostic {
             file: src.path.clone(),
             line: 1,

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::{NodeConfig, ReplicationConfig, TableConfig};
+use crate::config::{NodeConfig, ReplicationConfig, TableConfig, TlsConfig};
 use crate::diagnostics::Diagnostic;
 use crate::key_blocks::{is_sequence_default, serial_integer_type, KeyWidth};
 use crate::naming::{
@@ -14,6 +14,8 @@ use crate::naming::{
 use crate::schema_check::closest;
 use crate::source_map::{quoted, Anchor, FieldPath, SourceFile};
 use crate::types::normalize_type;
+
+mod tls;
 
 /// Where the parts of a configuration were written: which file, which field path.
 pub(crate) trait Layout {
@@ -82,11 +84,14 @@ pub(crate) struct Parts<'a> {
     /// reported as missing, the entry's own problems already are.
     pub(crate) unreadable_tables: HashSet<String>,
     pub(crate) replication: Option<&'a ReplicationConfig>,
+    /// The cluster's TLS defaults; `None` for a format that has none.
+    pub(crate) tls: Option<&'a TlsConfig>,
 }
 
 /// Runs every semantic check.
 pub(crate) fn check(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findings<'_>) {
     check_nodes(parts, layout, findings);
+    tls::check(parts, layout, findings);
     check_tables(parts, layout, findings);
     if let Some(replication) = parts.replication {
         let path = layout.replication();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pgconverge_model::catalog::QualifiedName;
 use pgconverge_model::config::{
-    ClusterConfig, ColumnConfig, IdentityKind, NodeConfig, TableConfig,
+    ClusterConfig, ColumnConfig, IdentityKind, NodeConfig, SubscriptionAuth, TableConfig,
 };
 use pgconverge_model::key_blocks::{is_sequence_default, serial_integer_type};
 use pgconverge_model::naming::{
@@ -172,14 +172,7 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
             name: subscription_name(&node.name, &peer.name),
             publisher: peer.name.clone(),
             publication: publication_name(&peer.name),
-            conninfo: ConninfoSpec {
-                host: peer.peer_host().to_string(),
-                port: peer.peer_port(),
-                dbname: peer.db.clone(),
-                user: peer.user.clone(),
-                sslmode: peer.sslmode.clone(),
-                password_of: Some(peer.name.clone()),
-            },
+            conninfo: subscription_conninfo(node, peer),
         })
         .collect();
     let conflict = &shared.conflict;
@@ -204,6 +197,28 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
             publish: conflict.publish_operations.clone(),
         },
         subscriptions,
+    }
+}
+
+/// How `node`'s subscription reaches `peer`: the peer's address and role, TLS as `node`'s
+/// `subscription_tls` says (its files are on `node`'s server; the mode defaults to the one
+/// pgconverge uses for the peer), and the peer's password unless certificates authenticate.
+fn subscription_conninfo(node: &NodeConfig, peer: &NodeConfig) -> ConninfoSpec {
+    let tls = node.subscription_tls();
+    let password_of = match tls.auth() {
+        SubscriptionAuth::Password => Some(peer.name.clone()),
+        SubscriptionAuth::Certificate => None,
+    };
+    ConninfoSpec {
+        host: peer.peer_host().to_string(),
+        port: peer.peer_port(),
+        dbname: peer.db.clone(),
+        user: peer.user.clone(),
+        sslmode: tls.sslmode.or_else(|| peer.sslmode.clone()),
+        sslrootcert: tls.sslrootcert,
+        sslcert: tls.sslcert,
+        sslkey: tls.sslkey,
+        password_of,
     }
 }
 

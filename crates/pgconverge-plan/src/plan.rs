@@ -145,6 +145,9 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
             .get(&node.name)
             .ok_or_else(|| PlanError::MissingCatalog(node.name.clone()))?;
         blockers.extend(check_node(&node.name, observed, mesh_size));
+        blockers.extend(crate::prereq::check_certificate_subscriptions(
+            node, observed,
+        ));
         let managed = input.managed.get(&node.name).unwrap_or(&no_addresses);
         let mut node_changes = diff_node(&NodeDiffInput {
             desired: node,

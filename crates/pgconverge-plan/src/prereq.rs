@@ -118,3 +118,33 @@ pub fn check_node(node: &str, catalog: &NodeCatalog, mesh_size: usize) -> Vec<Bl
     }
     blockers
 }
+
+/// First server version not known to need a superuser for a subscription without a password.
+const PASSWORDLESS_SUBSCRIPTION_KNOWN_UNTIL: u32 = 190000;
+
+/// A node whose subscriptions authenticate by certificate alone must own them as a superuser:
+/// PostgreSQL 16 to 18 refuse a subscription without a password to any other owner.
+pub fn check_certificate_subscriptions(
+    node: &crate::desired::DesiredNode,
+    catalog: &NodeCatalog,
+) -> Option<Blocker> {
+    let passwordless = node
+        .subscriptions
+        .iter()
+        .any(|sub| sub.conninfo.password_of.is_none());
+    let role = &catalog.role;
+    (passwordless
+        && !role.superuser
+        && catalog.server_version_num >= MIN_SERVER_VERSION_NUM
+        && catalog.server_version_num < PASSWORDLESS_SUBSCRIPTION_KNOWN_UNTIL)
+        .then(|| Blocker {
+            node: node.name.clone(),
+            setting: format!("role {}", role.name),
+            current: "not a superuser".into(),
+            required:
+                "a superuser, since subscription_tls.auth is certificate: PostgreSQL 16 to 18 \
+                       refuse a subscription without a password to any other owner"
+                    .into(),
+            fix: "use auth \"password\" for this node's subscriptions, or a superuser role".into(),
+        })
+}

@@ -29,7 +29,17 @@ pub struct ConninfoSpec {
     pub dbname: String,
     pub user: String,
     pub sslmode: Option<String>,
-    /// Node whose password goes into the string at execution time, if it has one.
+    /// CA file on the subscriber's server that the publisher's certificate is checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslrootcert: Option<String>,
+    /// Client certificate file on the subscriber's server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslcert: Option<String>,
+    /// Private key file of `sslcert` on the subscriber's server (a path, never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslkey: Option<String>,
+    /// Node whose password goes into the string at execution time, if it has one; `None`
+    /// when the subscription authenticates with its client certificate alone.
     pub password_of: Option<String>,
 }
 
@@ -54,8 +64,15 @@ impl ConninfoSpec {
             format!("dbname={}", quote_conninfo_value(&self.dbname)),
             format!("user={}", quote_conninfo_value(&self.user)),
         ];
-        if let Some(mode) = &self.sslmode {
-            before.push(format!("sslmode={}", quote_conninfo_value(mode)));
+        for (key, value) in [
+            ("sslmode", &self.sslmode),
+            ("sslrootcert", &self.sslrootcert),
+            ("sslcert", &self.sslcert),
+            ("sslkey", &self.sslkey),
+        ] {
+            if let Some(value) = value {
+                before.push(format!("{key}={}", quote_conninfo_value(value)));
+            }
         }
         (before.join(" "), "application_name=pgconverge".to_string())
     }
@@ -111,6 +128,9 @@ mod tests {
             dbname: "app db".into(),
             user: "repl".into(),
             sslmode: None,
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
             password_of: Some("n2".into()),
         }
     }
@@ -134,5 +154,27 @@ mod tests {
             "{run}"
         );
         assert!(!shown.contains("secret"));
+    }
+
+    #[test]
+    fn certificate_paths_are_quoted_and_certificate_auth_carries_no_password() {
+        let spec = ConninfoSpec {
+            sslmode: Some("verify-full".into()),
+            sslrootcert: Some("/etc/pg certs/ca.crt".into()),
+            sslcert: Some("/etc/pg/client.crt".into()),
+            sslkey: Some("/etc/pg/client.key".into()),
+            password_of: None,
+            ..spec()
+        };
+        let text = spec.render(None);
+        assert!(
+            text.contains("sslmode=verify-full sslrootcert='/etc/pg certs/ca.crt' sslcert=/etc/pg/client.crt sslkey=/etc/pg/client.key"),
+            "{text}"
+        );
+        let stmt = Statement {
+            segments: vec![Segment::Conninfo(spec)],
+        };
+        let run = stmt.render(&|_| Some("never-used".to_string()));
+        assert!(!run.contains("password"), "{run}");
     }
 }

@@ -44,6 +44,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             password_env: None,
             password_command: None,
             sslmode: Some(sslmode.clone()),
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
+            subscription_tls: None,
             external: false,
             donor: None,
         };

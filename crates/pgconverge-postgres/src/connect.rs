@@ -1,20 +1,16 @@
-//! Opens a session to a node: address, credentials, `sslmode`, timeouts, application name.
+//! Opens a session to a node: address, credentials, `sslmode` (TLS in `tls.rs`), timeouts,
+//! application name.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use pgconverge_model::naming::SESSION_LOCK_TIMEOUT;
 use pgconverge_model::NodeConfig;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::credentials::Secret;
 use crate::query_error::QueryError;
+use crate::tls::{self, ServerCheck};
 
 /// How long connecting (TCP, TLS and authentication together) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,12 +30,15 @@ pub struct ConnectError {
 }
 
 /// libpq `sslmode` values pgconverge understands. `prefer` and `require` encrypt without
-/// verifying the server certificate, exactly as libpq does without a root certificate.
+/// verifying the server certificate, exactly as libpq does without a root certificate;
+/// `verify-ca` and `verify-full` check it against `sslrootcert`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encryption {
     Disable,
     Prefer,
     Require,
+    VerifyCa,
+    VerifyFull,
 }
 
 impl Encryption {
@@ -50,11 +49,33 @@ impl Encryption {
             // session when the server allows both, so it is served as `prefer`.
             "allow" | "prefer" => Ok(Encryption::Prefer),
             "require" => Ok(Encryption::Require),
+            "verify-ca" => Ok(Encryption::VerifyCa),
+            "verify-full" => Ok(Encryption::VerifyFull),
             other => Err(format!(
-                "sslmode `{other}` is not supported (use disable, allow, prefer or require; \
-                 certificate verification needs sslrootcert, which the node config has not)"
+                "sslmode `{other}` is not supported (use disable, allow, prefer, require, \
+                 verify-ca or verify-full)"
             )),
         }
+    }
+
+    /// As libpq: a configured root certificate is used under any mode that encrypts, so
+    /// `prefer` and `require` with `sslrootcert` check the chain as `verify-ca` does.
+    fn server_check(self, has_root_cert: bool) -> ServerCheck {
+        match self {
+            Encryption::VerifyFull => ServerCheck::ChainAndName,
+            Encryption::VerifyCa => ServerCheck::Chain,
+            _ if has_root_cert => ServerCheck::Chain,
+            _ => ServerCheck::None,
+        }
+    }
+}
+
+fn plain_error(message: String) -> QueryError {
+    QueryError {
+        sqlstate: None,
+        message,
+        detail: None,
+        hint: None,
     }
 }
 
@@ -67,14 +88,8 @@ pub async fn connect(node: &NodeConfig, password: Option<&Secret>) -> Result<Cli
         address: address.clone(),
         error,
     };
-    let encryption = Encryption::parse(node.sslmode.as_deref()).map_err(|message| {
-        fail(QueryError {
-            sqlstate: None,
-            message,
-            detail: None,
-            hint: None,
-        })
-    })?;
+    let encryption =
+        Encryption::parse(node.sslmode.as_deref()).map_err(|message| fail(plain_error(message)))?;
 
     let mut config = tokio_postgres::Config::new();
     config
@@ -87,30 +102,31 @@ pub async fn connect(node: &NodeConfig, password: Option<&Secret>) -> Result<Cli
         .ssl_mode(match encryption {
             Encryption::Disable => SslMode::Disable,
             Encryption::Prefer => SslMode::Prefer,
-            Encryption::Require => SslMode::Require,
+            // The verifying modes need TLS; the connector does the checking.
+            Encryption::Require | Encryption::VerifyCa | Encryption::VerifyFull => SslMode::Require,
         });
     if let Some(password) = password {
         config.password(password.expose());
     }
 
     let connecting = async {
-        match encryption {
-            Encryption::Disable => {
-                let (client, connection) = config.connect(NoTls).await?;
-                spawn_connection(node.name.clone(), connection);
-                Ok(client)
-            }
-            Encryption::Prefer | Encryption::Require => {
-                let tls = rustls_connector().map_err(|error| QueryError {
-                    sqlstate: None,
-                    message: format!("cannot set up TLS: {error}"),
-                    detail: None,
-                    hint: None,
-                })?;
-                let (client, connection) = config.connect(tls).await?;
+        if encryption == Encryption::Disable {
+            let (client, connection) = config.connect(NoTls).await?;
+            spawn_connection(node.name.clone(), connection);
+            return Ok(client);
+        }
+        let check = encryption.server_check(node.sslrootcert.is_some());
+        let (tls, note) = tls::connector(node, check).map_err(plain_error)?;
+        match config.connect(tls).await {
+            Ok((client, connection)) => {
                 spawn_connection(node.name.clone(), connection);
                 Ok::<_, QueryError>(client)
             }
+            // The verifier's words say more than the wrapped TLS error.
+            Err(error) => Err(match note.take() {
+                Some(reason) => plain_error(format!("TLS: {reason}")),
+                None => QueryError::from(error),
+            }),
         }
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
@@ -154,84 +170,23 @@ pub async fn set_session_defaults(client: &Client) -> Result<(), QueryError> {
         .map_err(QueryError::from)
 }
 
-fn rustls_connector() -> Result<MakeRustlsConnect, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(UnverifiedServerCert {
-        provider: provider.clone(),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
-}
-
-/// Encrypts without checking who the server is: what libpq's `prefer` and `require` do when
-/// no root certificate is configured. The handshake signatures are still verified, so the
-/// session is bound to the certificate the server presented.
-#[derive(Debug)]
-struct UnverifiedServerCert {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for UnverifiedServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sslmode_defaults_to_prefer_and_rejects_verification_modes() {
+    fn sslmode_defaults_to_prefer_and_knows_the_verifying_modes() {
         assert_eq!(Encryption::parse(None), Ok(Encryption::Prefer));
         assert_eq!(Encryption::parse(Some("disable")), Ok(Encryption::Disable));
         assert_eq!(Encryption::parse(Some("require")), Ok(Encryption::Require));
-        assert!(Encryption::parse(Some("verify-full")).is_err());
+        assert_eq!(
+            Encryption::parse(Some("verify-full")),
+            Ok(Encryption::VerifyFull)
+        );
+        assert_eq!(
+            Encryption::parse(Some("verify-ca")),
+            Ok(Encryption::VerifyCa)
+        );
         assert!(Encryption::parse(Some("bogus")).is_err());
     }
 
@@ -250,6 +205,10 @@ mod tests {
             password_env: None,
             password_command: None,
             sslmode: Some("disable".into()),
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
+            subscription_tls: None,
             external: false,
             donor: None,
         };
@@ -265,6 +224,12 @@ mod tests {
     #[test]
     fn tls_connector_builds_with_ring() {
         // Proves the ring provider is linked and supports the default protocol versions.
-        assert!(rustls_connector().is_ok());
+        let node: NodeConfig = serde_json::from_value(serde_json::json!({
+            "name": "n1", "host": "127.0.0.1", "db": "app", "user": "pgc"
+        }))
+        .expect("node");
+        assert!(tls::connector(&node, ServerCheck::None).is_ok());
+        let missing = tls::connector(&node, ServerCheck::ChainAndName).err();
+        assert!(missing.is_some_and(|e| e.contains("sslrootcert")));
     }
 }

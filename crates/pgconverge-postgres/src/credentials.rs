@@ -282,6 +282,10 @@ mod tests {
             password_env: None,
             password_command: None,
             sslmode: None,
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
+            subscription_tls: None,
             external: false,
             donor: None,
         }

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod preflight;
 pub mod query_error;
 pub mod status;
+mod tls;
 pub mod verify;
 
 pub use connect::{connect, set_session_defaults, ConnectError};

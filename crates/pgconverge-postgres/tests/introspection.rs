@@ -35,6 +35,10 @@ fn node_config(name: &str, port: u16, db: &str, user: &str) -> NodeConfig {
         password_env: None,
         password_command: None,
         sslmode: Some("prefer".to_string()),
+        sslrootcert: None,
+        sslcert: None,
+        sslkey: None,
+        subscription_tls: None,
         external: false,
         donor: None,
     }
@@ -747,12 +751,13 @@ async fn nodes_are_introspected_concurrently_and_failures_name_the_node() {
         .get(0);
     assert_eq!(application, "pgconverge");
 
-    let mut unsupported = disabled.clone();
-    unsupported.sslmode = Some("verify-full".to_string());
-    let error = connect(&unsupported, None)
+    // Verification without a CA to verify against is refused before any packet is sent.
+    let mut without_ca = disabled.clone();
+    without_ca.sslmode = Some("verify-full".to_string());
+    let error = connect(&without_ca, None)
         .await
-        .expect_err("verify-full refused");
-    assert!(error.to_string().contains("verify-full"), "{error}");
+        .expect_err("verify-full without sslrootcert refused");
+    assert!(error.to_string().contains("sslrootcert"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ mod metadata;
 mod process;
 mod sandbox;
 mod settings;
+mod tls;
 
 pub use binaries::{
     find_binaries, parse_postgres_version, PgBinaries, MIN_SUPPORTED_MAJOR, PG_BIN_ENV,
@@ -19,4 +20,7 @@ pub use binaries::{
 pub use error::{SandboxError, INSTALL_HINT};
 pub use metadata::METADATA_FILE;
 pub use sandbox::{free_ports, validate_specs, NodeStatus, Sandbox, SandboxNodeSpec};
-pub use settings::{client_auth, server_settings, ReplicationCapacity, SANDBOX_MESH_HEADROOM};
+pub use settings::{
+    client_auth, client_auth_tls, server_settings, ReplicationCapacity, SANDBOX_MESH_HEADROOM,
+};
+pub use tls::{NodeTlsFiles, SandboxCa, TLS_DIR};

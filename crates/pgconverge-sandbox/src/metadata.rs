@@ -26,6 +26,9 @@ pub struct NodeRecord {
     pub db: String,
     pub user: String,
     pub password_set: bool,
+    /// Started with TLS only (`sandbox up --tls`).
+    #[serde(default)]
+    pub tls: bool,
     pub data_dir: PathBuf,
     pub log_file: PathBuf,
 }
@@ -115,6 +118,7 @@ mod tests {
             db: "app".to_string(),
             user: "pgc".to_string(),
             password_set: false,
+            tls: false,
             data_dir: PathBuf::from(format!("/sb/{name}/data")),
             log_file: PathBuf::from(format!("/sb/{name}/postgres.log")),
         }

@@ -120,17 +120,16 @@ pub fn command_as(program: &Path, user: &ServerUser, cwd: &Path) -> Command {
     if running_as_root() && user.uid != 0 {
         command.uid(user.uid).gid(user.gid);
     }
-    // Settings of the caller's own PostgreSQL must not leak into the sandbox servers.
-    for var in [
-        "PGDATA",
-        "PGPORT",
-        "PGHOST",
-        "PGUSER",
-        "PGDATABASE",
-        "PGOPTIONS",
-    ] {
-        command.env_remove(var);
+    // Settings of the caller's own PostgreSQL (any PG* variable: PGSSLCERT, PGPASSFILE, …)
+    // must not leak into the sandbox servers, whose libpq reads them for subscriptions.
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("PG") {
+            command.env_remove(var);
+        }
     }
+    // Nor the caller's home: libpq in a server falls back to ~/.postgresql/ for client
+    // certificates, and a server started by root would read root's.
+    command.env("HOME", cwd);
     command
 }
 
@@ -353,12 +352,18 @@ pub fn display_command(program: &Path, args: &[&str]) -> String {
 }
 
 pub fn absolute(path: PathBuf) -> PathBuf {
-    if path.is_absolute() {
-        return path;
-    }
-    std::env::current_dir()
-        .map(|cwd| cwd.join(&path))
-        .unwrap_or(path)
+    let joined = if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(&path))
+            .unwrap_or(path)
+    };
+    // `./` parts say nothing, and the paths end up in configs people read.
+    joined
+        .components()
+        .filter(|part| !matches!(part, std::path::Component::CurDir))
+        .collect()
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::error::SandboxError;
 use crate::metadata::{NodeRecord, SandboxMetadata};
 use crate::process::{self, ServerUser};
 use crate::settings;
+use crate::tls::{client_files, NodeTlsFiles, SandboxCa, TLS_DIR};
 
 /// Seconds pg_ctl waits for a server to start or stop.
 const PG_CTL_TIMEOUT_SECS: &str = "60";
@@ -33,6 +34,8 @@ pub struct SandboxNodeSpec {
     pub user: String,
     /// With a password, loopback connections use scram-sha-256 instead of trust.
     pub password: Option<String>,
+    /// TLS only, with certificates from the sandbox CA (see [`crate::tls`]).
+    pub tls: bool,
 }
 
 /// What `status` (and `up`) report for one node.
@@ -121,6 +124,49 @@ impl Sandbox {
         &self.bins
     }
 
+    /// Whether any node was last brought up with TLS: a later `up` keeps it, so restarting a
+    /// TLS sandbox never turns its servers back to plain text.
+    pub fn recorded_tls(&self) -> Result<bool, SandboxError> {
+        Ok(SandboxMetadata::read(&self.root)?.is_some_and(|m| m.nodes.iter().any(|n| n.tls)))
+    }
+
+    /// The TLS files of node `name` (its server certificate, key and the CA), whether or not
+    /// they exist yet.
+    pub fn tls_files(&self, name: &str) -> NodeTlsFiles {
+        NodeTlsFiles::of(&NodePaths::new(&self.root, name).dir)
+    }
+
+    /// The CA file every sandbox server certificate is signed by.
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.root.join(TLS_DIR).join("ca.crt")
+    }
+
+    /// pgconverge's client certificate and key for `role` (under `<root>/tls/`).
+    pub fn pgconverge_client_files(&self, role: &str) -> (PathBuf, PathBuf) {
+        client_files(&self.root.join(TLS_DIR), role)
+    }
+
+    /// Issues client certificates with CN `role`: one for pgconverge, and one in every
+    /// recorded node's TLS directory for that node's subscriptions, owned by its server user.
+    /// Returns pgconverge's pair.
+    pub fn issue_role_certificates(&self, role: &str) -> Result<(PathBuf, PathBuf), SandboxError> {
+        let ca = SandboxCa::open_or_create(&self.root)?;
+        let metadata = SandboxMetadata::read(&self.root)?.unwrap_or_else(|| {
+            SandboxMetadata::new(
+                self.bins.bin_dir.clone(),
+                self.bins.major,
+                self.bins.version.clone(),
+            )
+        });
+        for record in &metadata.nodes {
+            let paths = NodePaths::of_record(record);
+            let owner = ServerUser::owner_of(&paths.dir)?;
+            let (cert, key) = NodeTlsFiles::of(&paths.dir).client(role);
+            ca.issue_client(role, &cert, &key, Some(&owner))?;
+        }
+        ca.issue_pgconverge_client(role)
+    }
+
     /// Creates, configures and starts `nodes`, sized for a full mesh of `mesh_size` nodes
     /// (at least `nodes.len()`). Idempotent: a running node whose configuration is
     /// unchanged is left alone, a stopped one is started, a new one is initialised. A
@@ -160,12 +206,25 @@ impl Sandbox {
                 db: spec.db.clone(),
                 user: spec.user.clone(),
                 password_set: spec.password.is_some(),
+                tls: spec.tls,
                 data_dir: paths.data,
                 log_file: paths.log,
             });
         }
         // Recorded before any server starts, so `down` finds servers of a half-done `up`.
         metadata.write(&self.root)?;
+        let ca = if nodes.iter().any(|spec| spec.tls) {
+            let ca = SandboxCa::open_or_create(&self.root)?;
+            for spec in nodes.iter().filter(|spec| spec.tls) {
+                let (cert, key) = client_files(&self.root.join(TLS_DIR), &spec.user);
+                if !cert.is_file() || !key.is_file() {
+                    ca.issue_pgconverge_client(&spec.user)?;
+                }
+            }
+            Some(ca)
+        } else {
+            None
+        };
 
         let results: Vec<Result<(), SandboxError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = nodes
@@ -173,7 +232,8 @@ impl Sandbox {
                 .map(|spec| {
                     let recorded = previous.as_ref().and_then(|m| m.node(&spec.name));
                     let new_user = &new_user;
-                    scope.spawn(move || self.ensure_node(spec, recorded, mesh_size, new_user))
+                    let ca = ca.as_ref();
+                    scope.spawn(move || self.ensure_node(spec, recorded, mesh_size, new_user, ca))
                 })
                 .collect();
             handles
@@ -405,6 +465,7 @@ impl Sandbox {
         recorded: Option<&NodeRecord>,
         mesh_size: usize,
         new_user: &ServerUser,
+        ca: Option<&SandboxCa>,
     ) -> Result<(), SandboxError> {
         let paths = NodePaths::new(&self.root, &spec.name);
         let initialised = paths.data.join("PG_VERSION").is_file();
@@ -418,6 +479,9 @@ impl Sandbox {
             r.user != spec.user || r.db != spec.db || r.password_set != spec.password.is_some()
         });
         let needs_bootstrap = !initialised || identity_changed;
+        if let (true, Some(ca)) = (spec.tls, ca) {
+            ensure_node_certificates(ca, spec, &paths, &user)?;
+        }
         let config_changed = self.write_config(spec, &paths, mesh_size, &user)?;
         if process::running_postmaster(&paths.data).is_some() {
             if !config_changed && !needs_bootstrap {
@@ -485,16 +549,24 @@ impl Sandbox {
         mesh_size: usize,
         user: &ServerUser,
     ) -> Result<bool, SandboxError> {
+        let mut server_settings = settings::server_settings(spec.port, mesh_size);
+        let client_auth = if spec.tls {
+            let files = NodeTlsFiles::of(&paths.dir);
+            server_settings.push_str(&settings::tls_settings(
+                &files.server_cert,
+                &files.server_key,
+                &files.root_cert,
+            ));
+            settings::client_auth_tls(&spec.user, spec.password.is_some())
+        } else {
+            settings::client_auth(spec.password.is_some())
+        };
         let mut changed = write_if_different(
             &paths.data.join(settings::SETTINGS_FILE),
-            &settings::server_settings(spec.port, mesh_size),
+            &server_settings,
             user,
         )?;
-        changed |= write_if_different(
-            &paths.data.join("pg_hba.conf"),
-            &settings::client_auth(spec.password.is_some()),
-            user,
-        )?;
+        changed |= write_if_different(&paths.data.join("pg_hba.conf"), &client_auth, user)?;
         let conf_path = paths.data.join("postgresql.conf");
         let conf = std::fs::read_to_string(&conf_path)
             .map_err(|e| SandboxError::io(format!("reading {}", conf_path.display()), e))?;
@@ -673,6 +745,25 @@ impl Sandbox {
     }
 }
 
+/// The node's server certificate (issued once) and its subscriptions' client certificate
+/// for the sandbox role.
+fn ensure_node_certificates(
+    ca: &SandboxCa,
+    spec: &SandboxNodeSpec,
+    paths: &NodePaths,
+    owner: &ServerUser,
+) -> Result<(), SandboxError> {
+    let files = NodeTlsFiles::of(&paths.dir);
+    if !files.server_cert.is_file() || !files.server_key.is_file() || !files.root_cert.is_file() {
+        ca.issue_node(&files, owner)?;
+    }
+    let (cert, key) = files.client(&spec.user);
+    if !cert.is_file() || !key.is_file() {
+        ca.issue_client(&spec.user, &cert, &key, Some(owner))?;
+    }
+    Ok(())
+}
+
 /// `n` loopback ports that were free a moment ago, never the same one twice per process.
 pub fn free_ports(n: usize) -> Result<Vec<u16>, SandboxError> {
     process::free_ports(n)
@@ -812,6 +903,7 @@ mod tests {
             db: "app".to_string(),
             user: "pgc".to_string(),
             password: None,
+            tls: false,
         }
     }
 

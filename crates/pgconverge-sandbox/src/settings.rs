@@ -1,5 +1,9 @@
 //! Server configuration the sandbox writes into each node's data directory.
 
+use std::path::Path;
+
+use pgconverge_sql::quote_hba_name;
+
 /// Name of the file, inside the data directory, holding the sandbox's settings.
 pub const SETTINGS_FILE: &str = "pgconverge.conf";
 
@@ -97,6 +101,50 @@ pub fn client_auth(password_required: bool) -> String {
          # TYPE  DATABASE     USER  ADDRESS       METHOD\n\
          host    all          all   127.0.0.1/32  {method}\n\
          host    replication  all   127.0.0.1/32  {method}\n"
+    )
+}
+
+/// Settings that turn TLS on with the node's certificate and the sandbox CA, which also
+/// checks the certificates clients present.
+pub fn tls_settings(server_cert: &Path, server_key: &Path, root_cert: &Path) -> String {
+    format!(
+        "ssl = on\n\
+         ssl_cert_file = {}\n\
+         ssl_key_file = {}\n\
+         ssl_ca_file = {}\n\
+         ssl_min_protocol_version = 'TLSv1.2'\n",
+        conf_string(server_cert),
+        conf_string(server_key),
+        conf_string(root_cert)
+    )
+}
+
+/// A path as a postgresql.conf string value: single-quoted, quotes and backslashes doubled
+/// or escaped as the configuration file's lexer reads them.
+fn conf_string(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// Contents of `pg_hba.conf` with TLS: loopback and TLS only, and a client certificate from
+/// the sandbox CA whose CN is the role, always. The sandbox's own role logs in by that
+/// certificate alone (or with its password as well, when it has one); any other role needs
+/// its certificate and its password, which is what subscriptions owned by a non-superuser
+/// need on PostgreSQL 16 to 18 (they must use a password).
+pub fn client_auth_tls(user: &str, password_required: bool) -> String {
+    let user = quote_hba_name(user);
+    let own = if password_required {
+        "scram-sha-256 clientcert=verify-full"
+    } else {
+        "cert"
+    };
+    format!(
+        "# Written by `pgconverge sandbox up --tls`; rewritten on every run.\n\
+         # TYPE   DATABASE     USER  ADDRESS       METHOD\n\
+         hostssl  all          {user}  127.0.0.1/32  {own}\n\
+         hostssl  replication  {user}  127.0.0.1/32  {own}\n\
+         hostssl  all          all   127.0.0.1/32  scram-sha-256 clientcert=verify-full\n\
+         hostssl  replication  all   127.0.0.1/32  scram-sha-256 clientcert=verify-full\n"
     )
 }
 

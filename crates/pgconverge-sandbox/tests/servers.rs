@@ -68,6 +68,7 @@ fn node(name: &str, port: u16, password: Option<&str>) -> SandboxNodeSpec {
         db: "app".to_string(),
         user: "pgc".to_string(),
         password: password.map(str::to_string),
+        tls: false,
     }
 }
 

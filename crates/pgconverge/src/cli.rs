@@ -255,6 +255,10 @@ pub enum SandboxAction {
         /// Directory holding initdb, pg_ctl and postgres (16 or newer)
         #[arg(long, value_name = "DIR")]
         pg_bin: Option<PathBuf>,
+        /// TLS only: a local CA, server and client certificates, certificate authentication
+        /// (needs a PostgreSQL built with OpenSSL, e.g. .pg/18-tls)
+        #[arg(long)]
+        tls: bool,
     },
     /// Stop every sandbox server
     Down,

@@ -53,6 +53,11 @@ pub fn node_from_conninfo(conninfo: &str) -> Result<NodeConfig, String> {
         password_env: None,
         password_command: None,
         sslmode: get("sslmode"),
+        // The connection string's own TLS files, read where pgconverge runs.
+        sslrootcert: get("sslrootcert"),
+        sslcert: get("sslcert"),
+        sslkey: get("sslkey"),
+        subscription_tls: None,
         external: true,
         donor: None,
     })

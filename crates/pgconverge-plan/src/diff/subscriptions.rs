@@ -39,13 +39,34 @@ fn created(input: &NodeDiffInput<'_>, sub: &DesiredSubscription) -> Change {
     );
     c.transactional = false;
     let publisher_slots = input.cluster.get(&sub.publisher).map(|c| &c.slots);
+    let mut reasons = Vec::new();
     if publisher_slots.is_some_and(|slots| slots.contains_key(&sub.name)) {
-        c.reason = Some(format!(
+        reasons.push(format!(
             "reuses the existing slot {} on {}",
             sub.name, sub.publisher
         ));
     }
+    reasons.extend(security_note(sub));
+    if !reasons.is_empty() {
+        c.reason = Some(reasons.join("; "));
+    }
     c
+}
+
+/// How a subscription that certainly uses TLS is protected and where its credential lives,
+/// so the plan says which mode it uses; `None` for one that may run without TLS.
+fn security_note(sub: &DesiredSubscription) -> Option<String> {
+    let spec = &sub.conninfo;
+    let certificate = spec.password_of.is_none();
+    let mode = spec.sslmode.as_deref().unwrap_or("prefer");
+    if !matches!(mode, "require" | "verify-ca" | "verify-full") {
+        return None;
+    }
+    Some(if certificate {
+        format!("TLS {mode}, client certificate, no password stored")
+    } else {
+        format!("TLS {mode}, password stored in the subscription")
+    })
 }
 
 /// The update bringing a live subscription to the desired one, if they differ.
@@ -117,25 +138,39 @@ fn dropped(input: &NodeDiffInput<'_>) -> Vec<Change> {
         .collect()
 }
 
+/// What differs between the desired connection and the live one (read redacted): the
+/// address, the role, every TLS keyword, and a stored password certificate auth no longer wants.
 fn conninfo_differences(sub: &DesiredSubscription, live: &str) -> Vec<String> {
     let pairs = pgconverge_sql::conninfo_pairs(live);
     let port = sub.conninfo.port.to_string();
+    let spec = &sub.conninfo;
     let wanted = [
-        ("host", sub.conninfo.host.as_str()),
-        ("port", port.as_str()),
-        ("dbname", sub.conninfo.dbname.as_str()),
-        ("user", sub.conninfo.user.as_str()),
+        ("host", Some(spec.host.as_str())),
+        ("port", Some(port.as_str())),
+        ("dbname", Some(spec.dbname.as_str())),
+        ("user", Some(spec.user.as_str())),
+        ("sslmode", spec.sslmode.as_deref()),
+        ("sslrootcert", spec.sslrootcert.as_deref()),
+        ("sslcert", spec.sslcert.as_deref()),
+        ("sslkey", spec.sslkey.as_deref()),
     ];
-    wanted
+    let mut differences: Vec<String> = wanted
         .iter()
-        .filter(|(key, value)| pairs.get(*key).map(String::as_str) != Some(*value))
+        .filter(|(key, value)| pairs.get(*key).map(String::as_str) != *value)
         .map(|(key, value)| {
             format!(
-                "{key} {} → {value}",
-                pairs.get(*key).map_or("unset", String::as_str)
+                "{key} {} → {}",
+                pairs.get(*key).map_or("unset", String::as_str),
+                value.unwrap_or("unset")
             )
         })
-        .collect()
+        .collect();
+    // Whether a password is wanted at all is known only at execution (the peer may have none),
+    // so only a password certificate auth must not keep is a difference here.
+    if spec.password_of.is_none() && pairs.contains_key("password") {
+        differences.push("password stored → none (certificate authentication)".to_string());
+    }
+    differences
 }
 
 pub(crate) mod ddl {
@@ -213,5 +248,73 @@ pub(crate) mod ddl {
 
     pub fn enable(name: &str) -> Statement {
         Statement::sql(format!("ALTER SUBSCRIPTION {} ENABLE", quote_ident(name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::statement::ConninfoSpec;
+
+    fn desired(password_of: Option<&str>) -> DesiredSubscription {
+        DesiredSubscription {
+            name: "n2_from_n1".into(),
+            publisher: "n1".into(),
+            publication: "pgconverge_n1".into(),
+            conninfo: ConninfoSpec {
+                host: "10.0.0.1".into(),
+                port: 5432,
+                dbname: "app".into(),
+                user: "repl".into(),
+                sslmode: Some("verify-full".into()),
+                sslrootcert: Some("/etc/pg/ca.crt".into()),
+                sslcert: Some("/etc/pg/client.crt".into()),
+                sslkey: Some("/etc/pg/client.key".into()),
+                password_of: password_of.map(str::to_string),
+            },
+        }
+    }
+
+    #[test]
+    fn the_security_note_says_which_credential_a_subscription_keeps() {
+        assert_eq!(
+            security_note(&desired(None)).as_deref(),
+            Some("TLS verify-full, client certificate, no password stored")
+        );
+        assert_eq!(
+            security_note(&desired(Some("n1"))).as_deref(),
+            Some("TLS verify-full, password stored in the subscription")
+        );
+        let mut plain = desired(Some("n1"));
+        plain.conninfo.sslmode = Some("disable".into());
+        assert_eq!(security_note(&plain), None);
+    }
+
+    #[test]
+    fn tls_keywords_that_changed_are_drift() {
+        let sub = desired(Some("n1"));
+        let same = sub.conninfo.render(Some("********"));
+        assert!(conninfo_differences(&sub, &same).is_empty(), "{same}");
+        let older = same
+            .replace("sslmode=verify-full", "sslmode=require")
+            .replace("sslrootcert=/etc/pg/ca.crt ", "");
+        assert_eq!(
+            conninfo_differences(&sub, &older),
+            [
+                "sslmode require → verify-full",
+                "sslrootcert unset → /etc/pg/ca.crt"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stored_password_is_drift_under_certificate_authentication() {
+        let sub = desired(None);
+        let with_password = desired(Some("n1")).conninfo.render(Some("********"));
+        assert_eq!(
+            conninfo_differences(&sub, &with_password),
+            ["password stored → none (certificate authentication)"]
+        );
+        assert!(conninfo_differences(&sub, &sub.conninfo.render(None)).is_empty());
     }
 }

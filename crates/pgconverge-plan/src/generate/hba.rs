@@ -3,7 +3,13 @@
 //! physical tools (a base backup of a node). Addresses are written as PostgreSQL accepts
 //! them: an IP address with its full-length CIDR mask (`/32`, `/128`), a host name as it is —
 //! `hostname/32` is refused by the server.
+//!
+//! A peer whose subscriptions certainly use TLS (`subscription_tls`: `require` or a verifying
+//! mode) gets `hostssl` lines, so the node refuses them in clear text; with `auth:
+//! certificate` its method is `cert`, and with a client certificate beside a password the
+//! certificate is demanded as well (`clientcert=verify-full`).
 
+use pgconverge_model::config::SubscriptionAuth;
 use pgconverge_model::{ClusterConfig, NodeConfig};
 use pgconverge_sql::{hba_address, quote_hba_name};
 use std::fmt::Write;
@@ -41,11 +47,12 @@ pub fn render(config: &ClusterConfig, only: Option<&str>, auth_method: &str) -> 
         for peer in config.nodes.iter().filter(|p| p.name != node.name) {
             let address = hba_address(peer.peer_host());
             let _ = writeln!(out, "# from {}", peer.name);
+            let (kind, method) = connection_rule(node, peer, auth_method);
             for database in [Database::Named(&node.db), Database::Replication] {
                 let _ = writeln!(
                     out,
                     "{}",
-                    hba_line(database, &node.user, &address, auth_method)
+                    hba_line(kind, database, &node.user, &address, &method)
                 );
             }
         }
@@ -60,14 +67,39 @@ enum Database<'a> {
     Replication,
 }
 
-/// One `host` line.
-fn hba_line(database: Database<'_>, user: &str, address: &str, method: &str) -> String {
+/// The connection type and method of `peer`'s subscription to `node`, as `peer`'s
+/// `subscription_tls` makes it connect.
+fn connection_rule(
+    node: &NodeConfig,
+    peer: &NodeConfig,
+    auth_method: &str,
+) -> (&'static str, String) {
+    let tls = peer.subscription_tls();
+    let mode = tls
+        .sslmode
+        .as_deref()
+        .or(node.sslmode.as_deref())
+        .unwrap_or("prefer");
+    let encrypted = matches!(mode, "require" | "verify-ca" | "verify-full");
+    let kind = if encrypted { "hostssl" } else { "host   " };
+    let method = match (tls.auth(), &tls.sslcert) {
+        (SubscriptionAuth::Certificate, _) if encrypted => "cert".to_string(),
+        (SubscriptionAuth::Password, Some(_)) if encrypted && auth_method != "cert" => {
+            format!("{auth_method} clientcert=verify-full")
+        }
+        _ => auth_method.to_string(),
+    };
+    (kind, method)
+}
+
+/// One `host` or `hostssl` line.
+fn hba_line(kind: &str, database: Database<'_>, user: &str, address: &str, method: &str) -> String {
     let database = match database {
         Database::Named(name) => quote_hba_name(name),
         Database::Replication => "replication".to_string(),
     };
     format!(
-        "host    {database}  {}  {address}  {method}",
+        "{kind} {database}  {}  {address}  {method}",
         quote_hba_name(user)
     )
 }
@@ -107,5 +139,38 @@ mod tests {
         let only = render(&config, Some("n2"), "md5");
         assert!(!only.contains("# on node n1"));
         assert!(only.contains("host    app  repl  10.0.0.1/32  md5"));
+    }
+
+    #[test]
+    fn subscriptions_over_tls_get_hostssl_lines_and_certificates_their_method() {
+        let config: ClusterConfig = serde_json::from_value(serde_json::json!({
+            "nodes": [
+                {"name": "n1", "host": "10.0.0.1", "db": "app", "user": "repl",
+                 "subscription_tls": {"sslmode": "verify-full", "sslrootcert": "/ca",
+                   "sslcert": "/c", "sslkey": "/k", "auth": "certificate"}},
+                {"name": "n2", "host": "10.0.0.2", "db": "app", "user": "repl",
+                 "subscription_tls": {"sslmode": "verify-full", "sslrootcert": "/ca",
+                   "sslcert": "/c", "sslkey": "/k"}},
+                {"name": "n3", "host": "10.0.0.3", "db": "app", "user": "repl"}
+            ],
+            "tables": []
+        }))
+        .expect("config");
+        let text = render(&config, Some("n3"), "scram-sha-256");
+        assert!(
+            text.contains("hostssl app  repl  10.0.0.1/32  cert\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "hostssl replication  repl  10.0.0.2/32  scram-sha-256 clientcert=verify-full\n"
+            ),
+            "{text}"
+        );
+        let on_n1 = render(&config, Some("n1"), "scram-sha-256");
+        assert!(
+            on_n1.contains("host    app  repl  10.0.0.3/32  scram-sha-256\n"),
+            "{on_n1}"
+        );
     }
 }

@@ -124,6 +124,8 @@ async fn import_live(
             .map(|c| c.nodes.clone())
             .unwrap_or_default(),
         tables: import.tables,
+        // Nodes come back with the TLS defaults applied; keeping the block changes nothing.
+        tls: current.as_ref().map(|c| c.tls.clone()).unwrap_or_default(),
         replication: current
             .map(|c| c.replication)
             .unwrap_or_else(ReplicationConfig::default),

@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use pgconverge_engine::resolve_secrets;
-use pgconverge_model::config::{ClusterConfig, NodeConfig, ReplicationConfig};
+use pgconverge_model::config::{
+    ClusterConfig, NodeConfig, ReplicationConfig, SubscriptionAuth, SubscriptionTlsConfig,
+    TlsConfig,
+};
 use pgconverge_model::load::to_unified_json;
-use pgconverge_sandbox::{find_binaries, free_ports, Sandbox, SandboxNodeSpec};
+use pgconverge_sandbox::{find_binaries, free_ports, Sandbox, SandboxNodeSpec, PG_BIN_ENV};
 
 use crate::cli::{GlobalArgs, SandboxAction, SandboxArgs};
 use crate::config_source::{locate, locate_and_load};
@@ -26,7 +29,7 @@ fn sandbox_root(base: &Path) -> PathBuf {
 
 pub fn run(global: &GlobalArgs, args: &SandboxArgs) -> Result<u8, CommandError> {
     match &args.action {
-        SandboxAction::Up { count, pg_bin } => up(global, *count, pg_bin.as_deref()),
+        SandboxAction::Up { count, pg_bin, tls } => up(global, *count, pg_bin.as_deref(), *tls),
         SandboxAction::Down => down(global),
         SandboxAction::Status => status(global),
     }
@@ -36,13 +39,25 @@ fn project_root() -> Option<PathBuf> {
     std::env::current_dir().ok()
 }
 
-fn open(base: &Path, pg_bin: Option<&Path>) -> Result<Sandbox, CommandError> {
-    let bins = find_binaries(pg_bin, project_root().as_deref())
+/// Where scripts/install-postgres.sh puts a PostgreSQL built with OpenSSL.
+const TLS_BUILD: &str = "18-tls";
+
+fn open(base: &Path, pg_bin: Option<&Path>, tls: bool) -> Result<Sandbox, CommandError> {
+    // The project's other builds have no OpenSSL: with --tls, its TLS build comes first.
+    let tls_build = project_root()
+        .map(|root| root.join(".pg").join(TLS_BUILD).join("bin"))
+        .filter(|dir| tls && dir.is_dir() && std::env::var_os(PG_BIN_ENV).is_none());
+    let bins = find_binaries(pg_bin.or(tls_build.as_deref()), project_root().as_deref())
         .map_err(|err| CommandError::new(err.to_string()))?;
     Ok(Sandbox::new(sandbox_root(base), bins))
 }
 
-fn up(global: &GlobalArgs, count: Option<u16>, pg_bin: Option<&Path>) -> Result<u8, CommandError> {
+fn up(
+    global: &GlobalArgs,
+    count: Option<u16>,
+    pg_bin: Option<&Path>,
+    tls: bool,
+) -> Result<u8, CommandError> {
     let (base, config, written) = match count {
         Some(n) => {
             let path = global
@@ -72,6 +87,10 @@ fn up(global: &GlobalArgs, count: Option<u16>, pg_bin: Option<&Path>) -> Result<
                     password_env: None,
                     password_command: None,
                     sslmode: Some("disable".into()),
+                    sslrootcert: None,
+                    sslcert: None,
+                    sslkey: None,
+                    subscription_tls: None,
                     external: false,
                     donor: None,
                 })
@@ -81,6 +100,7 @@ fn up(global: &GlobalArgs, count: Option<u16>, pg_bin: Option<&Path>) -> Result<
                 nodes,
                 tables: Vec::new(),
                 replication: ReplicationConfig::default(),
+                tls: Default::default(),
             };
             let base = match path.parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
@@ -93,6 +113,7 @@ fn up(global: &GlobalArgs, count: Option<u16>, pg_bin: Option<&Path>) -> Result<
             (location.base_dir(), config, None)
         }
     };
+    let tls = tls || keeps_tls(&base)?;
     let secrets = resolve_secrets(&config)?;
     let specs: Vec<SandboxNodeSpec> = config
         .nodes
@@ -104,23 +125,37 @@ fn up(global: &GlobalArgs, count: Option<u16>, pg_bin: Option<&Path>) -> Result<
             db: n.db.clone(),
             user: n.user.clone(),
             password: secrets.get(&n.name).map(|s| s.expose().to_string()),
+            tls,
         })
         .collect();
-    let skipped: Vec<&str> = config
+    let skipped: Vec<String> = config
         .nodes
         .iter()
         .filter(|n| n.external || !is_loopback(&n.host))
-        .map(|n| n.name.as_str())
+        .map(|n| n.name.clone())
         .collect();
     if specs.is_empty() {
         return Err(CommandError::new(
             "no node of the config runs on loopback; the sandbox only starts local servers",
         ));
     }
-    let sandbox = open(&base, pg_bin)?;
-    let statuses = sandbox
-        .up(&specs, config.nodes.len())
-        .map_err(|e| CommandError::new(e.to_string()))?;
+    let sandbox = open(&base, pg_bin, tls)?;
+    let statuses = sandbox.up(&specs, config.nodes.len()).map_err(|e| {
+        let error = CommandError::new(e.to_string());
+        if tls {
+            error.with_hint(
+                "--tls needs PostgreSQL built with OpenSSL: `scripts/install-postgres.sh 18-tls` \
+                 puts one into .pg/18-tls, or point --pg-bin at another",
+            )
+        } else {
+            error
+        }
+    })?;
+    let config = if tls && written.is_some() {
+        with_sandbox_tls(config, &sandbox)
+    } else {
+        config
+    };
     if let Some(path) = written {
         std::fs::write(&path, to_unified_json(&config))
             .map_err(context(format!("writing {}", path.display())))?;
@@ -133,6 +168,9 @@ fn up(global: &GlobalArgs, count: Option<u16>, pg_bin: Option<&Path>) -> Result<
     for s in &statuses {
         println!("{}", describe(s));
     }
+    if tls {
+        print_tls_files(&sandbox, &specs);
+    }
     if !skipped.is_empty() {
         println!(
             "Not started (external or not on loopback): {}",
@@ -140,6 +178,68 @@ fn up(global: &GlobalArgs, count: Option<u16>, pg_bin: Option<&Path>) -> Result<
         );
     }
     Ok(0)
+}
+
+/// Whether the sandbox under `base` already runs with TLS (then `up` keeps it).
+fn keeps_tls(base: &Path) -> Result<bool, CommandError> {
+    match Sandbox::open(sandbox_root(base)).map_err(|e| CommandError::new(e.to_string()))? {
+        Some(sandbox) => sandbox
+            .recorded_tls()
+            .map_err(|e| CommandError::new(e.to_string())),
+        None => Ok(false),
+    }
+}
+
+/// The config `sandbox up --count N --tls` writes: pgconverge verifies every server
+/// (`verify-full`) and logs in by certificate, and every node's subscriptions do the same with
+/// the files on its own server, so no password exists anywhere. The role is a superuser: on
+/// PostgreSQL 16–18 only a superuser-owned subscription may log in without a password.
+fn with_sandbox_tls(mut config: ClusterConfig, sandbox: &Sandbox) -> ClusterConfig {
+    let path = |p: PathBuf| Some(p.to_string_lossy().into_owned());
+    let user = config
+        .nodes
+        .first()
+        .map(|n| n.user.clone())
+        .unwrap_or_default();
+    let (cert, key) = sandbox.pgconverge_client_files(&user);
+    config.tls = TlsConfig {
+        sslmode: Some("verify-full".into()),
+        sslrootcert: path(sandbox.ca_cert_path()),
+        sslcert: path(cert),
+        sslkey: path(key),
+        subscription: None,
+    };
+    for node in &mut config.nodes {
+        node.sslmode = None;
+        let files = sandbox.tls_files(&node.name);
+        let (cert, key) = files.client(&node.user);
+        node.subscription_tls = Some(SubscriptionTlsConfig {
+            sslmode: Some("verify-full".into()),
+            sslrootcert: path(files.root_cert),
+            sslcert: path(cert),
+            sslkey: path(key),
+            auth: Some(SubscriptionAuth::Certificate),
+        });
+    }
+    config
+}
+
+fn print_tls_files(sandbox: &Sandbox, specs: &[SandboxNodeSpec]) {
+    println!("TLS: CA {}", sandbox.ca_cert_path().display());
+    for spec in specs {
+        let (cert, key) = sandbox.pgconverge_client_files(&spec.user);
+        let files = sandbox.tls_files(&spec.name);
+        let (sub_cert, sub_key) = files.client(&spec.user);
+        println!(
+            "  {}: pgconverge's client certificate {} (key {}); the node's subscriptions use {} (key {}) and CA {}",
+            spec.name,
+            cert.display(),
+            key.display(),
+            sub_cert.display(),
+            sub_key.display(),
+            files.root_cert.display()
+        );
+    }
 }
 
 fn describe(s: &pgconverge_sandbox::NodeStatus) -> String {

@@ -110,6 +110,10 @@ pub struct TableCatalog {
     /// Sequences feeding integer columns (identity, serial, or a default calling `nextval`),
     /// sorted by column.
     pub key_sequences: Vec<KeySequenceCatalog>,
+    /// Whether the table holds any row; read only on a node that is not a member of the mesh
+    /// yet (`None` otherwise), to tell a database being brought in from an empty one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_rows: Option<bool>,
 }
 
 /// A sequence that hands out a column's values, with the values already in use.

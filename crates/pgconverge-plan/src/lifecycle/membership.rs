@@ -109,7 +109,7 @@ pub(super) fn join_change(
 }
 
 /// A join that copies nothing: the record alone.
-fn bare_join(node: &DesiredNode, reason: &str) -> Change {
+pub(super) fn bare_join(node: &DesiredNode, reason: &str) -> Change {
     let address = ObjectAddress::Membership {
         node: node.name.clone(),
     };

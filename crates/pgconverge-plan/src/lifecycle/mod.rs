@@ -16,7 +16,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pgconverge_model::catalog::NodeCatalog;
+use pgconverge_model::catalog::{NodeCatalog, QualifiedName};
 use pgconverge_model::{ClusterConfig, ObjectAddress};
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +52,48 @@ pub struct LifecycleInput<'a> {
     pub donor: Option<&'a str>,
 }
 
+/// The one configured node whose replicated tables hold rows, when no node is a member yet.
+/// Several such nodes are refused: which rows are right is not pgconverge's to guess.
+fn seed_node<'a>(input: &LifecycleInput<'a>) -> Result<Option<&'a str>, Blocker> {
+    let holding: Vec<(&'a str, Vec<String>)> = input
+        .config
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            let catalog = input.observed.get(&node.name)?;
+            let tables: Vec<String> = input
+                .config
+                .tables
+                .iter()
+                .map(|t| QualifiedName::new(t.schema.clone(), t.name.clone()))
+                .filter(|t| catalog.tables.get(t).and_then(|c| c.has_rows) == Some(true))
+                .map(|t| t.to_string())
+                .collect();
+            (!tables.is_empty()).then_some((node.name.as_str(), tables))
+        })
+        .collect();
+    match holding.as_slice() {
+        [] => Ok(None),
+        [(seed, _)] => Ok(Some(seed)),
+        [first, second, ..] => Err(Blocker {
+            node: second.0.to_string(),
+            setting: "rows before joining".into(),
+            current: format!(
+                "{} holds rows in {} and {} holds rows in {}",
+                first.0,
+                first.1.join(", "),
+                second.0,
+                second.1.join(", ")
+            ),
+            required: "rows on at most one node when a mesh is formed".into(),
+            fix: format!(
+                "keep the rows on the one node the mesh should start from and empty those tables on the others (or point them at empty databases); {} nodes hold rows",
+                holding.len()
+            ),
+        }),
+    }
+}
+
 /// The lifecycle part of a plan.
 #[derive(Debug, Default)]
 pub struct LifecyclePlan {
@@ -75,10 +117,31 @@ pub fn plan_lifecycle(input: &LifecycleInput<'_>) -> LifecyclePlan {
         })
         .map(|n| n.name.as_str())
         .collect();
+    // A mesh formed around a database that already holds rows starts from that node: it
+    // joins as it is and the others are bootstrapped from it.
+    let seed = if members.is_empty() {
+        match seed_node(input) {
+            Ok(seed) => seed,
+            Err(blocker) => {
+                plan.blockers.push(blocker);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let members: Vec<&str> = seed.map_or(members, |s| vec![s]);
     for node in input.desired {
         let Some(observed) = input.observed.get(&node.name) else {
             continue;
         };
+        if seed == Some(node.name.as_str()) && observed.membership.is_none() {
+            plan.changes.push(membership::bare_join(
+                node,
+                "holds rows: the mesh starts from this node's data, the others copy it",
+            ));
+            continue;
+        }
         match membership::join_change(input, node, observed, &members) {
             Ok(Some(change)) => plan.changes.push(change),
             Ok(None) => {}

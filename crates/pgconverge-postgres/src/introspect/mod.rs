@@ -309,6 +309,9 @@ async fn read_catalog(
     } else {
         None
     };
+    if membership.is_none() {
+        read_which_hold_rows(client, &mut tables).await?;
+    }
     tables::attach_key_sequences(&mut tables, &key_sequence_rows)?;
     let key_slots = if tables.contains_key(&QualifiedName::new(INTERNAL_SCHEMA, KEY_SLOT_TABLE)) {
         let rows = query(client, "key slots", KEY_SLOTS_SQL, &[]).await?;
@@ -393,6 +396,52 @@ async fn read_key_usage(
                 }
                 (_, None) => {}
             }
+        }
+    }
+    Ok(())
+}
+
+/// On a node not in the mesh yet, which of its tables (outside pgconverge's schema) hold a
+/// row: one query, an `EXISTS` per table, each stopping at the first row it finds.
+async fn read_which_hold_rows(
+    client: &Client,
+    tables: &mut BTreeMap<QualifiedName, TableCatalog>,
+) -> Result<(), IntrospectError> {
+    let user_tables: Vec<&QualifiedName> = tables
+        .keys()
+        .filter(|t| t.schema != INTERNAL_SCHEMA)
+        .collect();
+    if user_tables.is_empty() {
+        return Ok(());
+    }
+    let probes: Vec<String> = user_tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                "SELECT {i}::int4 WHERE EXISTS (SELECT FROM {})",
+                quote_qualified(&t.schema, &t.name)
+            )
+        })
+        .collect();
+    let rows = query(
+        client,
+        "tables holding rows",
+        &probes.join(" UNION ALL "),
+        &[],
+    )
+    .await?;
+    let mut holding = vec![false; user_tables.len()];
+    for row in &rows {
+        let index: i32 = get(row, 0, "tables holding rows")?;
+        if let Some(slot) = usize::try_from(index).ok().and_then(|i| holding.get_mut(i)) {
+            *slot = true;
+        }
+    }
+    let names: Vec<QualifiedName> = user_tables.into_iter().cloned().collect();
+    for (name, holds) in names.iter().zip(holding) {
+        if let Some(table) = tables.get_mut(name) {
+            table.has_rows = Some(holds);
         }
     }
     Ok(())

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mesh::stable_session;
 use pgconverge_tests::{output_text as text, TestCluster};
 use serde_json::json;
 use tokio_postgres::Client;
@@ -54,22 +53,6 @@ async fn write_until(client: Client, tag: &'static str, stop: Arc<AtomicBool>) -
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     n
-}
-
-/// Every row of `table` on node `node`, as text, in key order.
-async fn rows(cluster: &TestCluster, node: usize, table: &str) -> Vec<String> {
-    let client = cluster.client(node).await;
-    stable_session(&client).await;
-    client
-        .query(
-            &format!("SELECT to_jsonb(t)::text FROM public.{table} AS t ORDER BY id"),
-            &[],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("reading {table} on node {node}: {e}"))
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -164,58 +147,13 @@ async fn adoption_of_a_database_with_rows_while_it_takes_writes() {
     }
 
     let deadline = Instant::now() + Duration::from_secs(90);
-    for table in ["customers", "orders"] {
-        loop {
-            let first = rows(&cluster, 0, table).await;
-            let mut same = true;
-            for node in 1..3 {
-                same &= rows(&cluster, node, table).await == first;
-            }
-            if same {
-                let at_least = if table == "orders" { ORDERS } else { CUSTOMERS };
-                assert!(
-                    first.len() as i64 > at_least,
-                    "{table}: {} rows",
-                    first.len()
-                );
-                break;
-            }
-            if Instant::now() >= deadline {
-                let mut report = String::new();
-                for node in 1..3 {
-                    let other = rows(&cluster, node, table).await;
-                    let a: std::collections::BTreeSet<&String> = first.iter().collect();
-                    let b: std::collections::BTreeSet<&String> = other.iter().collect();
-                    let only_first: Vec<&&String> = a.difference(&b).take(5).collect();
-                    let only_other: Vec<&&String> = b.difference(&a).take(5).collect();
-                    report.push_str(&format!(
-                        "node {node}: {} rows vs {} on n1; only on n1: {only_first:?}; only on node {node}: {only_other:?}\n",
-                        other.len(),
-                        first.len()
-                    ));
-                }
-                panic!("{table} differs between nodes after writes stopped:\n{report}");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+    for (table, at_least) in [("customers", CUSTOMERS), ("orders", ORDERS)] {
+        let rows = mesh::wait_until_identical(&cluster, table, deadline).await;
+        assert!(rows.len() as i64 > at_least, "{table}: {} rows", rows.len());
     }
     for node in 0..3 {
-        let errors: i64 = cluster
-            .client(node)
-            .await
-            .query_one(
-                "SELECT coalesce(sum(apply_error_count), 0)::int8 FROM pg_stat_subscription_stats",
-                &[],
-            )
-            .await
-            .expect("subscription stats")
-            .get(0);
-        assert_eq!(
-            errors,
-            0,
-            "apply errors on node {node}:\n{}",
-            mesh::apply_error_lines(&cluster.server_log(node), 5)
-        );
+        let (errors, log) = mesh::apply_error_count(&cluster, node).await;
+        assert_eq!(errors, 0, "apply errors on node {node}:\n{log}");
     }
     let out = with(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "re-plan:\n{}", text(&out));

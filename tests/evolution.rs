@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mesh::stable_session;
 use pgconverge_tests::{output_text as text, TestCluster};
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
@@ -143,35 +142,6 @@ async fn writer(client: Client, node: u64, stop: Arc<AtomicBool>) -> u64 {
     committed
 }
 
-/// Every row of `table` on node `node`, as text, in key order.
-async fn rows(cluster: &TestCluster, node: usize, table: &str) -> Vec<String> {
-    let client = cluster.client(node).await;
-    stable_session(&client).await;
-    client
-        .query(
-            &format!("SELECT t::text FROM public.{table} AS t ORDER BY id"),
-            &[],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("reading {table} on node {node}: {e}"))
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-async fn apply_errors(cluster: &TestCluster, node: usize) -> i64 {
-    cluster
-        .client(node)
-        .await
-        .query_one(
-            "SELECT coalesce(sum(apply_error_count), 0)::int8 FROM pg_stat_subscription_stats",
-            &[],
-        )
-        .await
-        .expect("subscription stats")
-        .get(0)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn evolution_changes_under_writes_on_every_node_converge() {
     let cluster = TestCluster::start(3);
@@ -208,22 +178,8 @@ async fn evolution_changes_under_writes_on_every_node_converge() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     for table in ["items", "events"] {
-        loop {
-            let first = rows(&cluster, 0, table).await;
-            let mut same = true;
-            for node in 1..3 {
-                same &= rows(&cluster, node, table).await == first;
-            }
-            if same {
-                assert!(!first.is_empty(), "{table} is empty");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{table} differs between nodes after writes stopped"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let rows = mesh::wait_until_identical(&cluster, table, deadline).await;
+        assert!(!rows.is_empty(), "{table} is empty");
     }
     let qty_written: i64 = cluster
         .client(1)
@@ -237,12 +193,8 @@ async fn evolution_changes_under_writes_on_every_node_converge() {
         .get(0);
     assert!(qty_written > 0, "no write used the new column");
     for node in 0..3 {
-        assert_eq!(
-            apply_errors(&cluster, node).await,
-            0,
-            "apply errors on node {node}:\n{}",
-            mesh::apply_error_lines(&cluster.server_log(node), 5)
-        );
+        let (errors, log) = mesh::apply_error_count(&cluster, node).await;
+        assert_eq!(errors, 0, "apply errors on node {node}:\n{log}");
     }
     let out = cluster.pgconverge(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "re-plan:\n{}", text(&out));

@@ -347,3 +347,71 @@ pub fn log_tail(log: &str, lines: usize) -> String {
     let all: Vec<&str> = log.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// Every row of `public.<table>` on node `node` (0-based) as canonical JSON (keys sorted, so
+/// nodes whose columns are in another order compare equal), ordered by `id`.
+pub async fn rows_as_json(cluster: &TestCluster, node: usize, table: &str) -> Vec<String> {
+    let client = cluster.client(node).await;
+    stable_session(&client).await;
+    let sql = format!(
+        "SELECT pg_catalog.to_jsonb(t)::text FROM {} AS t ORDER BY id",
+        quote_qualified("public", table)
+    );
+    client
+        .query(&sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("reading {table} on node {node}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Waits until `public.<table>` holds the same rows on every node and returns them; past
+/// `deadline`, fails showing what differs from node 0.
+pub async fn wait_until_identical(
+    cluster: &TestCluster,
+    table: &str,
+    deadline: Instant,
+) -> Vec<String> {
+    loop {
+        let first = rows_as_json(cluster, 0, table).await;
+        let mut report = String::new();
+        for node in 1..cluster.nodes.len() {
+            let other = rows_as_json(cluster, node, table).await;
+            if other != first {
+                let a: std::collections::BTreeSet<&String> = first.iter().collect();
+                let b: std::collections::BTreeSet<&String> = other.iter().collect();
+                let only_first: Vec<&&String> = a.difference(&b).take(5).collect();
+                let only_other: Vec<&&String> = b.difference(&a).take(5).collect();
+                report.push_str(&format!(
+                    "node {node}: {} rows against {}; only on node 0: {only_first:?}; only on node {node}: {only_other:?}\n",
+                    other.len(),
+                    first.len()
+                ));
+            }
+        }
+        if report.is_empty() {
+            return first;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{table} differs between nodes after writes stopped:\n{report}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Apply errors counted by every subscription of node `node`, with the server log's last ones.
+pub async fn apply_error_count(cluster: &TestCluster, node: usize) -> (i64, String) {
+    let count = cluster
+        .client(node)
+        .await
+        .query_one(
+            "SELECT coalesce(sum(apply_error_count), 0)::int8 FROM pg_stat_subscription_stats",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("subscription stats on node {node}: {e}"))
+        .get(0);
+    (count, apply_error_lines(&cluster.server_log(node), 5))
+}

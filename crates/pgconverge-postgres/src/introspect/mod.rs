@@ -402,15 +402,35 @@ async fn read_key_usage(
 }
 
 /// On a node not in the mesh yet, which of its tables (outside pgconverge's schema) hold a
-/// row: one query, an `EXISTS` per table, each stopping at the first row it finds.
+/// row: one query, an `EXISTS` per table, each stopping at the first row it finds. Tables the
+/// role may not read are left unknown (`has_rows` stays `None`) rather than failing.
 async fn read_which_hold_rows(
     client: &Client,
     tables: &mut BTreeMap<QualifiedName, TableCatalog>,
 ) -> Result<(), IntrospectError> {
-    let user_tables: Vec<&QualifiedName> = tables
+    let candidates: Vec<&QualifiedName> = tables
         .keys()
         .filter(|t| t.schema != INTERNAL_SCHEMA)
         .collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = candidates
+        .iter()
+        .map(|t| quote_qualified(&t.schema, &t.name))
+        .collect();
+    let params: [(&(dyn ToSql + Sync), Type); 1] = [(&names, Type::TEXT_ARRAY)];
+    let readable_rows = query(client, "readable tables", READABLE_TABLES_SQL, &params).await?;
+    let mut user_tables = Vec::new();
+    for row in &readable_rows {
+        let ordinal: i64 = get(row, 0, "readable tables")?;
+        if let Some(t) = usize::try_from(ordinal - 1)
+            .ok()
+            .and_then(|i| candidates.get(i))
+        {
+            user_tables.push(*t);
+        }
+    }
     if user_tables.is_empty() {
         return Ok(());
     }
@@ -446,6 +466,12 @@ async fn read_which_hold_rows(
     }
     Ok(())
 }
+
+/// The positions (1-based) of the given quoted table names the session may read.
+const READABLE_TABLES_SQL: &str = "
+SELECT t.i FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS t(name, i)
+WHERE pg_catalog.has_table_privilege(t.name, 'SELECT')
+ORDER BY t.i";
 
 /// The membership table holds one row, the node's own; an empty table means not joined.
 fn decode_membership(rows: &[Row]) -> Result<Option<MembershipCatalog>, IntrospectError> {

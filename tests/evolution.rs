@@ -1,4 +1,5 @@
-//! Schema changes (columns added, widened, renamed and dropped, a UNIQUE, a new table)
+//! Schema changes (columns added, widened, renamed and dropped, a UNIQUE added and dropped,
+//! an index, tables added and one dropped)
 //! applied one after another to a 3-node mesh while a seeded writer keeps
 //! inserting and updating on every node, writing the new columns and the new table as soon as
 //! its node has them. Afterwards every table is identical, row by row, on every node, and no
@@ -18,7 +19,8 @@ use tokio_postgres::Client;
 
 /// The config at step `step` (0 = the starting schema), each step one more change: a
 /// nullable column, a NOT NULL column with a default, a widened type, a UNIQUE, a new table, a
-/// rename, a dropped column, the UNIQUE dropped and an index added, the index dropped.
+/// rename, a dropped column, the UNIQUE dropped and an index added, the index dropped; a
+/// second new table, `audit`, is dropped at step 10 (see `config`).
 fn tables(step: usize) -> Value {
     let mut columns = vec![
         json!({ "name": "id", "type": "bigint" }),
@@ -59,13 +61,32 @@ fn tables(step: usize) -> Value {
             "primary_key": ["id"]
         }));
     }
+    if (5..10).contains(&step) {
+        all.push(json!({
+            "name": "audit",
+            "columns": [{ "name": "id", "type": "bigint" }, { "name": "what", "type": "text" }],
+            "primary_key": ["id"]
+        }));
+    }
     Value::Array(all)
 }
 
-/// The last config step, and the last whose changes are gated (step 9 drops an index, which
-/// is built and dropped concurrently instead).
-const STEPS: usize = 9;
-const LAST_GATED_STEP: usize = 8;
+/// The whole config at step `step`: the cluster's nodes, the tables, and from step 10 on the
+/// table `audit` listed as dropped.
+fn config(cluster: &TestCluster, step: usize) -> Value {
+    let mut config = json!({ "nodes": cluster.nodes_json(), "tables": tables(step) });
+    if step >= 10 {
+        config["dropped_tables"] = json!(["audit"]);
+    }
+    config
+}
+
+/// The last config step. Every step but 9 (an index dropped, which happens concurrently
+/// instead) is gated.
+const STEPS: usize = 10;
+fn gated(step: usize) -> bool {
+    step != 9
+}
 
 /// Tiny deterministic generator (xorshift), so a failing run can be repeated.
 struct Seeded(u64);
@@ -95,16 +116,25 @@ fn writes(node: u64, n: u64, target: u64, rng: &mut Seeded) -> Vec<String> {
             format!("UPDATE public.items SET score = score + 1 WHERE id = {target}"),
         ];
     }
-    let with_event = |insert: String| {
+    let with_event = |insert: String, audit: bool| {
+        let audit = if audit {
+            format!(", a AS (INSERT INTO public.audit (id, what) SELECT id, 'a{id}' FROM i)")
+        } else {
+            String::new()
+        };
         format!(
-            "WITH i AS ({insert} RETURNING id) \
+            "WITH i AS ({insert} RETURNING id){audit} \
              INSERT INTO public.events (id, item_id, body) SELECT id, id, 'e{id}' FROM i"
         )
     };
+    let newest = format!(
+        "INSERT INTO public.items (id, code, remark, qty) VALUES ({id}, 'c{id}', 'r{id}', {qty})"
+    );
     vec![
-        with_event(format!("INSERT INTO public.items (id, code, remark, qty) VALUES ({id}, 'c{id}', 'r{id}', {qty})")),
-        with_event(format!("INSERT INTO public.items (id, code, score, remark, qty) VALUES ({id}, 'c{id}', {score}, 'r{id}', {qty})")),
-        with_event(format!("INSERT INTO public.items (id, code, score, note, qty) VALUES ({id}, 'c{id}', {score}, 'n{id}', {qty})")),
+        with_event(newest.clone(), true),
+        with_event(newest, false),
+        with_event(format!("INSERT INTO public.items (id, code, score, remark, qty) VALUES ({id}, 'c{id}', {score}, 'r{id}', {qty})"), true),
+        with_event(format!("INSERT INTO public.items (id, code, score, note, qty) VALUES ({id}, 'c{id}', {score}, 'n{id}', {qty})"), true),
         format!("INSERT INTO public.items (id, code, score, note, qty) VALUES ({id}, 'c{id}', {score}, 'n{id}', {qty})"),
         format!("INSERT INTO public.items (id, code, score, note) VALUES ({id}, 'c{id}', {score}, 'n{id}')"),
         format!("INSERT INTO public.items (id, code, score) VALUES ({id}, 'c{id}', {})", score % 1000),
@@ -145,7 +175,7 @@ async fn writer(client: Client, node: u64, stop: Arc<AtomicBool>) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn evolution_changes_under_writes_on_every_node_converge() {
     let cluster = TestCluster::start(3);
-    cluster.write_config(tables(0));
+    cluster.write_config_value(config(&cluster, 0));
     let out = cluster.pgconverge(&["apply", "--auto-approve"]);
     assert_eq!(out.status.code(), Some(0), "apply failed:\n{}", text(&out));
 
@@ -157,12 +187,12 @@ async fn evolution_changes_under_writes_on_every_node_converge() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     for step in 1..=STEPS {
-        cluster.write_config(tables(step));
+        cluster.write_config_value(config(&cluster, step));
         let plan = cluster.pgconverge(&["plan"]);
         assert_eq!(plan.status.code(), Some(0), "plan {step}:\n{}", text(&plan));
         assert_eq!(
             text(&plan).contains("[gated]"),
-            step <= LAST_GATED_STEP,
+            gated(step),
             "step {step}:\n{}",
             text(&plan)
         );
@@ -180,6 +210,16 @@ async fn evolution_changes_under_writes_on_every_node_converge() {
     for table in ["items", "events"] {
         let rows = mesh::wait_until_identical(&cluster, table, deadline).await;
         assert!(!rows.is_empty(), "{table} is empty");
+    }
+    for node in 0..3 {
+        let audit: Option<String> = cluster
+            .client(node)
+            .await
+            .query_one("SELECT to_regclass('public.audit')::text", &[])
+            .await
+            .expect("to_regclass")
+            .get(0);
+        assert_eq!(audit, None, "the dropped table is still on node {node}");
     }
     let qty_written: i64 = cluster
         .client(1)

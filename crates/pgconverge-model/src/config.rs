@@ -23,6 +23,11 @@ pub struct ClusterConfig {
     /// TLS defaults for every node; a node's own fields override them one by one.
     #[serde(default, skip_serializing_if = "TlsConfig::is_empty")]
     pub tls: TlsConfig,
+    /// Tables to drop on every node, as `schema.table` or `table` (in `public`); their rows
+    /// are lost. A table only left out of `tables` is kept: pgconverge drops nothing it is
+    /// not told to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_tables: Vec<String>,
 }
 
 /// One PostgreSQL server (one database on it) taking part in the mesh.

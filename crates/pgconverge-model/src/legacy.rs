@@ -270,6 +270,7 @@ fn load_parsed(
         }),
         replication: Some(&replication),
         tls: None,
+        dropped_tables: &[],
     };
     validate::check(&parts, &layout, &mut findings);
     let semantic = findings.diagnostics;
@@ -285,6 +286,7 @@ fn load_parsed(
             tables: tables.into_iter().map(|(_, t)| t).collect(),
             replication,
             tls: Default::default(),
+            dropped_tables: Vec::new(),
         })
     } else {
         Err(Diagnostics(diagnostics))
@@ -603,6 +605,9 @@ impl Layout for LegacyLayout {
     }
     fn table_field(&self, t: usize, _field: &str) -> FieldPath {
         self.table(t)
+    }
+    fn dropped_table(&self, _d: usize) -> FieldPath {
+        FieldPath::root()
     }
     fn column_default(&self, t: usize, c: usize) -> FieldPath {
         match self.column_key(t, c) {

@@ -81,6 +81,10 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         None => TlsConfig::default(),
         Some(v) => TlsConfig::deserialize(v).ok()?,
     };
+    let dropped_tables = match root.get("dropped_tables") {
+        None => Vec::new(),
+        Some(v) => Vec::<String>::deserialize(v).ok()?,
+    };
     let schema = match root.get("$schema") {
         None => None,
         Some(v) => Some(String::deserialize(v).ok()?),
@@ -92,6 +96,7 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         unreadable_tables: HashSet::new(),
         replication: Some(&replication),
         tls: Some(&tls),
+        dropped_tables: &dropped_tables,
     };
     // No positions: whether there is any problem is all this needs to know.
     let unlocated = ParsedFile::unparsed(&src.path);
@@ -106,6 +111,7 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         tables,
         replication,
         tls,
+        dropped_tables,
     }
     .with_tls_defaults()))
 }
@@ -141,6 +147,10 @@ fn load_unified_located(
         None => Some(TlsConfig::default()),
         Some(v) => reader.read(v, &FieldPath::root().key("tls"), &mut unreadable),
     };
+    let dropped_tables: Option<Vec<String>> = match root.get("dropped_tables") {
+        None => Some(Vec::new()),
+        Some(v) => reader.read(v, &FieldPath::root().key("dropped_tables"), &mut unreadable),
+    };
     let schema = match root.get("$schema") {
         None => Some(None),
         Some(v) => reader
@@ -157,6 +167,7 @@ fn load_unified_located(
         }),
         replication: replication.as_ref(),
         tls: tls.as_ref(),
+        dropped_tables: dropped_tables.as_deref().unwrap_or_default(),
     };
     let mut findings = Findings::new(vec![&parsed.file]);
     validate::check(&parts, &UnifiedLayout, &mut findings);
@@ -168,15 +179,25 @@ fn load_unified_located(
         findings.diagnostics,
     );
     let complete = node_entries == Some(nodes.len()) && table_entries == Some(tables.len());
-    match (diagnostics.is_empty(), complete, replication, schema, tls) {
-        (true, true, Some(replication), Some(schema), Some(tls)) => Ok(ClusterConfig {
-            schema,
-            nodes: nodes.into_iter().map(|(_, n)| n).collect(),
-            tables: tables.into_iter().map(|(_, t)| t).collect(),
-            replication,
-            tls,
+    match (
+        diagnostics.is_empty(),
+        complete,
+        replication,
+        schema,
+        tls,
+        dropped_tables,
+    ) {
+        (true, true, Some(replication), Some(schema), Some(tls), Some(dropped_tables)) => {
+            Ok(ClusterConfig {
+                schema,
+                nodes: nodes.into_iter().map(|(_, n)| n).collect(),
+                tables: tables.into_iter().map(|(_, t)| t).collect(),
+                replication,
+                tls,
+                dropped_tables,
+            }
+            .with_tls_defaults())
         }
-        .with_tls_defaults()),
         (true, ..) => Err(Diagnostics(vec![Diagnostic {
             file: src.path.clone(),
             line: 1,
@@ -258,6 +279,9 @@ impl Layout for UnifiedLayout {
     }
     fn table_field(&self, t: usize, field: &str) -> FieldPath {
         Self::table_path(t).key(field)
+    }
+    fn dropped_table(&self, d: usize) -> FieldPath {
+        FieldPath::root().key("dropped_tables").index(d)
     }
     fn primary_key(&self, t: usize) -> FieldPath {
         Self::table_path(t).key("primary_key")

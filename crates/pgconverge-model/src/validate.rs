@@ -39,6 +39,8 @@ pub(crate) trait Layout {
     fn column_field(&self, t: usize, c: usize, field: &str) -> FieldPath;
     /// Another field of a table (`dropped_columns`); the table where the format has none.
     fn table_field(&self, t: usize, field: &str) -> FieldPath;
+    /// An entry of the top-level `dropped_tables`.
+    fn dropped_table(&self, d: usize) -> FieldPath;
     fn primary_key(&self, t: usize) -> FieldPath;
     fn unique(&self, t: usize, u: usize) -> FieldPath;
     fn foreign_key(&self, t: usize, f: usize) -> FieldPath;
@@ -86,6 +88,8 @@ pub(crate) struct Parts<'a> {
     pub(crate) replication: Option<&'a ReplicationConfig>,
     /// The cluster's TLS defaults; `None` for a format that has none.
     pub(crate) tls: Option<&'a TlsConfig>,
+    /// Tables the config asks to drop.
+    pub(crate) dropped_tables: &'a [String],
 }
 
 /// Runs every semantic check.
@@ -93,6 +97,7 @@ pub(crate) fn check(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findi
     check_nodes(parts, layout, findings);
     tls::check(parts, layout, findings);
     check_tables(parts, layout, findings);
+    check_dropped_tables(parts, layout, findings);
     if let Some(replication) = parts.replication {
         let path = layout.replication();
         for (field, days) in [
@@ -635,6 +640,34 @@ fn check_columns(t: usize, table: &TableConfig, layout: &dyn Layout, findings: &
         }
     }
     check_dropped_columns(t, table, layout, findings);
+}
+
+/// A dropped table is configured nowhere else, and names a table once.
+fn check_dropped_tables(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findings<'_>) {
+    let file = layout.tables_file();
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for (d, reference) in parts.dropped_tables.iter().enumerate() {
+        let (schema, name) = split_reference(reference);
+        let configured = parts
+            .tables
+            .iter()
+            .any(|(_, t)| t.schema == schema && t.name == name);
+        let problem = if configured {
+            Some(format!(
+                "{} is still in tables; remove it there to drop it",
+                quoted(reference)
+            ))
+        } else if seen.contains(&(schema, name)) {
+            Some(format!("{} is listed twice", quoted(reference)))
+        } else {
+            identifier_problem("table name", name)
+                .or_else(|| identifier_problem("schema name", schema))
+        };
+        seen.push((schema, name));
+        if let Some(problem) = problem {
+            findings.error(file, &layout.dropped_table(d), problem);
+        }
+    }
 }
 
 /// Dropped columns are configured nowhere else: not as a column, not in a key.

@@ -33,6 +33,8 @@ pub struct DesiredNode {
     pub triggers: Vec<Arc<TriggerDef>>,
     pub publication: DesiredPublication,
     pub subscriptions: Vec<DesiredSubscription>,
+    /// Tables the config asks to drop.
+    pub dropped_tables: Vec<QualifiedName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +145,8 @@ struct SharedObjects {
 
 impl SharedObjects {
     fn new(config: &ClusterConfig) -> SharedObjects {
-        let conflict = conflict::cluster_objects(&config.tables, &config.replication);
+        let dropped = dropped_tables(config);
+        let conflict = conflict::cluster_objects(&config.tables, &config.replication, &dropped);
         let mut schemas = vec![INTERNAL_SCHEMA.to_string()];
         for table in &config.tables {
             if !schemas.contains(&table.schema) {
@@ -197,6 +200,7 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
             publish: conflict.publish_operations.clone(),
         },
         subscriptions,
+        dropped_tables: dropped_tables(config),
     }
 }
 
@@ -326,6 +330,15 @@ fn name_parts<'a>(table: &'a str, columns: &'a [String]) -> Vec<&'a str> {
 }
 
 /// `schema.table` or a bare table name (in `default_schema`).
+/// The config's `dropped_tables`, qualified.
+fn dropped_tables(config: &ClusterConfig) -> Vec<QualifiedName> {
+    config
+        .dropped_tables
+        .iter()
+        .map(|t| parse_table_ref(t, "public"))
+        .collect()
+}
+
 pub fn parse_table_ref(reference: &str, default_schema: &str) -> QualifiedName {
     match reference.split_once('.') {
         Some((schema, name)) => QualifiedName::new(schema, name),

@@ -21,6 +21,7 @@ use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
 use crate::conflict::naming::{
     internal, per_table_function, APPLY_TRIGGER_KIND, CHANGES_TABLE, LOG_TRIGGER,
+    UNKNOWN_CHANGE_FUNCTION,
 };
 
 /// The per-table functions the conflict machinery generates.
@@ -37,6 +38,18 @@ fn table_of(address: &ObjectAddress) -> Option<&QualifiedName> {
         | ObjectAddress::Trigger { table, .. } => Some(table),
         _ => None,
     }
+}
+
+/// Tables one node's gated changes drop.
+fn dropped_tables<'a>(changes: impl IntoIterator<Item = &'a Change>) -> BTreeSet<QualifiedName> {
+    changes
+        .into_iter()
+        .filter(|c| c.gated && c.action == Action::Delete)
+        .filter_map(|c| match &c.address {
+            ObjectAddress::Table { table } => Some(table.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Tables one node's gated changes create.
@@ -61,10 +74,9 @@ pub fn gate_locks<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone) -> 
     let mut locks: Vec<QualifiedName> = changes
         .into_iter()
         .filter(|c| c.gated)
-        .filter_map(|c| match &c.address {
-            ObjectAddress::Column { table, .. } | ObjectAddress::Constraint { table, .. } => {
-                Some(table.clone())
-            }
+        .filter_map(|c| match (&c.address, c.action) {
+            (ObjectAddress::Column { table, .. } | ObjectAddress::Constraint { table, .. }, _)
+            | (ObjectAddress::Table { table }, Action::Delete) => Some(table.clone()),
             _ => None,
         })
         .filter(|t| !created.contains(t))
@@ -88,6 +100,7 @@ pub fn settle_gate(node_changes: &mut [Change], observed: &NodeCatalog) {
         change.gated = in_mesh
             && match (&change.address, change.action) {
                 (ObjectAddress::Table { .. }, Action::Create) => true,
+                (ObjectAddress::Table { .. }, Action::Delete) => change.gated,
                 (
                     ObjectAddress::Column { table, .. } | ObjectAddress::Constraint { table, .. },
                     _,
@@ -102,9 +115,10 @@ pub fn settle_gate(node_changes: &mut [Change], observed: &NodeCatalog) {
             };
     }
     let created = created_tables(node_changes.iter());
+    let dropped = dropped_tables(node_changes.iter());
     let altered: BTreeSet<QualifiedName> = gate_locks(node_changes.iter())
         .into_iter()
-        .filter(|t| *t != internal(CHANGES_TABLE))
+        .filter(|t| *t != internal(CHANGES_TABLE) && !dropped.contains(t))
         .collect();
     let functions: BTreeSet<QualifiedName> = created
         .iter()
@@ -120,6 +134,7 @@ pub fn settle_gate(node_changes: &mut [Change], observed: &NodeCatalog) {
         .map(|t| per_table_function(APPLY_TRIGGER_KIND, t).name)
         .collect();
     let changes_table = internal(CHANGES_TABLE);
+    settle_dropped(node_changes, &dropped);
     for change in node_changes {
         let belongs = match &change.address {
             ObjectAddress::Function { function } => functions.contains(function),
@@ -129,5 +144,39 @@ pub fn settle_gate(node_changes: &mut [Change], observed: &NodeCatalog) {
             address => table_of(address).is_some_and(|t| created.contains(t)),
         };
         change.gated |= belongs && change.transactional && change.action != Action::Delete;
+    }
+}
+
+/// A dropped table's triggers and per-table functions are dropped in its gate, before it, and
+/// the unknown-change function that lets go of its changes in flight is regenerated there.
+fn settle_dropped(node_changes: &mut [Change], dropped: &BTreeSet<QualifiedName>) {
+    if dropped.is_empty() {
+        return;
+    }
+    let functions: BTreeSet<QualifiedName> = dropped
+        .iter()
+        .flat_map(|table| {
+            TABLE_FUNCTION_KINDS
+                .iter()
+                .map(move |kind| per_table_function(kind, table))
+        })
+        .collect();
+    let apply_triggers: BTreeSet<String> = dropped
+        .iter()
+        .map(|t| per_table_function(APPLY_TRIGGER_KIND, t).name)
+        .collect();
+    let changes_table = internal(CHANGES_TABLE);
+    let unknown_change = internal(UNKNOWN_CHANGE_FUNCTION);
+    for change in node_changes {
+        let belongs = match (&change.address, change.action) {
+            (ObjectAddress::Function { function }, Action::Delete) => functions.contains(function),
+            (ObjectAddress::Function { function }, _) => *function == unknown_change,
+            (ObjectAddress::Trigger { table, name }, Action::Delete) => {
+                dropped.contains(table)
+                    || (*table == changes_table && apply_triggers.contains(name))
+            }
+            _ => false,
+        };
+        change.gated |= belongs && change.transactional;
     }
 }

@@ -421,7 +421,11 @@ fn table_functions(shapes: &[Arc<TableShape>]) -> Vec<FunctionDef> {
 
 /// The conflict-resolution objects of every node for `tables`. Function bodies depend only on
 /// the table definitions and the retention settings, never on the node.
-pub fn cluster_objects(tables: &[TableConfig], replication: &ReplicationConfig) -> ConflictObjects {
+pub fn cluster_objects(
+    tables: &[TableConfig],
+    replication: &ReplicationConfig,
+    dropped_tables: &[QualifiedName],
+) -> ConflictObjects {
     let shapes: Vec<Arc<TableShape>> = tables
         .iter()
         .map(|table| Arc::new(TableShape::new(table)))
@@ -434,7 +438,7 @@ pub fn cluster_objects(tables: &[TableConfig], replication: &ReplicationConfig) 
         internal::merge_tombstone_function(),
         internal::merge_claim_function(),
         internal::record_conflict_function(),
-        remote_apply::unknown_change_function(),
+        remote_apply::unknown_change_function(dropped_tables),
     ];
     let changes = internal_name(CHANGES_TABLE);
     let mut triggers = Vec::new();

@@ -18,7 +18,8 @@ use super::naming::{
 };
 use super::shape::{field, stamp_greater, TableShape};
 use super::FunctionDef;
-use pgconverge_sql::{quote_ident, quote_literal};
+use pgconverge_model::catalog::QualifiedName;
+use pgconverge_sql::{quote_ident, quote_literal, quote_qualified};
 
 /// Passes after which a change that keeps meeting a concurrent conflicting row is reported
 /// as an error instead of looping.
@@ -1114,20 +1115,36 @@ fn update_lists(shape: &TableShape) -> (String, String) {
 /// `_pgconverge.refuse_unknown_change()`: the last REPLICA trigger on the change log. Every
 /// change for a replicated table was merged (and dropped) by that table's trigger before it;
 /// one reaching this trigger names a table this node does not replicate yet.
-pub fn unknown_change_function() -> FunctionDef {
-    let body = "
+/// Changes to a table the config dropped (`dropped_tables`) are let go: they were written
+/// before the table was dropped everywhere and have nowhere to land.
+pub fn unknown_change_function(dropped_tables: &[QualifiedName]) -> FunctionDef {
+    let let_go = if dropped_tables.is_empty() {
+        String::new()
+    } else {
+        let keys: Vec<String> = dropped_tables
+            .iter()
+            .map(|t| quote_literal(&quote_qualified(&t.schema, &t.name)))
+            .collect();
+        format!(
+            "  IF NEW.tbl IN ({}) THEN\n    RETURN NULL; -- a dropped table\n  END IF;\n",
+            keys.join(", ")
+        )
+    };
+    let body = format!(
+        "
 BEGIN
-  RAISE EXCEPTION USING
+{let_go}  RAISE EXCEPTION USING
     MESSAGE = pg_catalog.format('pgconverge: change for table %s, which this node does not replicate', NEW.tbl),
     HINT = 'Apply the configuration to this node; the change is retried until then.';
 END
-";
+"
+    );
     FunctionDef::new(
         internal(UNKNOWN_CHANGE_FUNCTION),
         "",
         "trigger",
         "plpgsql",
         "",
-        body.to_string(),
+        body,
     )
 }

@@ -46,7 +46,7 @@ fn users() -> TableConfig {
 }
 
 fn objects(tables: &[TableConfig]) -> ConflictObjects {
-    cluster_objects(tables, &ReplicationConfig::default())
+    cluster_objects(tables, &ReplicationConfig::default(), &[])
 }
 
 #[test]

@@ -94,6 +94,7 @@ fn node(tables: Vec<DesiredTable>) -> DesiredNode {
             publish: Vec::new(),
         },
         subscriptions: Vec::new(),
+        dropped_tables: Vec::new(),
     }
 }
 

@@ -250,6 +250,7 @@ fn keys_are_spelled_as_the_conflict_triggers_spell_them() {
     let objects = crate::conflict::cluster_objects(
         std::slice::from_ref(&config),
         &pgconverge_model::config::ReplicationConfig::default(),
+        &[],
     );
     let log = objects
         .functions

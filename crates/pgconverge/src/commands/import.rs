@@ -124,6 +124,7 @@ async fn import_live(
             .map(|c| c.nodes.clone())
             .unwrap_or_default(),
         tables: import.tables,
+        dropped_tables: Vec::new(),
         // Nodes come back with the TLS defaults applied; keeping the block changes nothing.
         tls: current.as_ref().map(|c| c.tls.clone()).unwrap_or_default(),
         replication: current

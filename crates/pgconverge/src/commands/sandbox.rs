@@ -101,6 +101,7 @@ fn up(
                 tables: Vec::new(),
                 replication: ReplicationConfig::default(),
                 tls: Default::default(),
+                dropped_tables: Vec::new(),
             };
             let base = match path.parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),

@@ -404,8 +404,8 @@ mod tests {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         assert!(!port_is_free(port));
-        drop(listener);
-        assert!(port_is_free(port));
+        // Not asserted after `drop(listener)`: another test of this binary, binding port 0 at
+        // the same moment, may be given the released port.
     }
 
     #[test]

@@ -127,23 +127,13 @@ fn psql_file(cluster: &TestCluster, node: usize, script: &Path) -> Output {
         .expect("run psql")
 }
 
-async fn count(cluster: &TestCluster, node: usize, sql: &str) -> i64 {
-    cluster
-        .client(node)
-        .await
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
-
 /// Waits until `sql` counts `expected` on every node.
 async fn wait_everywhere(cluster: &TestCluster, sql: &str, expected: i64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut counts = Vec::new();
         for node in 0..cluster.nodes.len() {
-            counts.push(count(cluster, node, sql).await);
+            counts.push(cluster.query_i64(node, sql).await);
         }
         if counts.iter().all(|c| *c == expected) {
             return;

@@ -25,21 +25,15 @@ fn users(unique_email: bool, note_not_null: bool, score_type: &str) -> Value {
     json!([table])
 }
 
-async fn count_on(cluster: &TestCluster, node: usize, sql: &str) -> i64 {
-    let row = cluster
-        .client(node)
-        .await
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    row.get(0)
-}
-
 /// Waits until every node holds `rows` rows in `public.users`.
 async fn wait_for_rows(cluster: &TestCluster, rows: i64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     for node in 0..cluster.nodes.len() {
-        while count_on(cluster, node, "SELECT count(*) FROM public.users").await != rows {
+        while cluster
+            .query_i64(node, "SELECT count(*) FROM public.users")
+            .await
+            != rows
+        {
             assert!(Instant::now() < deadline, "rows never reached node {node}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -85,8 +79,7 @@ async fn preflight_stops_changes_that_rows_break_and_changes_nothing() {
     }
     // Nothing was changed on any node.
     for node in 0..2 {
-        let constraints = count_on(
-            &cluster,
+        let constraints = cluster.query_i64(
             node,
             "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.users'::regclass AND contype = 'u'",
         )
@@ -117,12 +110,9 @@ async fn preflight_stops_changes_that_rows_break_and_changes_nothing() {
         .expect("fix rows");
     wait_for_rows(&cluster, 2).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while count_on(
-        &cluster,
-        1,
-        "SELECT count(*) FROM public.users WHERE note IS NULL",
-    )
-    .await
+    while cluster
+        .query_i64(1, "SELECT count(*) FROM public.users WHERE note IS NULL")
+        .await
         != 0
     {
         assert!(Instant::now() < deadline, "the fix never reached n2");

@@ -52,16 +52,6 @@ async fn execute(cluster: &TestCluster, node: usize, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-async fn count(cluster: &TestCluster, node: usize, sql: &str) -> i64 {
-    let row = cluster
-        .client(node)
-        .await
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    row.get(0)
-}
-
 /// Waits until every node answers `sql` with `expected`.
 async fn wait_for(cluster: &TestCluster, sql: &str, expected: i64) {
     for node in 0..3 {
@@ -72,7 +62,7 @@ async fn wait_for(cluster: &TestCluster, sql: &str, expected: i64) {
 /// Waits until node `node` answers `sql` with `expected`.
 async fn wait_on(cluster: &TestCluster, node: usize, sql: &str, expected: i64) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while count(cluster, node, sql).await != expected {
+    while cluster.query_i64(node, sql).await != expected {
         assert!(
             Instant::now() < deadline,
             "node {node} never reached {expected}: {sql}"
@@ -268,25 +258,24 @@ async fn verify_reports_bypassed_writes_and_orphans_and_repair_makes_nodes_agree
     assert_eq!(unrepaired[0]["key"], json!({ "id": 1 }));
     // n3: parent 2, 3 and 1000 and child 3; n2: parent 1000.
     for (node, expected) in [(2, 4), (1, 1)] {
-        let repairs = count(
-            &cluster,
-            node,
-            "SELECT count(*) FROM _pgconverge.conflicts WHERE kind = 'repair'",
-        )
-        .await;
+        let repairs = cluster
+            .query_i64(
+                node,
+                "SELECT count(*) FROM _pgconverge.conflicts WHERE kind = 'repair'",
+            )
+            .await;
         assert_eq!(repairs, expected, "repair rows in n{}'s ledger", node + 1);
     }
     assert_eq!(
-        count(
-            &cluster,
-            2,
-            "SELECT count(*) FROM parent WHERE id IN (2, 1000)"
-        )
-        .await,
+        cluster
+            .query_i64(2, "SELECT count(*) FROM parent WHERE id IN (2, 1000)")
+            .await,
         2
     );
     assert_eq!(
-        count(&cluster, 2, "SELECT count(*) FROM parent WHERE id = 3").await,
+        cluster
+            .query_i64(2, "SELECT count(*) FROM parent WHERE id = 3")
+            .await,
         0
     );
 
@@ -307,12 +296,12 @@ async fn verify_reports_bypassed_writes_and_orphans_and_repair_makes_nodes_agree
     let (code, report, shown) = verify(&cluster, &[]).await;
     assert_eq!(code, 0, "{shown}");
     assert_eq!(report["summary"]["differing_keys"], 0);
-    let applied_errors = count(
-        &cluster,
-        2,
-        "SELECT COALESCE(sum(apply_error_count), 0)::int8 FROM pg_stat_subscription_stats",
-    )
-    .await;
+    let applied_errors = cluster
+        .query_i64(
+            2,
+            "SELECT COALESCE(sum(apply_error_count), 0)::int8 FROM pg_stat_subscription_stats",
+        )
+        .await;
     assert_eq!(applied_errors, 0);
 }
 
@@ -437,7 +426,9 @@ async fn verify_repairs_composite_keys_of_types_spelled_per_session() {
     assert_eq!(report["repair"]["repaired_keys"], 2, "{report:#}");
     for node in 0..3 {
         assert_eq!(
-            count(&cluster, node, "SELECT count(*) FROM entries").await,
+            cluster
+                .query_i64(node, "SELECT count(*) FROM entries")
+                .await,
             49
         );
     }

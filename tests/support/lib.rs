@@ -190,6 +190,16 @@ impl TestCluster {
         path
     }
 
+    /// The single `int8` value `sql` returns on node `node` (0-based), e.g. a `count(*)`.
+    pub async fn query_i64(&self, node: usize, sql: &str) -> i64 {
+        self.client(node)
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql} on node {node}: {e}"))
+            .get(0)
+    }
+
     /// A connection to node `node` (0-based) as `pgc` to `app`; its connection task is
     /// spawned on the current tokio runtime. On a TLS cluster the server is verified against
     /// the sandbox CA and `pgc`'s client certificate is presented.

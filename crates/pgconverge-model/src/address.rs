@@ -95,6 +95,20 @@ const KINDS: [&str; 13] = [
 ];
 
 impl ObjectAddress {
+    /// The table an object belongs to (a table belongs to itself); `None` for objects that
+    /// belong to no table.
+    pub fn table(&self) -> Option<&QualifiedName> {
+        match self {
+            ObjectAddress::Table { table }
+            | ObjectAddress::Column { table, .. }
+            | ObjectAddress::Constraint { table, .. }
+            | ObjectAddress::Index { table, .. }
+            | ObjectAddress::ReplicaIdentity { table }
+            | ObjectAddress::Trigger { table, .. } => Some(table),
+            _ => None,
+        }
+    }
+
     /// The kind word shown in plans (`table`, `subscription`, …).
     pub fn kind(&self) -> &'static str {
         match self {

@@ -27,19 +27,6 @@ use crate::conflict::naming::{
 /// The per-table functions the conflict machinery generates.
 const TABLE_FUNCTION_KINDS: [&str; 3] = ["stamp", "log", "apply"];
 
-/// The table an object belongs to, for the kinds a gate runs.
-fn table_of(address: &ObjectAddress) -> Option<&QualifiedName> {
-    match address {
-        ObjectAddress::Table { table }
-        | ObjectAddress::Column { table, .. }
-        | ObjectAddress::Constraint { table, .. }
-        | ObjectAddress::Index { table, .. }
-        | ObjectAddress::ReplicaIdentity { table }
-        | ObjectAddress::Trigger { table, .. } => Some(table),
-        _ => None,
-    }
-}
-
 /// Tables one node's gated changes drop.
 fn dropped_tables<'a>(changes: impl IntoIterator<Item = &'a Change>) -> BTreeSet<QualifiedName> {
     changes
@@ -141,7 +128,7 @@ pub fn settle_gate(node_changes: &mut [Change], observed: &NodeCatalog) {
             ObjectAddress::Trigger { table, name } if *table == changes_table => {
                 apply_triggers.contains(name)
             }
-            address => table_of(address).is_some_and(|t| created.contains(t)),
+            address => address.table().is_some_and(|t| created.contains(t)),
         };
         change.gated |= belongs && change.transactional && change.action != Action::Delete;
     }

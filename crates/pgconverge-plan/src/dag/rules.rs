@@ -221,23 +221,10 @@ impl<'a> RuleInput<'a> {
     }
 }
 
-/// The table an object belongs to (a table belongs to itself).
-fn table_of(address: &ObjectAddress) -> Option<&QualifiedName> {
-    match address {
-        ObjectAddress::Column { table, .. }
-        | ObjectAddress::Constraint { table, .. }
-        | ObjectAddress::Index { table, .. }
-        | ObjectAddress::ReplicaIdentity { table }
-        | ObjectAddress::Trigger { table, .. }
-        | ObjectAddress::Table { table } => Some(table),
-        _ => None,
-    }
-}
-
 /// A table and everything on it is created inside its schema.
 fn schema_before_its_tables(input: &RuleInput<'_>, edges: &mut Edges) {
     for (i, c) in input.creations() {
-        if let Some(table) = table_of(&c.address) {
+        if let Some(table) = c.address.table() {
             let schema = ObjectAddress::Schema {
                 name: table.schema.clone(),
             };
@@ -264,7 +251,7 @@ fn table_before_its_parts(input: &RuleInput<'_>, edges: &mut Edges) {
         if matches!(c.address, ObjectAddress::Table { .. }) {
             continue;
         }
-        if let Some(table) = table_of(&c.address) {
+        if let Some(table) = c.address.table() {
             let table = ObjectAddress::Table {
                 table: table.clone(),
             };

@@ -90,6 +90,13 @@ pub struct NodeConfig {
     /// the first node, in config order, that receives from every other member).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub donor: Option<String>,
+    /// Merge the rows this node holds into the mesh when it joins, instead of refusing a
+    /// join into tables that hold rows: rows the mesh has no version of are kept and
+    /// replicated, a key both hold keeps the newer version (the mesh's when neither was
+    /// written since adoption) and the other goes to the conflict ledger. See
+    /// docs/adopting.md, "Merging databases that hold rows".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merge_rows: bool,
 }
 
 impl NodeConfig {

@@ -334,6 +334,7 @@ fn convert_node(node: LegacyNode) -> NodeConfig {
         subscription_tls: None,
         external: node.external,
         donor: None,
+        merge_rows: false,
     }
 }
 

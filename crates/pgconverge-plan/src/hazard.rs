@@ -28,6 +28,9 @@ pub enum HazardKind {
     ReplicationGap,
     /// A replication slot is in use: the step fails until its subscriber disconnects.
     SlotActive,
+    /// Rows a node held are merged with the mesh's: where both hold a key, the older version
+    /// is set aside in the conflict ledger.
+    MergesRows,
 }
 
 /// One risk of a change: its kind, and the sentence the plan shows.

@@ -50,6 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             subscription_tls: None,
             external: false,
             donor: None,
+            merge_rows: false,
         };
         let password = resolve_password(&node, &|name| std::env::var(name).ok())?;
         nodes.push((node, password));

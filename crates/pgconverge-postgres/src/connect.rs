@@ -211,6 +211,7 @@ mod tests {
             subscription_tls: None,
             external: false,
             donor: None,
+            merge_rows: false,
         };
         let secret = Secret::new("hunter2-in-config");
         let error = connect(&node, Some(&secret))

@@ -288,6 +288,7 @@ mod tests {
             subscription_tls: None,
             external: false,
             donor: None,
+            merge_rows: false,
         }
     }
 

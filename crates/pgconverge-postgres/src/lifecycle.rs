@@ -177,7 +177,13 @@ pub struct TableCopy {
 pub struct CopySpec {
     /// Run first in the joining node's transaction (e.g. `SET LOCAL session_replication_role`).
     pub joiner_setup_sql: Vec<String>,
+    /// Run after the setup, before the joiner's tables are checked for rows (a merge sets
+    /// the joiner's own rows aside here).
+    pub joiner_before_copy_sql: Vec<String>,
     pub tables: Vec<TableCopy>,
+    /// Run one by one after every table is copied; the rows each affects are reported in
+    /// [`CopyReport::after_copy_rows`].
+    pub joiner_after_copy_sql: Vec<String>,
     /// Run last in the joining node's transaction, before COMMIT (e.g. the membership row).
     pub joiner_finish_sql: Vec<String>,
 }
@@ -201,6 +207,8 @@ pub struct CopyReport {
     pub bytes: u64,
     /// Rows per table label, in copy order.
     pub tables: Vec<(String, u64)>,
+    /// Rows affected by each of [`CopySpec::joiner_after_copy_sql`], in order.
+    pub after_copy_rows: Vec<u64>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -237,7 +245,11 @@ pub async fn copy_into_joiner(
         .await
         .map_err(on_donor)?;
     let target = joiner.transaction().await.map_err(on_joiner)?;
-    for sql in &spec.joiner_setup_sql {
+    for sql in spec
+        .joiner_setup_sql
+        .iter()
+        .chain(&spec.joiner_before_copy_sql)
+    {
         target.batch_execute(sql).await.map_err(on_joiner)?;
     }
     for table in &spec.tables {
@@ -293,6 +305,10 @@ pub async fn copy_into_joiner(
             bytes: report.bytes,
             rows: report.rows,
         });
+    }
+    for sql in &spec.joiner_after_copy_sql {
+        let rows = target.execute(sql.as_str(), &[]).await.map_err(on_joiner)?;
+        report.after_copy_rows.push(rows);
     }
     for sql in &spec.joiner_finish_sql {
         target.batch_execute(sql).await.map_err(on_joiner)?;

@@ -41,6 +41,7 @@ fn node_config(name: &str, port: u16, db: &str, user: &str) -> NodeConfig {
         subscription_tls: None,
         external: false,
         donor: None,
+        merge_rows: false,
     }
 }
 

@@ -25,7 +25,9 @@ fn spec(finish: &str) -> CopySpec {
     };
     CopySpec {
         joiner_setup_sql: vec!["SET LOCAL session_replication_role = replica".into()],
+        joiner_before_copy_sql: Vec::new(),
         tables: vec![table("items", "id, label, at")],
+        joiner_after_copy_sql: Vec::new(),
         joiner_finish_sql: vec![finish.to_string()],
     }
 }

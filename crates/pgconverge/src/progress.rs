@@ -63,7 +63,7 @@ impl ProgressLine {
                 let started = *state.copy_started.get_or_insert(now);
                 copying_line(node, table, bytes, estimated_bytes, rows, now - started)
             }
-            StepProgress::Copied { .. } => return,
+            StepProgress::Copied { .. } | StepProgress::Merged { .. } => return,
         };
         let width = text.chars().count();
         let pad = " ".repeat(state.drawn_width.saturating_sub(width));

@@ -37,6 +37,14 @@ pub enum StepProgress<'a> {
     },
     /// The copy committed.
     Copied { rows: u64, bytes: u64 },
+    /// A merging joiner's rows of `table`: `kept` the mesh had no version of, `won` written
+    /// again as the newest version, `lost` older (in the joiner's conflict ledger).
+    Merged {
+        table: &'a str,
+        kept: u64,
+        won: u64,
+        lost: u64,
+    },
 }
 
 /// Reports nothing.

@@ -6,7 +6,7 @@
 //! slots keep their positions until the joiner's subscriptions consume them, and the next
 //! apply plans the bootstrap again until the record exists.
 
-use pgconverge_plan::lifecycle::{BootstrapSpec, CatchUpWait};
+use pgconverge_plan::lifecycle::{BootstrapSpec, CatchUpWait, MergeCount, MergeStatement};
 use pgconverge_postgres::lifecycle::{
     copy_into_joiner, nudge_wal, slot_position, CopySpec, SlotPosition, TableCopy,
 };
@@ -30,8 +30,10 @@ pub(super) async fn run(ctx: &StepContext<'_>, spec: &BootstrapSpec) -> Result<(
         ));
     }
     let mut joiner = ctx.connect(joiner_name).await?;
+    let merge = spec.merge.as_ref();
     let copy = CopySpec {
         joiner_setup_sql: spec.joiner_setup_sql.clone(),
+        joiner_before_copy_sql: merge.map_or_else(Vec::new, |m| m.before_copy_sql.clone()),
         tables: spec
             .tables
             .iter()
@@ -42,6 +44,9 @@ pub(super) async fn run(ctx: &StepContext<'_>, spec: &BootstrapSpec) -> Result<(
                 holds_rows_sql: t.holds_rows_sql.clone(),
             })
             .collect(),
+        joiner_after_copy_sql: merge.map_or_else(Vec::new, |m| {
+            m.after_copy.iter().map(|s| s.sql.clone()).collect()
+        }),
         joiner_finish_sql: spec.joiner_finish_sql.clone(),
     };
     let estimated_bytes = spec.estimated_bytes.max(0) as u64;
@@ -59,7 +64,56 @@ pub(super) async fn run(ctx: &StepContext<'_>, spec: &BootstrapSpec) -> Result<(
         rows: report.rows,
         bytes: report.bytes,
     });
+    if let Some(merge) = merge {
+        for outcome in merge_outcomes(&merge.after_copy, &report.after_copy_rows) {
+            ctx.progress(StepProgress::Merged {
+                table: &outcome.table,
+                kept: outcome.kept,
+                won: outcome.won,
+                lost: outcome.lost,
+            });
+        }
+    }
     Ok(())
+}
+
+/// What a merge did to one table's rows.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct MergeOutcome {
+    table: String,
+    kept: u64,
+    won: u64,
+    lost: u64,
+}
+
+/// Per table, in the order the statements first name them: the counts of the merge
+/// statements' affected rows, by what each statement counts.
+fn merge_outcomes(statements: &[MergeStatement], rows: &[u64]) -> Vec<MergeOutcome> {
+    let mut outcomes: Vec<MergeOutcome> = Vec::new();
+    for (statement, &rows) in statements.iter().zip(rows) {
+        let Some(table) = &statement.table else {
+            continue;
+        };
+        let label = table.to_string();
+        let index = match outcomes.iter().position(|o| o.table == label) {
+            Some(i) => i,
+            None => {
+                outcomes.push(MergeOutcome {
+                    table: label,
+                    ..MergeOutcome::default()
+                });
+                outcomes.len() - 1
+            }
+        };
+        let outcome = &mut outcomes[index];
+        match statement.counts {
+            MergeCount::Nothing => {}
+            MergeCount::Lost => outcome.lost += rows,
+            MergeCount::Won => outcome.won += rows,
+            MergeCount::Kept => outcome.kept += rows,
+        }
+    }
+    outcomes
 }
 
 /// Waits until the donor has applied `wait.publisher`'s changes up to the start of the

@@ -60,6 +60,7 @@ pub fn node_from_conninfo(conninfo: &str) -> Result<NodeConfig, String> {
         subscription_tls: None,
         external: true,
         donor: None,
+        merge_rows: false,
     })
 }
 

@@ -22,6 +22,7 @@
 
 mod internal;
 mod local_writes;
+pub mod merge;
 pub mod naming;
 mod remote_apply;
 mod shape;

@@ -16,6 +16,7 @@ use pgconverge_model::ObjectAddress;
 use serde::{Deserialize, Serialize};
 
 use super::membership::record_sql;
+use super::merge::{row_merge, RowMergeSpec};
 use super::{LifecycleInput, LifecycleStep};
 use crate::change::{Action, Change};
 use crate::conflict::naming::{CLAIMS_TABLE, TOMBSTONES_TABLE};
@@ -43,6 +44,10 @@ pub struct BootstrapSpec {
     /// Sum of the donor's row estimates; `None` when a table was never analysed.
     pub estimated_rows: Option<i64>,
     pub estimated_bytes: i64,
+    /// The joiner's own rows merged into the copy (`merge_rows`), else `None`: a join
+    /// copies into empty tables only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<RowMergeSpec>,
 }
 
 /// The donor must have applied `publisher`'s changes up to where `joiner_slot` starts.
@@ -102,8 +107,20 @@ pub(super) fn bootstrap_change(
         joiner_finish_sql: vec![record_sql(&node.name, Some(donor))],
         estimated_rows,
         estimated_bytes,
+        merge: merges_rows(input, node)
+            .then(|| row_merge(input.config, node))
+            .flatten(),
     };
     Ok(change_for(node, spec))
+}
+
+/// Whether `node` is configured to merge the rows it holds into the mesh's.
+pub(super) fn merges_rows(input: &LifecycleInput<'_>, node: &DesiredNode) -> bool {
+    input
+        .config
+        .nodes
+        .iter()
+        .any(|n| n.name == node.name && n.merge_rows)
 }
 
 fn change_for(node: &DesiredNode, spec: BootstrapSpec) -> Change {
@@ -125,9 +142,29 @@ fn change_for(node: &DesiredNode, spec: BootstrapSpec) -> Change {
             spec.donor, node.name
         ),
     );
+    let mut hazards = vec![hazard];
+    if spec.merge.is_some() {
+        hazards.push(Hazard::new(
+            HazardKind::MergesRows,
+            format!(
+                "{node}'s rows are merged with the mesh's: keys only {node} holds are kept and \
+                 replicated; where both hold a key the newer version stays (the mesh's for rows \
+                 older than pgconverge) and {node}'s other version goes to its conflict ledger \
+                 (kind merge)",
+                node = node.name
+            ),
+        ));
+        hazards.push(Hazard::new(
+            HazardKind::BlocksWrites,
+            format!(
+                "writes to {}'s tables wait until the merge commits",
+                node.name
+            ),
+        ));
+    }
     let mut change = Change::new(&node.name, address, Action::Create, Vec::new());
     change.reason = Some(reason);
-    change.hazards = vec![hazard];
+    change.hazards = hazards;
     change.lifecycle = Some(LifecycleStep::Bootstrap(spec));
     change
 }

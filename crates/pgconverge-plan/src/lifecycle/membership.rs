@@ -6,8 +6,8 @@ use pgconverge_model::catalog::{NodeCatalog, QualifiedName};
 use pgconverge_model::naming::{subscription_name, INTERNAL_SCHEMA, MEMBERSHIP_TABLE};
 use pgconverge_model::{ClusterConfig, ObjectAddress};
 
-use super::bootstrap::bootstrap_change;
-use super::LifecycleInput;
+use super::bootstrap::{bootstrap_change, merges_rows};
+use super::{tables_holding_rows, LifecycleInput};
 use crate::change::{Action, Change};
 use crate::conflict::InternalTable;
 use crate::desired::DesiredNode;
@@ -104,6 +104,19 @@ pub(super) fn join_change(
             node,
             "nothing to copy: no other node has joined the mesh yet",
         )));
+    }
+    let holding = tables_holding_rows(input, &node.name);
+    if !holding.is_empty() && !merges_rows(input, node) {
+        return Err(Blocker {
+            node: node.name.clone(),
+            setting: "rows before joining".into(),
+            current: format!("holds rows in {}", holding.join(", ")),
+            required: "empty replicated tables: a join copies the mesh's rows into them".into(),
+            fix: format!(
+                "empty those tables on {node} (or point it at an empty database), or set \"merge_rows\": true on {node} to merge its rows into the mesh's (docs/adopting.md)",
+                node = node.name
+            ),
+        });
     }
     bootstrap_change(input, node, &peers).map(Some)
 }

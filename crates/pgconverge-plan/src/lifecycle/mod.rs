@@ -9,6 +9,7 @@
 
 mod bootstrap;
 mod membership;
+mod merge;
 mod removal;
 
 #[cfg(test)]
@@ -26,6 +27,7 @@ use crate::prereq::Blocker;
 
 pub use bootstrap::{BootstrapSpec, CatchUpWait, TableCopySpec};
 pub use membership::{is_member, membership_table};
+pub use merge::{MergeCount, MergeStatement, RowMergeSpec};
 pub use removal::{DepartingNode, Departure, DrainSpec, DrainWait};
 
 /// Work a step does that involves other nodes than its own.
@@ -52,43 +54,54 @@ pub struct LifecycleInput<'a> {
     pub donor: Option<&'a str>,
 }
 
-/// The one configured node whose replicated tables hold rows, when no node is a member yet.
-/// Several such nodes are refused: which rows are right is not pgconverge's to guess.
+/// The configured tables that hold rows on `node`, as read (only on nodes not yet members).
+pub(super) fn tables_holding_rows(input: &LifecycleInput<'_>, node: &str) -> Vec<String> {
+    let Some(catalog) = input.observed.get(node) else {
+        return Vec::new();
+    };
+    input
+        .config
+        .tables
+        .iter()
+        .map(|t| QualifiedName::new(t.schema.clone(), t.name.clone()))
+        .filter(|t| catalog.tables.get(t).and_then(|c| c.has_rows) == Some(true))
+        .map(|t| t.to_string())
+        .collect()
+}
+
+/// The node a new mesh starts from, when no node is a member yet: the one configured node
+/// whose replicated tables hold rows and that does not set `merge_rows` (the nodes that set
+/// it merge their rows into its), or the first holding rows when all of them set it. Two
+/// holders that do not merge are refused: which rows are right is not pgconverge's to guess.
 fn seed_node<'a>(input: &LifecycleInput<'a>) -> Result<Option<&'a str>, Blocker> {
-    let holding: Vec<(&'a str, Vec<String>)> = input
+    let holding: Vec<(&'a str, bool, Vec<String>)> = input
         .config
         .nodes
         .iter()
         .filter_map(|node| {
-            let catalog = input.observed.get(&node.name)?;
-            let tables: Vec<String> = input
-                .config
-                .tables
-                .iter()
-                .map(|t| QualifiedName::new(t.schema.clone(), t.name.clone()))
-                .filter(|t| catalog.tables.get(t).and_then(|c| c.has_rows) == Some(true))
-                .map(|t| t.to_string())
-                .collect();
-            (!tables.is_empty()).then_some((node.name.as_str(), tables))
+            let tables = tables_holding_rows(input, &node.name);
+            (!tables.is_empty()).then_some((node.name.as_str(), node.merge_rows, tables))
         })
         .collect();
-    match holding.as_slice() {
-        [] => Ok(None),
-        [(seed, _)] => Ok(Some(seed)),
-        [first, second, ..] => Err(Blocker {
+    let kept: Vec<&(&'a str, bool, Vec<String>)> =
+        holding.iter().filter(|(_, merges, _)| !merges).collect();
+    match (kept.as_slice(), holding.first()) {
+        ([], None) => Ok(None),
+        ([], Some((seed, _, _))) | ([(seed, _, _)], _) => Ok(Some(seed)),
+        ([first, second, ..], _) => Err(Blocker {
             node: second.0.to_string(),
             setting: "rows before joining".into(),
             current: format!(
                 "{} holds rows in {} and {} holds rows in {}",
                 first.0,
-                first.1.join(", "),
+                first.2.join(", "),
                 second.0,
-                second.1.join(", ")
+                second.2.join(", ")
             ),
-            required: "rows on at most one node when a mesh is formed".into(),
+            required: "rows on at most one node when a mesh is formed, unless the others merge theirs".into(),
             fix: format!(
-                "keep the rows on the one node the mesh should start from and empty those tables on the others (or point them at empty databases); {} nodes hold rows",
-                holding.len()
+                "keep the rows on the one node the mesh should start from and empty those tables on the others (or point them at empty databases), or set \"merge_rows\": true on the nodes whose rows should be merged into it (docs/adopting.md); {} nodes hold rows",
+                kept.len()
             ),
         }),
     }

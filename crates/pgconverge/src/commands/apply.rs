@@ -106,6 +106,23 @@ impl ApplyObserver for StepPrinter {
             );
             return;
         }
+        if let StepProgress::Merged {
+            table,
+            kept,
+            won,
+            lost,
+        } = progress
+        {
+            self.progress.clear();
+            println!(
+                "{}: merged {table}: {} rows added, {} written again as the newest version, {} older versions set aside in the conflict ledger",
+                step.change.node,
+                thousands(kept as i64),
+                thousands(won as i64),
+                thousands(lost as i64)
+            );
+            return;
+        }
         self.progress.show(&step.change.node, progress);
     }
 }

@@ -93,6 +93,7 @@ fn up(
                     subscription_tls: None,
                     external: false,
                     donor: None,
+                    merge_rows: false,
                 })
                 .collect();
             let config = ClusterConfig {

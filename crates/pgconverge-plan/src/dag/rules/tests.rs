@@ -348,6 +348,7 @@ fn bootstrap(joiner: &str, donor: &str, others: &[&str]) -> Change {
         joiner_finish_sql: Vec::new(),
         estimated_rows: Some(0),
         estimated_bytes: 0,
+        merge: None,
     }));
     c
 }

@@ -47,7 +47,7 @@ pub struct BootstrapSpec {
     /// The joiner's own rows merged into the copy (`merge_rows`), else `None`: a join
     /// copies into empty tables only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merge: Option<RowMergeSpec>,
+    pub merge: Option<Box<RowMergeSpec>>,
 }
 
 /// The donor must have applied `publisher`'s changes up to where `joiner_slot` starts.
@@ -109,7 +109,8 @@ pub(super) fn bootstrap_change(
         estimated_bytes,
         merge: merges_rows(input, node)
             .then(|| row_merge(input.config, node))
-            .flatten(),
+            .flatten()
+            .map(Box::new),
     };
     Ok(change_for(node, spec))
 }

@@ -135,6 +135,10 @@ pub struct PartitionCatalog {
     /// Itself partitioned (sub-partitioning, which the config cannot describe).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub partitioned: bool,
+    /// Names of its own triggers (not those cloned from its table's row triggers), sorted:
+    /// pgconverge's refusal of a TRUNCATE of it alone is one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<String>,
 }
 
 /// A sequence that hands out a column's values, with the values already in use.

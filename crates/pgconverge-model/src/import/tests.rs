@@ -263,6 +263,7 @@ fn partition(name: &str, bound: &str) -> PartitionCatalog {
         name: name.into(),
         bound: bound.into(),
         partitioned: false,
+        triggers: Vec::new(),
     }
 }
 

@@ -356,3 +356,6 @@ pub(crate) mod ddl {
         (!items.iter().any(String::is_empty)).then_some(items)
     }
 }
+
+#[cfg(test)]
+mod tests;

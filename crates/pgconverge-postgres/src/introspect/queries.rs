@@ -46,7 +46,7 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 -- A partitioned table holds no rows itself: its estimates are its partitions'.
 LEFT JOIN LATERAL (
     SELECT CASE WHEN pg_catalog.bool_and(l.reltuples < 0) THEN -1
-                ELSE pg_catalog.sum(GREATEST(l.reltuples, 0)) END::float8 AS tuples,
+                ELSE COALESCE(pg_catalog.sum(GREATEST(l.reltuples, 0)), 0) END::float8 AS tuples,
            COALESCE(pg_catalog.sum(l.relpages), 0)::int8 AS pages
     FROM pg_catalog.pg_partition_tree(c.oid) t
     JOIN pg_catalog.pg_class l ON l.oid = t.relid

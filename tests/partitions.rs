@@ -450,4 +450,22 @@ async fn adopt_partitioned_import_then_plan_changes_nothing_that_exists() {
     )
     .await;
     assert!(stamped > 0, "existing rows keep their place");
+
+    // A partition's TRUNCATE refusal dropped behind pgconverge's back is drift, repaired.
+    cluster
+        .client(0)
+        .await
+        .batch_execute("DROP TRIGGER _pgc_95_truncate ON public.tokens_1")
+        .await
+        .expect("trigger dropped");
+    let out = cluster.pgconverge(&["--config", "imported.json", "plan"]);
+    assert!(
+        text(&out).contains("! partition public.tokens.tokens_1 on n1"),
+        "{}",
+        text(&out)
+    );
+    let out = cluster.pgconverge(&["--config", "imported.json", "apply", "--auto-approve"]);
+    assert!(out.status.success(), "apply failed:\n{}", text(&out));
+    let out = cluster.pgconverge(&["--config", "imported.json", "plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

@@ -21,7 +21,8 @@ use tokio_postgres::Client;
 /// `events` by range of `day` (2025, 2026, a DEFAULT), `accounts` by list of `region`, and
 /// with `with_2028` the partition `events_2028`, with `dropped` the 2025 one dropped.
 fn tables(with_2028: bool, dropped_2025: bool) -> Value {
-    let mut event_partitions = vec![json!({ "name": "events_2026", "bounds": "FROM ('2026-01-01') TO ('2027-01-01')" })];
+    let mut event_partitions =
+        vec![json!({ "name": "events_2026", "bounds": "FROM ('2026-01-01') TO ('2027-01-01')" })];
     if !dropped_2025 {
         event_partitions.insert(
             0,
@@ -95,10 +96,16 @@ async fn wait_until_same_partitions(cluster: &TestCluster, table: &str) -> Vec<S
         for node in 1..cluster.nodes.len() {
             let other = rows_with_partition(cluster, node, table).await;
             if other != first {
-                let only_first: Vec<&String> =
-                    first.iter().filter(|r| !other.contains(r)).take(5).collect();
-                let only_other: Vec<&String> =
-                    other.iter().filter(|r| !first.contains(r)).take(5).collect();
+                let only_first: Vec<&String> = first
+                    .iter()
+                    .filter(|r| !other.contains(r))
+                    .take(5)
+                    .collect();
+                let only_other: Vec<&String> = other
+                    .iter()
+                    .filter(|r| !first.contains(r))
+                    .take(5)
+                    .collect();
                 report.push_str(&format!(
                     "node {node}: only on node 0: {only_first:?}; only on node {node}: {only_other:?}\n"
                 ));
@@ -134,7 +141,11 @@ const REGIONS: [&str; 3] = ["eu", "uk", "us"];
 fn write(node: u64, n: u64, rng: &mut Seeded, late: bool) -> String {
     let id = node * 1_000_000 + n;
     // Another node's row one time in four: concurrent writes to the same keys.
-    let owner = if rng.below(4) == 0 { rng.below(3) } else { node };
+    let owner = if rng.below(4) == 0 {
+        rng.below(3)
+    } else {
+        node
+    };
     let target = owner * 1_000_000 + 1 + rng.below(n.max(2) - 1);
     let day = if late && rng.below(3) == 0 {
         format!("DATE '2028-01-01' + {}", rng.below(360))
@@ -151,7 +162,7 @@ fn write(node: u64, n: u64, rng: &mut Seeded, late: bool) -> String {
         3 => format!("UPDATE public.events SET day = {day} WHERE id = {target}"),
         4 => format!("UPDATE public.accounts SET region = '{region}' WHERE id = {target}"),
         5 => format!("UPDATE public.accounts SET email = 'm{node}-{n}@x' WHERE id = {target}"),
-        6 if n % 5 == 0 => format!(
+        6 if n.is_multiple_of(5) => format!(
             "DELETE FROM public.events WHERE id = {target}; DELETE FROM public.accounts WHERE id = {target}"
         ),
         _ => format!(
@@ -186,7 +197,12 @@ async fn writer(client: Client, node: u64, stop: Arc<AtomicBool>, late: Arc<Atom
 
 fn apply(cluster: &TestCluster, what: &str) -> String {
     let out = cluster.pgconverge(&["apply", "--auto-approve"]);
-    assert_eq!(out.status.code(), Some(0), "apply ({what}):\n{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "apply ({what}):\n{}",
+        text(&out)
+    );
     text(&out)
 }
 
@@ -220,7 +236,11 @@ async fn adopt_partitioned_tables_written_on_every_node_keep_rows_in_the_same_pa
     cluster.write_config(tables(true, false));
     let plan = cluster.pgconverge(&["plan"]);
     assert_eq!(plan.status.code(), Some(0), "plan:\n{}", text(&plan));
-    assert!(text(&plan).contains("partition public.events.events_2028"), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("partition public.events.events_2028"),
+        "{}",
+        text(&plan)
+    );
     assert!(text(&plan).contains("[gated]"), "{}", text(&plan));
     apply(&cluster, "a partition added under writes");
     late.store(true, Ordering::Relaxed);
@@ -277,7 +297,10 @@ async fn adopt_partitioned_tables_written_on_every_node_keep_rows_in_the_same_pa
     config[0]["partitions"]
         .as_array_mut()
         .expect("partitions")
-        .insert(3, json!({ "name": "events_2030", "bounds": "FROM ('2030-01-01') TO ('2031-01-01')" }));
+        .insert(
+            3,
+            json!({ "name": "events_2030", "bounds": "FROM ('2030-01-01') TO ('2031-01-01')" }),
+        );
     let wanted = config.clone();
     cluster.write_config(config);
     let out = cluster.pgconverge(&["plan"]);
@@ -388,7 +411,13 @@ async fn adopt_partitioned_import_then_plan_changes_nothing_that_exists() {
         .await
         .unwrap_or_else(|e| panic!("partitioned tables: {e:?}"));
     let out = cluster.pgconverge(&[
-        "import", "--from", "n1", "--out", "imported.json", "--report", "report.txt",
+        "import",
+        "--from",
+        "n1",
+        "--out",
+        "imported.json",
+        "--report",
+        "report.txt",
     ]);
     assert!(out.status.success(), "import failed:\n{}", text(&out));
     let report = std::fs::read_to_string(cluster.dir.join("report.txt")).expect("report.txt");
@@ -415,7 +444,10 @@ async fn adopt_partitioned_import_then_plan_changes_nothing_that_exists() {
         ])
     );
     let tokens = &imported["tables"][1];
-    assert_eq!(tokens["partitions"][1]["bounds"], "WITH (modulus 2, remainder 1)");
+    assert_eq!(
+        tokens["partitions"][1]["bounds"],
+        "WITH (modulus 2, remainder 1)"
+    );
     assert_eq!(imported["tables"].as_array().map(Vec::len), Some(2));
 
     let out = cluster.pgconverge(&["--config", "imported.json", "plan", "--json"]);

@@ -21,9 +21,9 @@ use crate::config::{
     default_schema, ColumnConfig, ConflictConfig, ForeignKeyConfig, ForeignKeyTarget, IdentityKind,
     IndexConfig, LegacyColumns, PartitionBy, PartitionConfig, TableConfig,
 };
-use crate::partitioning::parse_partition_key;
 use crate::key_blocks::{is_sequence_default, KeyWidth};
 use crate::naming::RESERVED_COLUMN_PREFIX;
+use crate::partitioning::parse_partition_key;
 use crate::types::normalize_type;
 
 /// The tables that could be imported and what could not.

@@ -10,7 +10,11 @@ use crate::types::normalize_default;
 /// The key as `pg_get_partkeydef` prints it: `RANGE (a, "B")`. Also the `PARTITION BY`
 /// clause's text.
 pub fn partition_key_sql(key: &PartitionBy) -> String {
-    format!("{} ({})", key.strategy.sql(), quote_ident_list(&key.columns))
+    format!(
+        "{} ({})",
+        key.strategy.sql(),
+        quote_ident_list(&key.columns)
+    )
 }
 
 /// The key `pg_get_partkeydef` printed, when it is one the config can express: a strategy
@@ -116,7 +120,10 @@ mod tests {
             "FOR VALUES FROM ('2026-01-01 00:00:00') TO ('2027-01-01 00:00:00')",
         );
         same("FROM (0) TO ('10')", "FOR VALUES FROM (0) TO (10)");
-        same("FROM (MINVALUE) TO (10)", "FOR VALUES FROM (MINVALUE) TO (10)");
+        same(
+            "FROM (MINVALUE) TO (10)",
+            "FOR VALUES FROM (MINVALUE) TO (10)",
+        );
         same("IN ('eu','uk')", "FOR VALUES IN ('eu', 'uk')");
         same(
             "WITH (MODULUS 4, REMAINDER 0)",
@@ -130,8 +137,14 @@ mod tests {
         let differ = |a: &str, b: &str| assert_ne!(normalize_bound(a), normalize_bound(b));
         differ("FROM (0) TO (10)", "FROM (0) TO (11)");
         differ("IN ('eu')", "IN ('uk')");
-        differ("WITH (MODULUS 4, REMAINDER 0)", "WITH (MODULUS 4, REMAINDER 1)");
-        differ("FROM ('2026-01-01 00:00:01') TO ('x')", "FROM ('2026-01-01') TO ('x')");
+        differ(
+            "WITH (MODULUS 4, REMAINDER 0)",
+            "WITH (MODULUS 4, REMAINDER 1)",
+        );
+        differ(
+            "FROM ('2026-01-01 00:00:01') TO ('x')",
+            "FROM ('2026-01-01') TO ('x')",
+        );
         differ("IN ('a 00:00:00')", "IN ('a')");
     }
 

@@ -316,14 +316,11 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
         foreign_keys,
         indexes,
         dropped_columns: table.dropped_columns.clone(),
-        partitioning: table
-            .partition_by
-            .as_ref()
-            .map(|key| DesiredPartitioning {
-                key: key.clone(),
-                partitions: table.partitions.clone(),
-                dropped: table.dropped_partitions.clone(),
-            }),
+        partitioning: table.partition_by.as_ref().map(|key| DesiredPartitioning {
+            key: key.clone(),
+            partitions: table.partitions.clone(),
+            dropped: table.dropped_partitions.clone(),
+        }),
     }
 }
 

@@ -956,7 +956,12 @@ ANALYZE public.events;
         .await
         .expect("partitioned tables created");
     let catalog = introspect(&client, &scope()).await.expect("introspection");
-    for partition in ["events_2026", "events_rest", "by_region_eu", "by_region_sub"] {
+    for partition in [
+        "events_2026",
+        "events_rest",
+        "by_region_eu",
+        "by_region_sub",
+    ] {
         assert!(
             !catalog
                 .tables
@@ -989,7 +994,10 @@ ANALYZE public.events;
     assert_eq!(events.triggers.len(), 1);
 
     let by_region = table(&catalog, "By Region");
-    assert_eq!(by_region.partition_key.as_deref(), Some("LIST (\"Region\")"));
+    assert_eq!(
+        by_region.partition_key.as_deref(),
+        Some("LIST (\"Region\")")
+    );
     let sub = &by_region.partitions[1];
     assert_eq!(
         (sub.name.as_str(), sub.bound.as_str(), sub.partitioned),
@@ -998,5 +1006,8 @@ ANALYZE public.events;
     assert_eq!(by_region.partitions[0].bound, "FOR VALUES IN ('eu', 'uk')");
 
     let again = introspect(&client, &scope()).await.expect("introspection");
-    assert_eq!(again.tables, catalog.tables, "an unchanged database, an equal snapshot");
+    assert_eq!(
+        again.tables, catalog.tables,
+        "an unchanged database, an equal snapshot"
+    );
 }

@@ -272,7 +272,10 @@ fn a_partitioned_table_comes_in_with_its_key_and_partitions() {
     let catalog = events(
         "RANGE (day)",
         vec![
-            partition("events_2026", "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"),
+            partition(
+                "events_2026",
+                "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+            ),
             partition("events_rest", "DEFAULT"),
         ],
     );
@@ -303,7 +306,10 @@ fn partitioned_tables_the_config_cannot_describe_stay_out_with_the_reason() {
     assert!(import.tables.is_empty());
     assert!(import.report[0].reason.contains("not plain columns"));
 
-    let mut sub = partition("events_2026", "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')");
+    let mut sub = partition(
+        "events_2026",
+        "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+    );
     sub.partitioned = true;
     let import = import_tables(&events("RANGE (day)", vec![sub]), &[]);
     assert!(import.tables.is_empty());

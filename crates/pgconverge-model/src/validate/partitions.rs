@@ -16,7 +16,12 @@ pub(super) fn check(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findi
     let mut relations: HashMap<(&str, &str), FieldPath> = parts
         .tables
         .iter()
-        .map(|&(t, table)| ((table.schema.as_str(), table.name.as_str()), layout.table(t)))
+        .map(|&(t, table)| {
+            (
+                (table.schema.as_str(), table.name.as_str()),
+                layout.table(t),
+            )
+        })
         .collect();
     for &(t, table) in &parts.tables {
         check_key(t, table, layout, findings);

@@ -69,8 +69,11 @@ fn existing_table(
                         table: QualifiedName::new(&default.schema, &default.name),
                         key: table.primary_key.columns.clone(),
                         partition: partition.name.clone(),
-                        predicate: ddl::bound_predicate(&partitioning.key.columns, &partition.bounds)
-                            .unwrap_or_else(|| "false".to_string()),
+                        predicate: ddl::bound_predicate(
+                            &partitioning.key.columns,
+                            &partition.bounds,
+                        )
+                        .unwrap_or_else(|| "false".to_string()),
                     });
                 }
                 change.gated = true;
@@ -278,7 +281,10 @@ pub(crate) mod ddl {
         if len == 0 {
             return Some("true".to_string());
         }
-        let operator = match (lower, cut.map(|at| values[at].to_ascii_lowercase()).as_deref()) {
+        let operator = match (
+            lower,
+            cut.map(|at| values[at].to_ascii_lowercase()).as_deref(),
+        ) {
             (true, Some("maxvalue")) => ">",
             (true, _) => ">=",
             (false, Some("maxvalue")) => "<=",

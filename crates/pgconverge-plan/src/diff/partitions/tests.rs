@@ -125,7 +125,10 @@ fn a_partition_added_to_a_live_table_is_gated_locks_and_checks_the_default_parti
         ],
         Vec::new(),
     );
-    let live = observed(Some("RANGE (day)"), vec![live_partition("events_rest", "DEFAULT")]);
+    let live = observed(
+        Some("RANGE (day)"),
+        vec![live_partition("events_rest", "DEFAULT")],
+    );
     let found = changes(&node, &live);
     assert_eq!(found.len(), 1, "{found:#?}");
     let change = &found[0];
@@ -141,7 +144,9 @@ fn a_partition_added_to_a_live_table_is_gated_locks_and_checks_the_default_parti
             predicate: "(ROW(day) >= ROW('2026-01-01') AND ROW(day) < ROW('2027-01-01'))".into(),
         }]
     );
-    assert!(change.data_checks[0].sql().contains("FROM public.events_rest WHERE (ROW(day)"));
+    assert!(change.data_checks[0]
+        .sql()
+        .contains("FROM public.events_rest WHERE (ROW(day)"));
 }
 
 #[test]
@@ -152,7 +157,10 @@ fn a_partition_without_the_truncate_refusal_gets_it_and_nothing_else() {
         "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
     );
     imported.triggers.clear();
-    let found = changes(&node, &observed(Some("RANGE (day)"), vec![imported.clone()]));
+    let found = changes(
+        &node,
+        &observed(Some("RANGE (day)"), vec![imported.clone()]),
+    );
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].action, Action::Update);
     assert!(!found[0].gated);
@@ -169,7 +177,10 @@ fn a_partition_without_the_truncate_refusal_gets_it_and_nothing_else() {
 fn a_partition_is_dropped_only_when_listed_and_destructively() {
     let live = observed(
         Some("RANGE (day)"),
-        vec![live_partition("events_2025", "FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')")],
+        vec![live_partition(
+            "events_2025",
+            "FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
+        )],
     );
     assert_eq!(changes(&desired(Vec::new(), Vec::new()), &live), []);
     let found = changes(&desired(Vec::new(), vec!["events_2025".into()]), &live);
@@ -194,12 +205,18 @@ fn re_partitioning_and_moving_bounds_are_blockers() {
 
     let moved = observed(
         Some("RANGE (day)"),
-        vec![live_partition("events_2026", "FOR VALUES FROM ('2026-01-01') TO ('2026-07-01')")],
+        vec![live_partition(
+            "events_2026",
+            "FOR VALUES FROM ('2026-01-01') TO ('2026-07-01')",
+        )],
     );
     let found = blockers(&node, &moved);
     assert_eq!(found.len(), 1);
     assert!(found[0].setting.contains("events_2026"));
-    assert_eq!(blockers(&node, &observed(Some("RANGE (day)"), Vec::new())), []);
+    assert_eq!(
+        blockers(&node, &observed(Some("RANGE (day)"), Vec::new())),
+        []
+    );
 }
 
 #[test]
@@ -210,8 +227,11 @@ fn bounds_become_the_condition_of_the_rows_they_hold() {
         Some("(k IN ('a', 'b,c') OR k IS NULL)")
     );
     assert_eq!(
-        bound_predicate(&cols(&["a", "b"]), "FOR VALUES FROM (1, MINVALUE) TO (2, MAXVALUE)")
-            .as_deref(),
+        bound_predicate(
+            &cols(&["a", "b"]),
+            "FOR VALUES FROM (1, MINVALUE) TO (2, MAXVALUE)"
+        )
+        .as_deref(),
         Some("(ROW(a) >= ROW(1) AND ROW(a) <= ROW(2))")
     );
     assert_eq!(

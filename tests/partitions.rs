@@ -206,16 +206,6 @@ fn apply(cluster: &TestCluster, what: &str) -> String {
     text(&out)
 }
 
-async fn query_i64(cluster: &TestCluster, node: usize, sql: &str) -> i64 {
-    cluster
-        .client(node)
-        .await
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql} on node {node}: {e:?}"))
-        .get(0)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn adopt_partitioned_tables_written_on_every_node_keep_rows_in_the_same_partitions() {
     let cluster = TestCluster::start(3);
@@ -321,8 +311,12 @@ async fn adopt_partitioned_tables_written_on_every_node_keep_rows_in_the_same_pa
     apply(&cluster, "a partition beside a DEFAULT one");
 
     // A dropped partition takes its rows with it, on every node.
-    let before_2025 = query_i64(&cluster, 2, "SELECT count(*) FROM public.events_2025").await;
-    let total = query_i64(&cluster, 2, "SELECT count(*) FROM public.events").await;
+    let before_2025 = cluster
+        .query_i64(2, "SELECT count(*) FROM public.events_2025")
+        .await;
+    let total = cluster
+        .query_i64(2, "SELECT count(*) FROM public.events")
+        .await;
     cluster.write_config(tables(true, true));
     let plan = cluster.pgconverge(&["plan"]);
     assert!(
@@ -332,7 +326,9 @@ async fn adopt_partitioned_tables_written_on_every_node_keep_rows_in_the_same_pa
     );
     apply(&cluster, "a partition dropped");
     for node in 0..3 {
-        let left = query_i64(&cluster, node, "SELECT count(*) FROM public.events").await;
+        let left = cluster
+            .query_i64(node, "SELECT count(*) FROM public.events")
+            .await;
         assert_eq!(left, total - before_2025, "node {node}");
     }
     let out = cluster.pgconverge(&["plan", "--detailed-exitcode"]);
@@ -475,12 +471,12 @@ async fn adopt_partitioned_import_then_plan_changes_nothing_that_exists() {
     assert!(out.status.success(), "apply failed:\n{}", text(&out));
     let out = cluster.pgconverge(&["--config", "imported.json", "plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let stamped = query_i64(
-        &cluster,
-        0,
-        "SELECT count(*) FROM public.events_rest WHERE _pgc_version = 0",
-    )
-    .await;
+    let stamped = cluster
+        .query_i64(
+            0,
+            "SELECT count(*) FROM public.events_rest WHERE _pgc_version = 0",
+        )
+        .await;
     assert!(stamped > 0, "existing rows keep their place");
 
     // A partition's TRUNCATE refusal dropped behind pgconverge's back is drift, repaired.

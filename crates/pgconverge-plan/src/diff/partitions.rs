@@ -60,9 +60,12 @@ fn existing_table(
         match live.partitions.iter().find(|p| p.name == partition.name) {
             None => {
                 let mut change = created(input, table, &partition.name, &partition.bounds);
+                let scan = default
+                    .map(|d| format!(", and its DEFAULT partition {} while it is searched for rows of the new range", d.name))
+                    .unwrap_or_default();
                 change.hazards.push(Hazard::new(
                     HazardKind::ExclusiveLock,
-                    "locks the partitioned table against reads and writes while the partition is created",
+                    format!("locks the partitioned table against reads and writes while the partition is created{scan}"),
                 ));
                 if let Some(default) = default {
                     change.data_checks.push(DataCheck::NoRowsInPartitionRange {
@@ -205,6 +208,9 @@ pub(crate) mod ddl {
     /// config wrote, in PostgreSQL's syntax.
     pub fn create_partition_sql(table: &QualifiedName, name: &str, bounds: &str) -> String {
         let bounds = bounds.trim();
+        let bounds = strip_word(bounds, "for")
+            .and_then(|rest| strip_word(rest, "values"))
+            .unwrap_or(bounds);
         let clause = if bounds.eq_ignore_ascii_case("default") {
             "DEFAULT".to_string()
         } else {

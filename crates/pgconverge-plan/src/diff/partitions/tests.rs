@@ -244,6 +244,10 @@ fn bounds_become_the_condition_of_the_rows_they_hold() {
         None
     );
     assert_eq!(
+        create_partition_sql(&QualifiedName::new("s", "t"), "t_1", "for values IN (1)"),
+        "CREATE TABLE s.t_1 PARTITION OF s.t FOR VALUES IN (1)"
+    );
+    assert_eq!(
         create_partition_sql(&QualifiedName::new("s", "t"), "t 1", " default "),
         "CREATE TABLE s.\"t 1\" PARTITION OF s.t DEFAULT"
     );

@@ -18,8 +18,10 @@ use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-/// `events` by range of `day` (2025, 2026, a DEFAULT), `accounts` by list of `region`, and
-/// with `with_2028` the partition `events_2028`, with `dropped` the 2025 one dropped.
+/// `events` by range of `day` (2025, 2026, a DEFAULT), `accounts` by list of `region`,
+/// `readings` by range of a `timestamptz` with bounds written as dates (PostgreSQL prints
+/// them as midnights in the session's time zone), and with `with_2028` the partition
+/// `events_2028`, with `dropped_2025` the 2025 one dropped.
 fn tables(with_2028: bool, dropped_2025: bool) -> Value {
     let mut event_partitions =
         vec![json!({ "name": "events_2026", "bounds": "FROM ('2026-01-01') TO ('2027-01-01')" })];
@@ -65,6 +67,18 @@ fn tables(with_2028: bool, dropped_2025: bool) -> Value {
             "partitions": [
                 { "name": "accounts_eu", "bounds": "IN ('eu', 'uk')" },
                 { "name": "accounts_us", "bounds": "IN ('us')" }
+            ]
+        },
+        {
+            "name": "readings",
+            "columns": [
+                { "name": "id", "type": "bigint" },
+                { "name": "at", "type": "timestamptz", "nullable": false }
+            ],
+            "primary_key": ["id", "at"],
+            "partition_by": { "strategy": "range", "columns": ["at"] },
+            "partitions": [
+                { "name": "readings_2026", "bounds": "FROM ('2026-01-01') TO ('2027-01-01')" }
             ]
         }
     ])

@@ -56,6 +56,55 @@ pub fn normalize_bound(bound: &str) -> String {
     drop_midnight(&normalize_default(body))
 }
 
+/// Whether the bounds a config wrote are the bounds PostgreSQL printed for a live partition:
+/// equal once normalised, or equal once each `timestamptz` literal PostgreSQL printed at
+/// midnight (`'2026-01-01 00:00:00+01'`, in the session's time zone) is read as the date the
+/// config wrote (`'2026-01-01'`, which PostgreSQL read in that same time zone).
+pub fn bounds_match(configured: &str, printed: &str) -> bool {
+    let configured = normalize_bound(configured);
+    let printed = normalize_bound(printed);
+    configured == printed || configured == drop_midnight_offsets(&printed)
+}
+
+/// `'2026-01-01 00:00:00+01'` (or `-05:30`) → `'2026-01-01'`, inside any string literal.
+fn drop_midnight_offsets(text: &str) -> String {
+    const MIDNIGHT: &str = " 00:00:00";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MIDNIGHT) {
+        let (before, after) = rest.split_at(at);
+        out.push_str(before);
+        let tail = &after[MIDNIGHT.len()..];
+        let offset_len = tail.find('\'').filter(|&end| is_utc_offset(&tail[..end]));
+        match offset_len {
+            Some(end) if is_date_literal_end(before) => {
+                out.push('\'');
+                rest = &tail[end + 1..];
+            }
+            _ => {
+                out.push_str(MIDNIGHT);
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `+00`, `-05`, `+05:30`: an offset as PostgreSQL prints one.
+fn is_utc_offset(text: &str) -> bool {
+    let Some(digits) = text.strip_prefix(['+', '-']) else {
+        return false;
+    };
+    let (hours, minutes) = digits.split_once(':').unwrap_or((digits, "00"));
+    hours.len() == 2
+        && minutes.len() == 2
+        && hours
+            .chars()
+            .chain(minutes.chars())
+            .all(|c| c.is_ascii_digit())
+}
+
 /// `text` without its leading word `keyword` (any case) and the space after it.
 fn strip_keyword<'t>(text: &'t str, keyword: &str) -> Option<&'t str> {
     let head = text.get(..keyword.len())?;
@@ -130,6 +179,28 @@ mod tests {
             "FOR VALUES WITH (modulus 4, remainder 0)",
         );
         same("default", "DEFAULT");
+    }
+
+    #[test]
+    fn a_date_written_for_a_timestamptz_bound_is_the_midnight_postgresql_prints() {
+        let printed = "FOR VALUES FROM ('2026-01-01 00:00:00+01') TO ('2027-01-01 00:00:00-05:30')";
+        assert!(bounds_match(
+            "FROM ('2026-01-01') TO ('2027-01-01')",
+            printed
+        ));
+        assert!(bounds_match(printed, printed));
+        assert!(!bounds_match(
+            "FROM ('2026-01-02') TO ('2027-01-01')",
+            printed
+        ));
+        assert!(!bounds_match(
+            "FROM ('2026-01-01 00:00:00+00') TO ('2027-01-01 00:00:00-05:30')",
+            printed
+        ));
+        assert!(!bounds_match(
+            "FROM ('2026-01-01') TO ('2027-01-01')",
+            "FOR VALUES FROM ('2026-01-01 00:00:01+01') TO ('2027-01-01 00:00:00+01')"
+        ));
     }
 
     #[test]

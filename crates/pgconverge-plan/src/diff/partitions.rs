@@ -13,7 +13,7 @@
 //! not at all) than the config says, and a partition with other bounds.
 
 use pgconverge_model::catalog::{NodeCatalog, PartitionCatalog, QualifiedName, TableCatalog};
-use pgconverge_model::partitioning::{normalize_bound, partition_key_sql};
+use pgconverge_model::partitioning::{bounds_match, normalize_bound, partition_key_sql};
 
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
@@ -183,7 +183,7 @@ pub fn blockers(node: &DesiredNode, observed: &NodeCatalog) -> Vec<Blocker> {
             let Some(found) = live.partitions.iter().find(|p| p.name == partition.name) else {
                 continue;
             };
-            if normalize_bound(&found.bound) != normalize_bound(&partition.bounds) {
+            if !bounds_match(&partition.bounds, &found.bound) {
                 blockers.push(Blocker {
                     node: node.name.clone(),
                     setting: format!("bounds of partition {} of {}", partition.name, table.name),

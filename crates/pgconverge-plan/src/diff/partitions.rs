@@ -181,6 +181,16 @@ pub fn blockers(node: &DesiredNode, observed: &NodeCatalog) -> Vec<Blocker> {
         };
         for partition in &partitioning.partitions {
             let Some(found) = live.partitions.iter().find(|p| p.name == partition.name) else {
+                let name = QualifiedName::new(&table.name.schema, &partition.name);
+                if observed.tables.contains_key(&name) {
+                    blockers.push(Blocker {
+                        node: node.name.clone(),
+                        setting: format!("partition {} of {}", partition.name, table.name),
+                        current: format!("{name} is a table of its own"),
+                        required: format!("a partition of {}", table.name),
+                        fix: "rename the partition in the config, or attach the table yourself (ALTER TABLE … ATTACH PARTITION) if its rows belong there".into(),
+                    });
+                }
                 continue;
             };
             if !bounds_match(&partition.bounds, &found.bound) {

@@ -217,6 +217,15 @@ fn re_partitioning_and_moving_bounds_are_blockers() {
         blockers(&node, &observed(Some("RANGE (day)"), Vec::new())),
         []
     );
+
+    let mut taken = observed(Some("RANGE (day)"), Vec::new());
+    taken.tables.insert(
+        QualifiedName::new("public", "events_2026"),
+        TableCatalog::default(),
+    );
+    let found = blockers(&node, &taken);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].current, "public.events_2026 is a table of its own");
 }
 
 #[test]

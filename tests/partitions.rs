@@ -3,7 +3,8 @@
 //! deletes) end with the same rows in the same partitions everywhere; a partition added on
 //! the live mesh while the writers write takes its rows on every node; a DEFAULT partition
 //! holding rows of a new partition's range stops the plan; a dropped partition goes on every
-//! node; a node joining a mesh gets the rows into their partitions; and a database with
+//! node; a node joining a mesh gets the rows into their partitions, and the partitioned table
+//! then takes a new column and an index like any other; and a database with
 //! partitioned tables imports into a config whose plan changes nothing that exists.
 
 #[path = "common/mesh.rs"]
@@ -386,6 +387,35 @@ async fn adopt_partitioned_rows_reach_their_partitions_on_a_joining_node() {
         .filter(|r| r.starts_with("events_2026 ") && r.contains("\"day\": \"2026-06-01\""))
         .count();
     assert!(moved >= 100, "{moved} rows moved");
+
+    // The partitioned table evolves like any other: a column added (gated, reaching every
+    // partition) and an index, built in a transaction since it cannot be built concurrently.
+    let mut evolved = tables(false, false);
+    evolved[1]["columns"]
+        .as_array_mut()
+        .expect("columns")
+        .push(json!({ "name": "note", "type": "text" }));
+    evolved[1]["indexes"] = json!([{ "columns": ["email"] }]);
+    cluster.write_config(evolved);
+    let plan = cluster.pgconverge(&["plan"]);
+    assert!(
+        text(&plan).contains("blocks writes to the partitioned table"),
+        "{}",
+        text(&plan)
+    );
+    apply(&cluster, "a column and an index on a partitioned table");
+    cluster
+        .client(1)
+        .await
+        .batch_execute("UPDATE public.accounts SET note = 'n', region = 'eu' WHERE id <= 30")
+        .await
+        .expect("the new column written on n2");
+    let accounts = wait_until_same_partitions(&cluster, "accounts").await;
+    let noted = accounts
+        .iter()
+        .filter(|r| r.starts_with("accounts_eu ") && r.contains("\"note\": \"n\""))
+        .count();
+    assert_eq!(noted, 30);
     for node in 0..3 {
         let (errors, log) = mesh::apply_error_count(&cluster, node).await;
         assert_eq!(errors, 0, "apply errors on node {node}:\n{log}");

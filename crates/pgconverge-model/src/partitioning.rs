@@ -230,11 +230,6 @@ mod tests {
         assert!(parse_partition_key("HASH (id int8_ops)", &columns).is_none());
         assert!(parse_partition_key("RANGE (other)", &columns).is_none());
     }
-}
-
-#[cfg(test)]
-mod spelling {
-    use super::normalize_bound;
 
     #[test]
     fn each_strategy_has_its_normalised_start() {

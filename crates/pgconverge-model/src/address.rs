@@ -37,6 +37,11 @@ pub enum ObjectAddress {
         table: QualifiedName,
         name: String,
     },
+    /// A partition of a partitioned table, in the table's schema.
+    Partition {
+        table: QualifiedName,
+        name: String,
+    },
     ReplicaIdentity {
         table: QualifiedName,
     },
@@ -78,7 +83,7 @@ pub struct AddressParseError {
 
 /// Kind words, two-word ones first so `replica identity` and `key slot` are tried before any
 /// one-word kind.
-const KINDS: [&str; 13] = [
+const KINDS: [&str; 14] = [
     "replica identity",
     "key slot",
     "schema",
@@ -86,6 +91,7 @@ const KINDS: [&str; 13] = [
     "column",
     "constraint",
     "index",
+    "partition",
     "function",
     "trigger",
     "publication",
@@ -103,6 +109,7 @@ impl ObjectAddress {
             | ObjectAddress::Column { table, .. }
             | ObjectAddress::Constraint { table, .. }
             | ObjectAddress::Index { table, .. }
+            | ObjectAddress::Partition { table, .. }
             | ObjectAddress::ReplicaIdentity { table }
             | ObjectAddress::Trigger { table, .. } => Some(table),
             _ => None,
@@ -117,6 +124,7 @@ impl ObjectAddress {
             ObjectAddress::Column { .. } => "column",
             ObjectAddress::Constraint { .. } => "constraint",
             ObjectAddress::Index { .. } => "index",
+            ObjectAddress::Partition { .. } => "partition",
             ObjectAddress::ReplicaIdentity { .. } => "replica identity",
             ObjectAddress::Function { .. } => "function",
             ObjectAddress::Trigger { .. } => "trigger",
@@ -146,6 +154,7 @@ impl ObjectAddress {
             }
             | ObjectAddress::Constraint { table, name }
             | ObjectAddress::Index { table, name }
+            | ObjectAddress::Partition { table, name }
             | ObjectAddress::Trigger { table, name } => dotted(&[&table.schema, &table.name, name]),
             ObjectAddress::Function { function } => {
                 format!("{}()", dotted(&[&function.schema, &function.name]))
@@ -219,6 +228,10 @@ impl FromStr for ObjectAddress {
             "index" => {
                 let (table, name) = in_table(name)?;
                 ObjectAddress::Index { table, name }
+            }
+            "partition" => {
+                let (table, name) = in_table(name)?;
+                ObjectAddress::Partition { table, name }
             }
             _ => {
                 let (table, name) = in_table(name)?;

@@ -100,6 +100,13 @@ pub struct TableCatalog {
     pub replica_identity: String,
     /// A partitioned table (`relkind = 'p'`): its indexes cannot be built concurrently.
     pub partitioned: bool,
+    /// A partitioned table's key as `pg_get_partkeydef` prints it (`RANGE (created_at)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
+    /// A partitioned table's partitions, sorted by name. Partitions are parts of their
+    /// table, never tables of the snapshot themselves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionCatalog>,
     /// Non-internal triggers.
     pub triggers: Vec<TriggerCatalog>,
     /// Estimated row count (`reltuples`, -1 when never analysed).
@@ -114,6 +121,24 @@ pub struct TableCatalog {
     /// yet (`None` otherwise), to tell a database being brought in from an empty one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub has_rows: Option<bool>,
+}
+
+/// One partition of a partitioned table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PartitionCatalog {
+    /// Its schema (the partitioned table's, when pgconverge made it).
+    pub schema: String,
+    pub name: String,
+    /// `pg_get_expr(relpartbound, oid)`: `FOR VALUES FROM (…) TO (…)`, `DEFAULT`, ….
+    pub bound: String,
+    /// Itself partitioned (sub-partitioning, which the config cannot describe).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partitioned: bool,
+    /// Names of its own triggers (not those cloned from its table's row triggers), sorted:
+    /// pgconverge's refusal of a TRUNCATE of it alone is one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<String>,
 }
 
 /// A sequence that hands out a column's values, with the values already in use.

@@ -144,6 +144,62 @@ pub struct TableConfig {
     /// left out of `columns` is kept: pgconverge drops nothing it is not told to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped_columns: Vec<String>,
+    /// Makes the table a partitioned table (`PARTITION BY`): rows are stored in its
+    /// `partitions`, chosen by the key columns. The primary key and every UNIQUE constraint
+    /// must include every key column (PostgreSQL enforces uniqueness per partition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_by: Option<PartitionBy>,
+    /// The partitions of a partitioned table, created in the table's schema. Only the table
+    /// itself is replicated: a row written on any node reaches the partition its key
+    /// chooses on every node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionConfig>,
+    /// Partitions to drop from the live table on every node, by name; their rows are lost.
+    /// A partition only left out of `partitions` is kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_partitions: Vec<String>,
+}
+
+/// How a partitioned table chooses the partition of a row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionBy {
+    /// `range`, `list` or `hash`.
+    pub strategy: PartitionStrategy,
+    /// Key columns, in order (`list` takes exactly one).
+    pub columns: Vec<String>,
+}
+
+/// PostgreSQL's partitioning strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionStrategy {
+    Range,
+    List,
+    Hash,
+}
+
+impl PartitionStrategy {
+    /// As in `PARTITION BY <strategy> (…)`, and as `pg_get_partkeydef` prints it.
+    pub fn sql(self) -> &'static str {
+        match self {
+            PartitionStrategy::Range => "RANGE",
+            PartitionStrategy::List => "LIST",
+            PartitionStrategy::Hash => "HASH",
+        }
+    }
+}
+
+/// One partition of a partitioned table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionConfig {
+    /// Partition name (a table in the partitioned table's schema).
+    pub name: String,
+    /// Its bound, as after `FOR VALUES` in PostgreSQL: `FROM ('2026-01-01') TO
+    /// ('2027-01-01')`, `IN ('eu', 'uk')`, `WITH (MODULUS 4, REMAINDER 0)`, or `DEFAULT`
+    /// for the partition taking every row no other one takes.
+    pub bounds: String,
 }
 
 pub fn default_schema() -> String {

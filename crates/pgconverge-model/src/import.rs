@@ -5,8 +5,10 @@
 //! A table comes in only as the config can describe it whole, so that a plan against the
 //! same database proposes no change to what exists: a part the model cannot express (a
 //! CHECK constraint, a partial index, a foreign key with `ON UPDATE`) is left out of the
-//! config and listed; a table the model cannot hold at all (no primary key, partitioned, a
-//! generated column) is left out with its reason.
+//! config and listed; a table the model cannot hold at all (no primary key, a partition key
+//! on expressions, sub-partitions, a generated column) is left out with its reason. A
+//! partitioned table comes in with its key and its partitions' bounds as PostgreSQL prints
+//! them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,10 +19,11 @@ use crate::catalog::{
 };
 use crate::config::{
     default_schema, ColumnConfig, ConflictConfig, ForeignKeyConfig, ForeignKeyTarget, IdentityKind,
-    IndexConfig, LegacyColumns, TableConfig,
+    IndexConfig, LegacyColumns, PartitionBy, PartitionConfig, TableConfig,
 };
 use crate::key_blocks::{is_sequence_default, KeyWidth};
 use crate::naming::RESERVED_COLUMN_PREFIX;
+use crate::partitioning::parse_partition_key;
 use crate::types::normalize_type;
 
 /// The tables that could be imported and what could not.
@@ -94,10 +97,6 @@ fn excluded_tables(
     for object in outside {
         let name = QualifiedName::new(&object.schema, &object.name);
         let reason = match object.kind.as_str() {
-            "partition" => format!(
-                "a partition ({}); partitioned tables are not in the model, so its rows are not replicated",
-                object.detail
-            ),
             "generated column" => format!(
                 "its column {} is generated, which the model cannot describe; the table is not replicated",
                 quote_ident(&object.detail)
@@ -111,20 +110,69 @@ fn excluded_tables(
         excluded.entry(name).or_insert(reason);
     }
     for (name, table) in &catalog.tables {
-        let reason = if table.partitioned {
-            "a partitioned table; partitioned tables are not in the model, so its rows are not replicated"
+        let reason = if let Some(reason) = partitioning_problem(name, table) {
+            reason
         } else if !table
             .constraints
             .iter()
             .any(|c| c.kind == ConstraintKind::PrimaryKey)
         {
             "has no primary key, which replication identifies rows by; add one and import again"
+                .to_string()
         } else {
             continue;
         };
-        excluded.entry(name.clone()).or_insert(reason.to_string());
+        excluded.entry(name.clone()).or_insert(reason);
     }
     excluded
+}
+
+/// Why a partitioned table cannot be in the config, if it cannot.
+fn partitioning_problem(name: &QualifiedName, table: &TableCatalog) -> Option<String> {
+    if !table.partitioned {
+        return None;
+    }
+    let key = table.partition_key.as_deref().unwrap_or_default();
+    if import_partition_key(table).is_none() {
+        return Some(format!(
+            "a partitioned table whose key ({key}) is not plain columns, which the model cannot describe; its rows are not replicated"
+        ));
+    }
+    if let Some(sub) = table.partitions.iter().find(|p| p.partitioned) {
+        return Some(format!(
+            "its partition {} is partitioned itself, which the model cannot describe; its rows are not replicated",
+            sub.name
+        ));
+    }
+    if let Some(away) = table.partitions.iter().find(|p| p.schema != name.schema) {
+        return Some(format!(
+            "its partition {}.{} is in another schema; the model keeps partitions in their table's schema, so its rows are not replicated",
+            away.schema, away.name
+        ));
+    }
+    None
+}
+
+fn import_partition_key(table: &TableCatalog) -> Option<PartitionBy> {
+    let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    parse_partition_key(table.partition_key.as_deref()?, &names)
+}
+
+/// The partitions of a table as the config writes them: bounds as PostgreSQL prints them,
+/// without `FOR VALUES`.
+fn partition_configs(table: &TableCatalog) -> Vec<PartitionConfig> {
+    table
+        .partitions
+        .iter()
+        .map(|p| PartitionConfig {
+            name: p.name.clone(),
+            bounds: p
+                .bound
+                .strip_prefix("FOR VALUES ")
+                .unwrap_or(&p.bound)
+                .to_string(),
+        })
+        .collect()
 }
 
 fn table_config(
@@ -155,6 +203,9 @@ fn table_config(
         conflict: ConflictConfig::default(),
         legacy_columns: LegacyColumns::default(),
         dropped_columns: Vec::new(),
+        partition_by: import_partition_key(table),
+        partitions: partition_configs(table),
+        dropped_partitions: Vec::new(),
     };
     for constraint in &table.constraints {
         add_constraint(&mut config, name, constraint, imported, all, report);
@@ -376,7 +427,7 @@ fn outside_entry(object: &OutsideObject) -> Option<NotImported> {
         format!("{}.{}", object.schema, object.name)
     };
     let (what, reason) = match object.kind.as_str() {
-        "partition" | "generated column" | "extension table" => return None,
+        "generated column" | "extension table" => return None,
         "policy" => (
             format!("policy {} on {qualified}", object.detail),
             "row-level security policies are outside the model; it stays here".to_string(),

@@ -533,6 +533,9 @@ fn convert_tables(
                     origin_node: Some(ORIGIN_NODE.to_string()),
                 },
                 dropped_columns: Vec::new(),
+                partition_by: None,
+                partitions: Vec::new(),
+                dropped_partitions: Vec::new(),
             },
         ));
         column_keys.insert(t, keys);

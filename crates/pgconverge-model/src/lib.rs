@@ -5,7 +5,8 @@
 //! above it, so reading a config flows one way (a test holds each module to its line):
 //! - `catalog`, `config`, `naming`, `types`: use no other module (plain data and rules)
 //! - `key_blocks`: types (node-unique key blocks: slot numbers, block bounds per integer width)
-//! - `import`: catalog, config, key_blocks, naming, types (a live database's tables as
+//! - `partitioning`: config, types (partition keys as PostgreSQL prints them, bounds normalised)
+//! - `import`: catalog, config, key_blocks, naming, partitioning, types (a live database's tables as
 //!   table configs, and the report of what the config cannot describe)
 //! - `address`: catalog (typed addresses of the objects pgconverge manages, and their text)
 //! - `units`: uses none (quantities as plans and progress print them)
@@ -15,7 +16,7 @@
 //! - `source_map`: diagnostics (the text and positions of a file)
 //! - `schema_check`: diagnostics, source_map (structural checks)
 //! - `entries`: diagnostics, source_map (entry-by-entry deserialising)
-//! - `validate`: config, naming, types, key_blocks, diagnostics, source_map, schema_check (semantic
+//! - `validate`: config, naming, types, key_blocks, partitioning, diagnostics, source_map, schema_check (semantic
 //!   checks; `schema_check` for its "did you mean")
 //! - `legacy`: config, types, diagnostics, source_map, schema_check, entries, validate
 //!   (reads the two-file format and converts it)
@@ -32,6 +33,7 @@ pub mod key_blocks;
 pub mod legacy;
 pub mod load;
 pub mod naming;
+pub mod partitioning;
 mod quick_check;
 mod schema_check;
 mod source_map;

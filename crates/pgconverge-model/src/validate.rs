@@ -15,6 +15,7 @@ use crate::schema_check::closest;
 use crate::source_map::{quoted, Anchor, FieldPath, SourceFile};
 use crate::types::normalize_type;
 
+mod partitions;
 mod tls;
 
 /// Where the parts of a configuration were written: which file, which field path.
@@ -97,6 +98,7 @@ pub(crate) fn check(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findi
     check_nodes(parts, layout, findings);
     tls::check(parts, layout, findings);
     check_tables(parts, layout, findings);
+    partitions::check(parts, layout, findings);
     check_dropped_tables(parts, layout, findings);
     if let Some(replication) = parts.replication {
         let path = layout.replication();

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use pgconverge_model::catalog::QualifiedName;
 use pgconverge_model::config::{
-    ClusterConfig, ColumnConfig, IdentityKind, NodeConfig, SubscriptionAuth, TableConfig,
+    ClusterConfig, ColumnConfig, IdentityKind, NodeConfig, PartitionBy, PartitionConfig,
+    SubscriptionAuth, TableConfig,
 };
 use pgconverge_model::key_blocks::{is_sequence_default, serial_integer_type};
 use pgconverge_model::naming::{
@@ -37,7 +38,7 @@ pub struct DesiredNode {
     pub dropped_tables: Vec<QualifiedName>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DesiredTable {
     pub name: QualifiedName,
     pub columns: Vec<DesiredColumn>,
@@ -47,6 +48,16 @@ pub struct DesiredTable {
     pub indexes: Vec<IndexSpec>,
     /// Columns the config asks to drop from the live table.
     pub dropped_columns: Vec<String>,
+    /// The key and partitions of a partitioned table.
+    pub partitioning: Option<DesiredPartitioning>,
+}
+
+/// A partitioned table's key, its partitions and the partitions the config asks to drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredPartitioning {
+    pub key: PartitionBy,
+    pub partitions: Vec<PartitionConfig>,
+    pub dropped: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +100,7 @@ impl DesiredColumn {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConstraintSpec {
     pub name: String,
     pub columns: Vec<String>,
@@ -305,6 +316,11 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
         foreign_keys,
         indexes,
         dropped_columns: table.dropped_columns.clone(),
+        partitioning: table.partition_by.as_ref().map(|key| DesiredPartitioning {
+            key: key.clone(),
+            partitions: table.partitions.clone(),
+            dropped: table.dropped_partitions.clone(),
+        }),
     }
 }
 

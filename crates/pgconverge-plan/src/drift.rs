@@ -49,6 +49,16 @@ pub fn definition_fingerprint(catalog: &NodeCatalog, address: &ObjectAddress) ->
         ObjectAddress::ReplicaIdentity { table: name } => {
             json_sha256(&table(name)?.replica_identity)
         }
+        ObjectAddress::Partition {
+            table: name,
+            name: partition,
+        } => {
+            let p = table(name)?
+                .partitions
+                .iter()
+                .find(|p| &p.name == partition)?;
+            json_sha256(&(&p.bound, &p.triggers))
+        }
         ObjectAddress::Trigger {
             table: name,
             name: trigger,

@@ -1,9 +1,11 @@
 //! Which changes run behind the gate, and the tables the gate holds.
 //!
 //! A change that alters what rows of an existing table carry (a new column, a new type, a new
-//! NOT NULL, a new UNIQUE) must not be live on one node while another node still writes or
-//! receives rows under the old rule: rows written with a new column would reach a node without
-//! it, values under a new UNIQUE could collide with changes in flight. So these changes, and
+//! NOT NULL, a new UNIQUE, a partition added or dropped) must not be live on one node while
+//! another node still writes or receives rows under the old rule: rows written with a new
+//! column would reach a node without it, values under a new UNIQUE could collide with changes
+//! in flight, a row of a new partition's range would land in another node's DEFAULT partition
+//! (or nowhere). So these changes, and
 //! the regenerated functions of their tables, are gated: the engine opens one transaction per
 //! node, locks the tables there in EXCLUSIVE mode (local writers and apply workers wait;
 //! readers go on), runs every gated change on every node, and commits on every node only once
@@ -63,6 +65,7 @@ pub fn gate_locks<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone) -> 
         .filter(|c| c.gated)
         .filter_map(|c| match (&c.address, c.action) {
             (ObjectAddress::Column { table, .. } | ObjectAddress::Constraint { table, .. }, _)
+            | (ObjectAddress::Partition { table, .. }, Action::Create | Action::Delete)
             | (ObjectAddress::Table { table }, Action::Delete) => Some(table.clone()),
             _ => None,
         })
@@ -89,7 +92,9 @@ pub fn settle_gate(node_changes: &mut [Change], observed: &NodeCatalog) {
                 (ObjectAddress::Table { .. }, Action::Create) => true,
                 (ObjectAddress::Table { .. }, Action::Delete) => change.gated,
                 (
-                    ObjectAddress::Column { table, .. } | ObjectAddress::Constraint { table, .. },
+                    ObjectAddress::Column { table, .. }
+                    | ObjectAddress::Constraint { table, .. }
+                    | ObjectAddress::Partition { table, .. },
                     _,
                 ) => {
                     change.gated

@@ -148,6 +148,7 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
         blockers.extend(crate::prereq::check_certificate_subscriptions(
             node, observed,
         ));
+        blockers.extend(crate::diff::partitions::blockers(node, observed));
         let managed = input.managed.get(&node.name).unwrap_or(&no_addresses);
         let mut node_changes = diff_node(&NodeDiffInput {
             desired: node,
@@ -334,6 +335,12 @@ fn managed_addresses(node: &DesiredNode, slots_here: &BTreeSet<String>) -> BTree
                 name: ix.name.clone(),
             });
         }
+        for p in t.partitioning.iter().flat_map(|p| &p.partitions) {
+            add(ObjectAddress::Partition {
+                table: t.name.clone(),
+                name: p.name.clone(),
+            });
+        }
     }
     for f in &node.functions {
         add(ObjectAddress::Function {
@@ -419,7 +426,16 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         membership: Option<&'a str>,
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         key_slots: &'a BTreeMap<String, i64>,
+        /// Partitioned tables' keys and partitions (apart, so other tables' structure
+        /// fingerprints as it always has).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        partitioning: Vec<PartitioningStructure<'a>>,
     }
+    type PartitioningStructure<'a> = (
+        &'a QualifiedName,
+        &'a Option<String>,
+        &'a [pgconverge_model::catalog::PartitionCatalog],
+    );
     json_sha256(&Structural {
         server_version_num: catalog.server_version_num,
         settings: &catalog.settings,
@@ -467,5 +483,11 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
             .collect(),
         membership: catalog.membership.as_ref().map(|m| m.node.as_str()),
         key_slots: &catalog.key_slots,
+        partitioning: catalog
+            .tables
+            .iter()
+            .filter(|(_, t)| t.partition_key.is_some() || !t.partitions.is_empty())
+            .map(|(name, t)| (name, &t.partition_key, t.partitions.as_slice()))
+            .collect(),
     })
 }

@@ -40,6 +40,15 @@ pub enum DataCheck {
         column: String,
         to: String,
     },
+    /// A new partition next to a DEFAULT partition (`table`): the DEFAULT partition holds
+    /// no row of the new partition's range (`predicate`, from its bounds), which PostgreSQL
+    /// would refuse to create the partition over.
+    NoRowsInPartitionRange {
+        table: QualifiedName,
+        key: Vec<String>,
+        partition: String,
+        predicate: String,
+    },
 }
 
 /// What a failed check found on one node: how many rows (or groups of duplicates) break
@@ -58,7 +67,8 @@ impl DataCheck {
             DataCheck::NoDuplicates { table, .. }
             | DataCheck::NoNulls { table, .. }
             | DataCheck::NoRows { table, .. }
-            | DataCheck::ValuesFit { table, .. } => table,
+            | DataCheck::ValuesFit { table, .. }
+            | DataCheck::NoRowsInPartitionRange { table, .. } => table,
         }
     }
 
@@ -101,6 +111,11 @@ impl DataCheck {
                 col = quote_ident(column),
                 ty = quote_literal(to)
             ),
+            DataCheck::NoRowsInPartitionRange { key, predicate, .. } => format!(
+                "SELECT ROW({})::text, pg_catalog.count(*) OVER ()::int8 FROM {table} \
+                 WHERE {predicate} LIMIT 1",
+                column_list(key)
+            ),
         }
     }
 
@@ -122,6 +137,9 @@ impl DataCheck {
             DataCheck::ValuesFit { column, to, .. } => {
                 format!("type change of {column} to {to} needs every value to read as {to}")
             }
+            DataCheck::NoRowsInPartitionRange { partition, .. } => format!(
+                "new partition {partition} needs no row of its range in this DEFAULT partition; move them out first"
+            ),
         }
     }
 }

@@ -27,6 +27,10 @@ fn every_kind(part: &str) -> Vec<ObjectAddress> {
             table: t.clone(),
             name: name.clone(),
         },
+        ObjectAddress::Partition {
+            table: t.clone(),
+            name: name.clone(),
+        },
         ObjectAddress::ReplicaIdentity { table: t.clone() },
         ObjectAddress::Function {
             function: t.clone(),
@@ -74,6 +78,13 @@ fn ordinary_names_read_as_they_always_have() {
                 name: "users_email_idx".into(),
             },
             "index public.users.users_email_idx",
+        ),
+        (
+            ObjectAddress::Partition {
+                table: users.clone(),
+                name: "users_eu".into(),
+            },
+            "partition public.users.users_eu",
         ),
         (
             ObjectAddress::ReplicaIdentity {

@@ -1,7 +1,10 @@
 //! The conversion of introspected tables into table configs, and its report.
 
 use super::*;
-use crate::catalog::{ColumnCatalog, IndexCatalog, KeySequenceCatalog, TriggerCatalog};
+use crate::catalog::{
+    ColumnCatalog, IndexCatalog, KeySequenceCatalog, PartitionCatalog, TriggerCatalog,
+};
+use crate::config::PartitionStrategy;
 
 fn column(name: &str, data_type: &str, not_null: bool, default: Option<&str>) -> ColumnCatalog {
     ColumnCatalog {
@@ -226,4 +229,89 @@ fn what_the_config_cannot_describe_is_reported() {
         "{}",
         import.report[6]
     );
+}
+
+/// `public.events (id, day)` partitioned by range of `day`, with the given key text and
+/// partitions.
+fn events(key: &str, partitions: Vec<PartitionCatalog>) -> NodeCatalog {
+    let table = TableCatalog {
+        columns: vec![
+            column("id", "bigint", true, None),
+            column("day", "date", true, None),
+        ],
+        constraints: vec![constraint(
+            "events_pkey",
+            ConstraintKind::PrimaryKey,
+            &["id", "day"],
+            "PRIMARY KEY (id, day)",
+        )],
+        replica_identity: "d".into(),
+        partitioned: true,
+        partition_key: Some(key.into()),
+        partitions,
+        ..TableCatalog::default()
+    };
+    NodeCatalog {
+        tables: BTreeMap::from([(name("events"), table)]),
+        ..NodeCatalog::default()
+    }
+}
+
+fn partition(name: &str, bound: &str) -> PartitionCatalog {
+    PartitionCatalog {
+        schema: "public".into(),
+        name: name.into(),
+        bound: bound.into(),
+        partitioned: false,
+        triggers: Vec::new(),
+    }
+}
+
+#[test]
+fn a_partitioned_table_comes_in_with_its_key_and_partitions() {
+    let catalog = events(
+        "RANGE (day)",
+        vec![
+            partition(
+                "events_2026",
+                "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+            ),
+            partition("events_rest", "DEFAULT"),
+        ],
+    );
+    let import = import_tables(&catalog, &[]);
+    assert_eq!(import.report, []);
+    let events = &import.tables[0];
+    let key = events.partition_by.as_ref().expect("partitioned");
+    assert_eq!(key.strategy, PartitionStrategy::Range);
+    assert_eq!(key.columns, ["day"]);
+    let bounds: Vec<(&str, &str)> = events
+        .partitions
+        .iter()
+        .map(|p| (p.name.as_str(), p.bounds.as_str()))
+        .collect();
+    assert_eq!(
+        bounds,
+        [
+            ("events_2026", "FROM ('2026-01-01') TO ('2027-01-01')"),
+            ("events_rest", "DEFAULT")
+        ]
+    );
+}
+
+#[test]
+fn partitioned_tables_the_config_cannot_describe_stay_out_with_the_reason() {
+    let by_expression = events("RANGE (date_trunc('month'::text, day))", vec![]);
+    let import = import_tables(&by_expression, &[]);
+    assert!(import.tables.is_empty());
+    assert!(import.report[0].reason.contains("not plain columns"));
+
+    let mut sub = partition(
+        "events_2026",
+        "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+    );
+    sub.partitioned = true;
+    let import = import_tables(&events("RANGE (day)", vec![sub]), &[]);
+    assert!(import.tables.is_empty());
+    assert!(import.report[0].reason.contains("partitioned itself"));
 }

@@ -74,7 +74,9 @@ impl Phase {
                 Phase::ConstraintsAndIndexes
             }
             ObjectAddress::Function { .. } => Phase::Functions,
-            ObjectAddress::Trigger { .. } => Phase::Triggers,
+            // With the triggers: each partition gets the TRUNCATE refusal, whose function
+            // is created before.
+            ObjectAddress::Trigger { .. } | ObjectAddress::Partition { .. } => Phase::Triggers,
             ObjectAddress::Publication { .. } => Phase::Publication,
             ObjectAddress::Slot { .. } => Phase::Slots,
             ObjectAddress::Subscription { .. } => Phase::Subscriptions,

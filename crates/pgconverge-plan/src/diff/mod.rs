@@ -16,6 +16,7 @@ mod functions;
 mod indexes;
 mod internal_tables;
 pub mod key_sequences;
+pub(crate) mod partitions;
 pub(crate) mod publication;
 mod replica_identity;
 mod schemas;
@@ -62,6 +63,7 @@ const KINDS: &[KindDiff] = &[
     columns::diff,
     constraints::diff,
     indexes::diff,
+    partitions::diff,
     key_sequences::diff,
     replica_identity::diff,
     functions::diff,

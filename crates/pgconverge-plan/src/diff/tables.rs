@@ -1,4 +1,5 @@
-//! New tables: one CREATE TABLE with their columns, primary key and unique constraints.
+//! New tables: one CREATE TABLE with their columns, primary key and unique constraints (and
+//! `PARTITION BY` for a partitioned table, whose partitions are `partitions`' steps).
 //! Their foreign keys and indexes are steps of their own (`constraints`, `indexes`); the
 //! columns and keys of existing tables are compared there and in `columns`. A table is
 //! dropped only when the config lists it in `dropped_tables`.
@@ -56,6 +57,7 @@ pub(super) mod ddl {
     use crate::diff::constraints::ddl::{primary_key_clause, unique_clause};
     use crate::diff::table_sql_name;
     use pgconverge_model::catalog::QualifiedName;
+    use pgconverge_model::partitioning::partition_key_sql;
 
     /// Plain DROP TABLE: a foreign key from another table makes it fail rather than cascade.
     pub fn drop_table_sql(table: &QualifiedName) -> String {
@@ -66,8 +68,13 @@ pub(super) mod ddl {
         let mut items: Vec<String> = table.columns.iter().map(column_definition_sql).collect();
         items.push(primary_key_clause(&table.primary_key));
         items.extend(table.uniques.iter().map(unique_clause));
+        let partition_by = table
+            .partitioning
+            .as_ref()
+            .map(|p| format!(" PARTITION BY {}", partition_key_sql(&p.key)))
+            .unwrap_or_default();
         format!(
-            "CREATE TABLE {} (\n    {}\n)",
+            "CREATE TABLE {} (\n    {}\n){partition_by}",
             table_sql_name(&table.name),
             items.join(",\n    ")
         )

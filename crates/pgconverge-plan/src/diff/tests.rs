@@ -67,6 +67,7 @@ fn desired_table() -> DesiredTable {
         foreign_keys: Vec::new(),
         indexes: Vec::new(),
         dropped_columns: Vec::new(),
+        partitioning: None,
     }
 }
 

@@ -139,17 +139,11 @@ fn parents_first(tables: &[DesiredTable]) -> Vec<&DesiredTable> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::{ConstraintSpec, ForeignKeySpec};
+    use crate::desired::ForeignKeySpec;
 
     fn table(name: &str, parents: &[&str]) -> DesiredTable {
         DesiredTable {
             name: QualifiedName::new("public", name),
-            columns: Vec::new(),
-            primary_key: ConstraintSpec {
-                name: format!("{name}_pkey"),
-                columns: vec!["id".into()],
-            },
-            uniques: Vec::new(),
             foreign_keys: parents
                 .iter()
                 .map(|p| ForeignKeySpec {
@@ -160,8 +154,7 @@ mod tests {
                     on_delete: None,
                 })
                 .collect(),
-            indexes: Vec::new(),
-            dropped_columns: Vec::new(),
+            ..DesiredTable::default()
         }
     }
 

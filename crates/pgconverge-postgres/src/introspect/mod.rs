@@ -13,6 +13,7 @@
 //! their stored body (`prosrc`), never printed whole.
 
 mod decode;
+mod partitions;
 mod queries;
 #[cfg(test)]
 mod server_tests;
@@ -268,6 +269,7 @@ async fn read_catalog(
         publication_rows,
         slot_rows,
         key_sequence_rows,
+        partition_rows,
     ) = futures_util::try_join!(
         server_and_subscriptions,
         query(client, "settings", SETTINGS_SQL, &settings_params),
@@ -285,6 +287,7 @@ async fn read_catalog(
         query(client, "publications", PUBLICATIONS_SQL, &[]),
         query(client, "replication slots", SLOTS_SQL, &[]),
         query(client, "key sequences", KEY_SEQUENCES_SQL, &scope_params),
+        query(client, "partitions", PARTITIONS_SQL, &scope_params),
     )?;
 
     let (mut tables, table_columns) = tables::decode_tables(&table_rows)?;
@@ -302,6 +305,7 @@ async fn read_catalog(
     tables::attach_indexes(&mut tables, indexes.valid, &definition_rows)?;
     tables::attach_invalid_indexes(&mut tables, indexes.invalid);
     tables::attach_triggers(&mut tables, &trigger_rows)?;
+    partitions::attach_partitions(&mut tables, &partition_rows)?;
     let membership = if tables.contains_key(&QualifiedName::new(INTERNAL_SCHEMA, MEMBERSHIP_TABLE))
     {
         let rows = query(client, "membership", MEMBERSHIP_SQL, &[]).await?;

@@ -33,13 +33,25 @@ WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'";
 /// sorts per table cost more than the scan): all of them see the rows in the same order, and
 /// the columns are put in `attnum` order in Rust.
 pub(super) const TABLES_SQL: &str = "
-SELECT n.nspname::text, c.relname::text, c.relreplident::text, c.reltuples::float8,
+SELECT n.nspname::text, c.relname::text, c.relreplident::text,
+       CASE WHEN c.relkind = 'p' THEN parts.tuples ELSE c.reltuples::float8 END,
        cols.names, cols.types, cols.not_nulls, cols.defaults, cols.attnums,
        cols.quoted_names, cols.type_oids, cols.collations, c.relkind = 'p',
-       c.relpages::int8 * pg_catalog.current_setting('block_size')::int8,
-       cols.identities
+       CASE WHEN c.relkind = 'p' THEN parts.pages ELSE c.relpages::int8 END
+           * pg_catalog.current_setting('block_size')::int8,
+       cols.identities,
+       CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+-- A partitioned table holds no rows itself: its estimates are its partitions'.
+LEFT JOIN LATERAL (
+    SELECT CASE WHEN pg_catalog.bool_and(l.reltuples < 0) THEN -1
+                ELSE COALESCE(pg_catalog.sum(GREATEST(l.reltuples, 0)), 0) END::float8 AS tuples,
+           COALESCE(pg_catalog.sum(l.relpages), 0)::int8 AS pages
+    FROM pg_catalog.pg_partition_tree(c.oid) t
+    JOIN pg_catalog.pg_class l ON l.oid = t.relid
+    WHERE c.relkind = 'p' AND t.isleaf
+) parts ON true
 LEFT JOIN LATERAL (
     SELECT pg_catalog.array_agg(a.attnum) AS attnums,
            pg_catalog.array_agg(a.attname::text) AS names,
@@ -59,7 +71,23 @@ LEFT JOIN LATERAL (
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 ) cols ON true
-WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')";
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND NOT c.relispartition";
+
+/// Each partition of a partitioned table in scope (partitions are parts of their table, not
+/// tables of the snapshot): its bound as PostgreSQL prints it, whether it is partitioned
+/// itself, and its own triggers (not the clones of its table's row triggers).
+pub(super) const PARTITIONS_SQL: &str = "
+SELECT pn.nspname::text, p.relname::text, n.nspname::text, c.relname::text,
+       pg_catalog.pg_get_expr(c.relpartbound, c.oid), c.relkind = 'p',
+       ARRAY(SELECT t.tgname::text FROM pg_catalog.pg_trigger t
+             WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgparentid = 0
+             ORDER BY 1)
+FROM pg_catalog.pg_inherits i
+JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+WHERE pn.nspname = ANY($1) AND c.relispartition AND p.relkind = 'p' AND NOT p.relispartition";
 
 /// Key columns as attribute numbers, named from the tables' columns in Rust: resolving them in
 /// SQL, one subquery per constraint, cost more than all the rest of the query. Columns of a
@@ -72,11 +100,13 @@ WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')";
 /// a key without INCLUDE or NULLS NOT DISTINCT; a foreign key with MATCH SIMPLE, no column
 /// list on its delete action, referencing a table in scope.
 /// PostgreSQL 18's not-null constraints (`n`) are read as column attributes instead.
+/// Constraints PostgreSQL derives from another (`conparentid`: a foreign key's copy for each
+/// partition of the table it references) are parts of that one.
 pub(super) const CONSTRAINTS_SQL: &str = "
 SELECT n.nspname::text, c.relname::text, k.conname::text, k.contype::text, k.conkey,
        CASE WHEN NOT plain.is_plain THEN pg_catalog.pg_get_constraintdef(k.oid) END,
        fn.nspname::text, fc.relname::text, k.confkey,
-       CASE WHEN fn.nspname <> ALL($1) THEN
+       CASE WHEN fn.nspname <> ALL($1) OR fc.relispartition THEN
            ARRAY(SELECT a.attname::text
                  FROM pg_catalog.unnest(k.confkey) WITH ORDINALITY AS u(attnum, ord)
                  JOIN pg_catalog.pg_attribute a
@@ -99,13 +129,13 @@ CROSS JOIN LATERAL (
         AND NOT k.condeferrable AND NOT k.condeferred AND k.convalidated
         AND CASE WHEN k.contype = 'f'
                  THEN k.confmatchtype = 's' AND k.confdelsetcols IS NULL
-                      AND fn.nspname = ANY($1)
+                      AND fn.nspname = ANY($1) AND NOT fc.relispartition
                  ELSE ki.indnatts = ki.indnkeyatts AND NOT ki.indnullsnotdistinct
             END,
         false) AS is_plain
 ) plain
-WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')
-  AND k.contype IN ('p', 'u', 'f', 'c', 'x')";
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND k.conparentid = 0 AND k.contype IN ('p', 'u', 'f', 'c', 'x')";
 
 /// Valid indexes that no primary key, unique or exclusion constraint of the table owns. (A
 /// foreign key also points at an index, on the referenced table: that does not make the index
@@ -132,7 +162,7 @@ JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_am am ON am.oid = ic.relam
 JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND NOT EXISTS (
       SELECT 1 FROM pg_catalog.pg_constraint k
       WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid
@@ -176,7 +206,8 @@ CROSS JOIN LATERAL (
            AND (t.tgtype::int4 & 64) = 0
            AND pn.nspname !~ '^pg_' AS is_plain
 ) plain
-WHERE NOT t.tgisinternal AND n.nspname = ANY($1) AND c.relkind IN ('r', 'p')";
+WHERE NOT t.tgisinternal AND n.nspname = ANY($1) AND c.relkind IN ('r', 'p')
+  AND NOT c.relispartition";
 
 /// Plain functions only: procedures, aggregates and window functions are not pgconverge's.
 /// Functions owned by an extension are the extension's. The body (as stored, `prosrc`) is
@@ -274,6 +305,7 @@ JOIN pg_catalog.pg_class s ON s.oid = f.seqid AND s.relkind = 'S'
 JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
 JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
 JOIN pg_catalog.pg_class c ON c.oid = f.relid AND c.relkind IN ('r', 'p')
+                           AND NOT c.relispartition
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = f.attnum
 WHERE n.nspname = ANY($1)
@@ -305,8 +337,8 @@ pub(super) fn key_usage_sql(sequence: &str, table: &str, column: &str) -> String
 
 /// Objects in the scope's schemas that the config cannot describe, one row each as (kind,
 /// schema, name, detail), for `import` to list: views, routines, policies, types, free
-/// sequences, extensions, and the facts that keep a table out of the config (a partition,
-/// a generated column, a table an extension owns).
+/// sequences, extensions, and the facts that keep a table out of the config (a generated
+/// column, a table an extension owns). Partitions are read with their tables.
 pub(super) const OUTSIDE_OBJECTS_SQL: &str = "
 WITH ext AS (
     SELECT d.classid, d.objid, e.extname
@@ -325,14 +357,6 @@ WHERE n.nspname = ANY($1) AND c.relkind IN ('v', 'm', 'f', 'S')
       WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid
         AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
         AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')))
-UNION ALL
-SELECT 'partition', n.nspname::text, c.relname::text,
-       'of ' || pn.nspname::text || '.' || p.relname::text
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid
-JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
-JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
-WHERE n.nspname = ANY($1) AND c.relispartition
 UNION ALL
 SELECT 'generated column', n.nspname::text, c.relname::text, a.attname::text
 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid

@@ -471,6 +471,7 @@ fn convert_tables(
                 default,
                 renamed_from: None,
                 identity: None,
+                generated: None,
             });
             keys.push(Some(column_key.clone()));
         }
@@ -482,6 +483,7 @@ fn convert_tables(
                 default: Some("now()".to_string()),
                 renamed_from: None,
                 identity: None,
+                generated: None,
             });
             keys.push(None);
         }
@@ -493,6 +495,7 @@ fn convert_tables(
                 default: None,
                 renamed_from: None,
                 identity: None,
+                generated: None,
             });
             keys.push(None);
         }
@@ -516,6 +519,9 @@ fn convert_tables(
                             columns: fk.references.columns.clone(),
                         },
                         on_delete: None,
+                        on_update: None,
+                        deferrable: false,
+                        initially_deferred: false,
                     })
                     .collect(),
                 indexes: table
@@ -523,7 +529,7 @@ fn convert_tables(
                     .iter()
                     .map(|cols| IndexConfig {
                         columns: cols.clone(),
-                        name: None,
+                        ..IndexConfig::default()
                     })
                     .collect(),
                 conflict: ConflictConfig::default(),
@@ -637,6 +643,9 @@ impl Layout for LegacyLayout {
         self.table(t).key("indexes").index(i)
     }
     fn index_name(&self, t: usize, i: usize) -> FieldPath {
+        self.index_columns(t, i)
+    }
+    fn index_field(&self, t: usize, i: usize, _field: &str) -> FieldPath {
         self.index_columns(t, i)
     }
     fn legacy_column(&self, t: usize, field: &str) -> FieldPath {

@@ -37,7 +37,7 @@ SELECT n.nspname::text, c.relname::text, c.relreplident::text, c.reltuples::floa
        cols.names, cols.types, cols.not_nulls, cols.defaults, cols.attnums,
        cols.quoted_names, cols.type_oids, cols.collations, c.relkind = 'p',
        c.relpages::int8 * pg_catalog.current_setting('block_size')::int8,
-       cols.identities
+       cols.identities, cols.generated
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN LATERAL (
@@ -54,7 +54,11 @@ LEFT JOIN LATERAL (
            -- a column, so it is printed without the table as context (relid 0): naming the
            -- table would open every table, the main cost of this query on large schemas.
            pg_catalog.array_agg(CASE WHEN a.attgenerated = ''
-                                     THEN pg_catalog.pg_get_expr(d.adbin, 0) END) AS defaults
+                                     THEN pg_catalog.pg_get_expr(d.adbin, 0) END) AS defaults,
+           -- A stored generated column's expression names columns: only it needs the table.
+           pg_catalog.array_agg(CASE WHEN a.attgenerated = 's'
+                                     THEN pg_catalog.pg_get_expr(d.adbin, a.attrelid) END)
+               AS generated
     FROM pg_catalog.pg_attribute a
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -84,7 +88,8 @@ SELECT n.nspname::text, c.relname::text, k.conname::text, k.contype::text, k.con
                  ORDER BY u.ord)
        END,
        k.confupdtype::text, k.confdeltype::text,
-       pg_catalog.quote_ident(fn.nspname), pg_catalog.quote_ident(fc.relname)
+       pg_catalog.quote_ident(fn.nspname), pg_catalog.quote_ident(fc.relname),
+       k.condeferrable, k.condeferred
 FROM pg_catalog.pg_constraint k
 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -107,7 +112,10 @@ CROSS JOIN LATERAL (
 WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')
   AND k.contype IN ('p', 'u', 'f', 'c', 'x')";
 
-/// Valid indexes that no primary key, unique or exclusion constraint of the table owns. (A
+/// Valid indexes that no primary key, unique or exclusion constraint of the table owns, with
+/// the parts the config states (method, keys, INCLUDE, predicate) and, for indexes of another
+/// method or with expressions, whether every key has its default operator class (a btree
+/// index on columns is checked against `DEFAULT_BTREE_OPCLASSES_SQL` in Rust). (A
 /// foreign key also points at an index, on the referenced table: that does not make the index
 /// part of a constraint of its own table.) Key attribute numbers (0 for an expression), each
 /// expression key as `pg_get_indexdef` prints it, and what deciding whether the definition
@@ -126,7 +134,15 @@ SELECT n.nspname::text, c.relname::text, ic.relname::text, i.indisunique,
        i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[],
        i.indexprs IS NULL AND i.indpred IS NULL AND ic.reloptions IS NULL
            AND NOT i.indnullsnotdistinct,
-       i.indisvalid
+       i.indisvalid,
+       CASE WHEN i.indpred IS NOT NULL
+            THEN pg_catalog.pg_get_expr(i.indpred, i.indrelid, true) END,
+       ic.reloptions IS NOT NULL OR i.indnullsnotdistinct,
+       CASE WHEN am.amname <> 'btree' OR 0 = ANY(i.indkey) THEN
+           (SELECT pg_catalog.bool_and(oc.opcdefault)
+            FROM pg_catalog.unnest(i.indclass::oid[]) AS u(opc)
+            JOIN pg_catalog.pg_opclass oc ON oc.oid = u.opc)
+       END
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_am am ON am.oid = ic.relam
@@ -306,7 +322,7 @@ pub(super) fn key_usage_sql(sequence: &str, table: &str, column: &str) -> String
 /// Objects in the scope's schemas that the config cannot describe, one row each as (kind,
 /// schema, name, detail), for `import` to list: views, routines, policies, types, free
 /// sequences, extensions, and the facts that keep a table out of the config (a partition,
-/// a generated column, a table an extension owns).
+/// a virtual generated column, a table an extension owns).
 pub(super) const OUTSIDE_OBJECTS_SQL: &str = "
 WITH ext AS (
     SELECT d.classid, d.objid, e.extname
@@ -338,7 +354,7 @@ SELECT 'generated column', n.nspname::text, c.relname::text, a.attname::text
 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND a.attnum > 0
-  AND NOT a.attisdropped AND a.attgenerated <> ''
+  AND NOT a.attisdropped AND a.attgenerated NOT IN ('', 's')
 UNION ALL
 SELECT 'extension table', n.nspname::text, c.relname::text, ext.extname::text
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

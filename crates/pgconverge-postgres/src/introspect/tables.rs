@@ -567,14 +567,15 @@ fn unmodelled_index_parts(
         if shape.collations.get(position) != Some(&column.collation) {
             collation_default = false;
         }
-        if default_opclasses.is_none() {
-            let opclass_type = shape
+        // A default operator class of another type is the one the server picks for a
+        // binary-coercible column (`text_ops` on `varchar`) and prints no name for.
+        if default_opclasses.is_none()
+            && !shape
                 .opclasses
                 .get(position)
-                .and_then(|opclass| default_btree_opclasses.get(opclass));
-            if opclass_type != Some(&column.type_oid) {
-                opclass_default = false;
-            }
+                .is_some_and(|opclass| default_btree_opclasses.contains_key(opclass))
+        {
+            opclass_default = false;
         }
     }
     if !opclass_default {

@@ -60,6 +60,10 @@ fn tables(predicate: &str, on_delete: &str, total: &str) -> serde_json::Value {
                 "columns": ["region", "customer"],
                 "include": ["total"],
                 "where": predicate
+            }, {
+                "name": "lines_active_idx",
+                "columns": ["customer"],
+                "where": "status IN ('open', 'held')"
             }]
         }
     ])

@@ -38,6 +38,7 @@ const TYPE_CONTINUATIONS: &[&str] = &["varying", "precision", "with", "without",
 pub fn loose_expression(expr: &str) -> String {
     let tokens = tokens(expr);
     let tokens = drop_casts(tokens);
+    let tokens = in_lists_as_arrays(tokens);
     let tokens = drop_grouping_parentheses(tokens);
     let mut out = String::new();
     let mut previous_word = false;
@@ -163,6 +164,50 @@ fn drop_casts(tokens: Vec<Token>) -> Vec<Token> {
     out
 }
 
+/// `x IN (a, b)` as the server prints it, `x = ANY (ARRAY[a, b])`; `NOT IN` as `<> ALL`.
+/// A subquery (`IN (SELECT …)`) is left as it is.
+fn in_lists_as_arrays(tokens: Vec<Token>) -> Vec<Token> {
+    let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let is_list = tokens[i] == Token::Word("in".into())
+            && tokens.get(i + 1) == Some(&Token::Symbol('('))
+            && tokens.get(i + 2) != Some(&Token::Word("select".into()));
+        if !is_list {
+            out.push(tokens[i].clone());
+            i += 1;
+            continue;
+        }
+        let negated = out.last() == Some(&Token::Word("not".into()));
+        if negated {
+            out.pop();
+        }
+        let (operator, quantifier) = if negated { ("<>", "all") } else { ("=", "any") };
+        out.extend([
+            Token::Operator(operator.into()),
+            Token::Word(quantifier.into()),
+            Token::Symbol('('),
+            Token::Word("array".into()),
+            Token::Symbol('['),
+        ]);
+        let mut depth = 0usize;
+        let mut j = i + 2;
+        while j < tokens.len() {
+            match &tokens[j] {
+                Token::Symbol('(') => depth += 1,
+                Token::Symbol(')') if depth == 0 => break,
+                Token::Symbol(')') => depth -= 1,
+                _ => {}
+            }
+            out.push(tokens[j].clone());
+            j += 1;
+        }
+        out.extend([Token::Symbol(']'), Token::Symbol(')')]);
+        i = j + 1;
+    }
+    out
+}
+
 /// Removes parentheses that group (not those of a call or an `ARRAY[...]`-like form).
 fn drop_grouping_parentheses(tokens: Vec<Token>) -> Vec<Token> {
     let mut keep = vec![true; tokens.len()];
@@ -214,6 +259,14 @@ mod tests {
             ("x::timestamp with time zone", "x"),
             ("coalesce(a, 0) + 1", "(COALESCE(a, 0) + 1)"),
             ("\"Mixed\" || 'x'", "(\"Mixed\" || 'x'::text)"),
+            (
+                "status IN ('open', 'held')",
+                "(status = ANY (ARRAY['open'::text, 'held'::text]))",
+            ),
+            (
+                "status NOT IN ('closed')",
+                "(status <> ALL (ARRAY['closed'::text]))",
+            ),
         ] {
             assert!(
                 expressions_match(configured, live),
@@ -233,6 +286,8 @@ mod tests {
             ("\"Mixed\"", "mixed"),
             ("a > 1", "a >= 1"),
             ("f(a, b)", "f(b, a)"),
+            ("status IN ('a')", "status = ANY (ARRAY['b'::text])"),
+            ("status NOT IN ('a')", "status = ANY (ARRAY['a'::text])"),
         ] {
             assert!(!expressions_match(a, b), "{a} vs {b}");
         }

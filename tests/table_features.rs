@@ -194,6 +194,15 @@ async fn adopt_generated_columns_indexes_and_foreign_key_rules_converge_on_three
         .query_i64(2, "SELECT count(*) FROM public.lines")
         .await;
     assert_eq!(lines, 3 * (ROWS_PER_NODE - ROWS_PER_NODE / 5));
+    // verify's digests hash the generated values each node computed: they agree.
+    let out = cluster.pgconverge(&["verify"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verify:
+{}",
+        output_text(&out)
+    );
     let (code, text) = plan_exit_code(&cluster);
     assert_eq!(code, 0, "the plan after writes is not empty:\n{text}");
 }
@@ -497,4 +506,45 @@ fn is_pgconverge_addition(change: &serde_json::Value) -> bool {
         "publication" | "slot" | "subscription" | "membership" | "key slot" => true,
         _ => false,
     }
+}
+
+/// A node joining a mesh whose tables hold rows gets them copied from its donor without the
+/// generated column (which the joiner computes as the rows go in), and writes after the join
+/// converge as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_a_joining_node_computes_generated_columns_of_the_copied_rows() {
+    let cluster = TestCluster::start(3);
+    let json = tables("status = 'open'", "cascade", "price * quantity");
+    let mut with_sync = json.as_array().cloned().unwrap_or_default();
+    with_sync.push(serde_json::json!({
+        "name": SYNC_TABLE,
+        "columns": [{"name": "node", "type": "text"}, {"name": "n", "type": "bigint"}],
+        "primary_key": ["node"],
+    }));
+    let with_sync = serde_json::Value::Array(with_sync);
+    cluster.write_config_for(&[0, 1], with_sync.clone());
+    let out = cluster.pgconverge(&["apply", "--auto-approve"]);
+    assert!(out.status.success(), "apply failed:\n{}", output_text(&out));
+    write_region(&cluster, 0, 0, 30).await;
+    write_region(&cluster, 1, 0, 30).await;
+
+    cluster.write_config_for(&[0, 1, 2], with_sync);
+    let out = cluster.pgconverge(&["apply", "--auto-approve"]);
+    assert!(
+        out.status.success(),
+        "the join failed:\n{}",
+        output_text(&out)
+    );
+    let mesh = Mesh::install(&cluster, table_configs(&json)).await;
+    write_region(&cluster, 2, 0, 30).await;
+    assert_converged_with_totals(&mesh, "price * quantity").await;
+    let copied = cluster
+        .query_i64(
+            2,
+            "SELECT count(*) FROM public.lines WHERE region IN ('n1', 'n2')",
+        )
+        .await;
+    assert_eq!(copied, 2 * (30 - 30 / 5), "rows copied to the joining node");
+    let (code, text) = plan_exit_code(&cluster);
+    assert_eq!(code, 0, "the plan after the join is not empty:\n{text}");
 }

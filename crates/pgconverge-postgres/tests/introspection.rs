@@ -659,7 +659,7 @@ CREATE INDEX parted_k_idx ON public.parted (k);
 /// A stored generated column's expression and a foreign key's actions and deferrability land
 /// in the snapshot as the server has them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn generated_columns_and_foreign_key_rules_are_read() {
+async fn generated_and_foreign_key_rule_definitions_are_read() {
     let cluster = TestCluster::start(1);
     let client = cluster.client(0).await;
     client

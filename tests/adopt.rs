@@ -191,7 +191,7 @@ CREATE TABLE shop.orders (
     created timestamptz NOT NULL DEFAULT now(),
     note text);
 CREATE INDEX orders_created_idx ON shop.orders (created);
-CREATE INDEX orders_big_idx ON shop.orders (total) WHERE total > 100;
+CREATE INDEX orders_big_idx ON shop.orders (total DESC) WHERE total > 100;
 CREATE TABLE shop.order_lines (
     order_id bigint REFERENCES shop.orders (id),
     line int,

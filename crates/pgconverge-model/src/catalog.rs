@@ -179,6 +179,9 @@ pub struct ColumnCatalog {
     /// `attidentity`: `a` generated always, `d` by default; `None` for other columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// A stored generated column's expression (`pg_get_expr(adbin, attrelid)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +194,34 @@ pub struct ConstraintCatalog {
     pub definition: String,
     /// For foreign keys: referenced table and columns.
     pub references: Option<(QualifiedName, Vec<String>)>,
+    /// For foreign keys: their actions and deferrability (`None` reads as the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_key: Option<ForeignKeyRules>,
+}
+
+/// What a foreign key does besides pointing: its actions and when it is checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ForeignKeyRules {
+    /// `confupdtype`: `a` no action, `r` restrict, `c` cascade, `n` set null, `d` set default.
+    pub on_update: String,
+    /// `confdeltype`, in the same codes.
+    pub on_delete: String,
+    pub deferrable: bool,
+    pub initially_deferred: bool,
+}
+
+impl ForeignKeyRules {
+    /// The config's spelling of an action code (`no action` for an unknown one).
+    pub fn action_name(code: &str) -> &'static str {
+        match code {
+            "r" => "restrict",
+            "c" => "cascade",
+            "n" => "set null",
+            "d" => "set default",
+            _ => "no action",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -206,10 +237,39 @@ pub enum ConstraintKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexCatalog {
     pub name: String,
+    /// Key columns by name; when any key is an expression (`expression_keys`), every key as
+    /// `pg_get_indexdef(oid, k, true)` prints it.
     pub columns: Vec<String>,
     pub unique: bool,
     /// `pg_get_indexdef`.
     pub definition: String,
+    /// Access method (`pg_am.amname`); empty in snapshots older than the field (btree).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method: String,
+    /// Whether any key is an expression.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expression_keys: bool,
+    /// INCLUDE columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// A partial index's predicate (`pg_get_expr(indpred, indrelid, true)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
+    /// What of the definition the config cannot state (an operator class or collation other
+    /// than the key's default, an ordering, storage parameters), when anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmodelled: Option<String>,
+}
+
+impl IndexCatalog {
+    /// The access method, `btree` when the snapshot does not say.
+    pub fn method(&self) -> &str {
+        if self.method.is_empty() {
+            "btree"
+        } else {
+            &self.method
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

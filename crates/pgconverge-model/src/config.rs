@@ -238,6 +238,12 @@ pub struct ColumnConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>", extend("enum" = ["always", "by default", null]))]
     pub identity: Option<IdentityKind>,
+    /// A generated column: its value is this SQL expression over the row's other columns,
+    /// computed and stored by PostgreSQL on every node (`GENERATED ALWAYS AS (…) STORED`),
+    /// e.g. `price * quantity`. Takes no default or identity, is never part of the primary
+    /// key, and is never written by replication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
 }
 
 /// How an identity column accepts explicit values: `always` (`GENERATED ALWAYS AS
@@ -278,10 +284,24 @@ fn default_true() -> bool {
 pub struct ForeignKeyConfig {
     pub columns: Vec<String>,
     pub references: ForeignKeyTarget,
-    /// `ON DELETE` action: `no action` (default), `cascade`, `set null`, `restrict`.
+    /// `ON DELETE` action: `no action` (default), `restrict`, `cascade`, `set null`,
+    /// `set default`. The action runs on the node where the row is deleted; what it does to
+    /// other rows replicates as their own changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("enum" = ["no action", "cascade", "set null", "restrict", null]))]
+    #[schemars(extend("enum" = ["no action", "restrict", "cascade", "set null", "set default", null]))]
     pub on_delete: Option<String>,
+    /// `ON UPDATE` action: `no action` (default), `restrict`, `cascade`, `set null`,
+    /// `set default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["no action", "restrict", "cascade", "set null", "set default", null]))]
+    pub on_update: Option<String>,
+    /// `DEFERRABLE`: the check may be deferred to commit (`SET CONSTRAINTS … DEFERRED`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deferrable: bool,
+    /// `INITIALLY DEFERRED`: checked at commit unless a transaction says otherwise; needs
+    /// `deferrable`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub initially_deferred: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -292,13 +312,51 @@ pub struct ForeignKeyTarget {
     pub columns: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// A non-unique index. Its keys are either `columns` or `expressions`, one of the two.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndexConfig {
+    /// Key columns, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
-    /// Index name (default `<table>_<col>_..._idx`, shortened to 63 bytes).
+    /// Keys as SQL expressions, in order, e.g. `lower(email)`; a key may also be a plain
+    /// column name, so `["tenant_id", "lower(email)"]` mixes the two.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expressions: Vec<String>,
+    /// Index name (default `<table>_<col>_..._idx`, shortened to 63 bytes; for expression
+    /// keys, the words of the expressions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Access method: `btree` (default), `hash`, `gin`, `gist`, `brin` or `spgist`, each key
+    /// with its type's default operator class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["btree", "hash", "gin", "gist", "brin", "spgist", null]))]
+    pub method: Option<String>,
+    /// Columns stored in the index without being keys (`INCLUDE`; btree, gist and spgist).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Partial index: only rows for which this SQL condition holds, e.g. `status = 'open'`.
+    #[serde(rename = "where", default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
+}
+
+/// Index access methods the config may name.
+pub const INDEX_METHODS: &[&str] = &["btree", "hash", "gin", "gist", "brin", "spgist"];
+
+/// Foreign key actions, as the config spells them.
+pub const FOREIGN_KEY_ACTIONS: &[&str] = &[
+    "no action",
+    "restrict",
+    "cascade",
+    "set null",
+    "set default",
+];
+
+impl IndexConfig {
+    /// The access method, `btree` when none is given.
+    pub fn method(&self) -> &str {
+        self.method.as_deref().unwrap_or("btree")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

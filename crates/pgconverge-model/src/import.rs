@@ -4,22 +4,23 @@
 //!
 //! A table comes in only as the config can describe it whole, so that a plan against the
 //! same database proposes no change to what exists: a part the model cannot express (a
-//! CHECK constraint, a partial index, a foreign key with `ON UPDATE`) is left out of the
-//! config and listed; a table the model cannot hold at all (no primary key, a partition key
-//! on expressions, sub-partitions, a generated column) is left out with its reason. A
-//! partitioned table comes in with its key and its partitions' bounds as PostgreSQL prints
-//! them.
+//! CHECK constraint, an index with an operator class of its own, a foreign key with MATCH
+//! FULL) is left out of the config and listed; a table the model cannot hold at all (no
+//! primary key, a partition key on expressions, sub-partitions, a virtual generated column)
+//! is left out with its reason. A partitioned table comes in with its key and its
+//! partitions' bounds as PostgreSQL prints them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use pgconverge_sql::{quote_ident, quote_ident_list};
 
 use crate::catalog::{
-    ConstraintCatalog, ConstraintKind, NodeCatalog, OutsideObject, QualifiedName, TableCatalog,
+    ConstraintCatalog, ConstraintKind, ForeignKeyRules, IndexCatalog, NodeCatalog, OutsideObject,
+    QualifiedName, TableCatalog,
 };
 use crate::config::{
     default_schema, ColumnConfig, ConflictConfig, ForeignKeyConfig, ForeignKeyTarget, IdentityKind,
-    IndexConfig, LegacyColumns, PartitionBy, PartitionConfig, TableConfig,
+    IndexConfig, LegacyColumns, PartitionBy, PartitionConfig, TableConfig, INDEX_METHODS,
 };
 use crate::key_blocks::{is_sequence_default, KeyWidth};
 use crate::naming::RESERVED_COLUMN_PREFIX;
@@ -98,7 +99,7 @@ fn excluded_tables(
         let name = QualifiedName::new(&object.schema, &object.name);
         let reason = match object.kind.as_str() {
             "generated column" => format!(
-                "its column {} is generated, which the model cannot describe; the table is not replicated",
+                "its column {} is a virtual generated column, which the model cannot describe (it holds stored ones); the table is not replicated",
                 quote_ident(&object.detail)
             ),
             "extension table" => format!(
@@ -211,24 +212,15 @@ fn table_config(
         add_constraint(&mut config, name, constraint, imported, all, report);
     }
     for index in &table.indexes {
-        if !index.unique && is_plain_index(&index.definition, &index.columns) {
-            config.indexes.push(IndexConfig {
-                columns: index.columns.clone(),
-                name: Some(index.name.clone()),
-            });
-        } else {
-            report.push(NotImported {
+        match index_config(index) {
+            Ok(imported) => config.indexes.push(imported),
+            Err(why) => report.push(NotImported {
                 object: format!("index {} on {name}", index.name),
                 reason: format!(
-                    "not managed ({}); it stays here, add it on the other nodes yourself: {}",
-                    if index.unique {
-                        "a unique index that is not a constraint"
-                    } else {
-                        "the model holds plain btree indexes on columns"
-                    },
+                    "not managed ({why}); it stays here, add it on the other nodes yourself: {}",
                     index.definition
                 ),
-            });
+            }),
         }
     }
     for trigger in &table.triggers {
@@ -291,6 +283,7 @@ fn column_config(table: &TableCatalog, column: &crate::catalog::ColumnCatalog) -
         },
         renamed_from: None,
         identity,
+        generated: column.generated.clone(),
     }
 }
 
@@ -364,18 +357,17 @@ fn foreign_key(
         quote_ident(&target.name),
         quote_ident_list(target_columns)
     );
-    let on_delete = match constraint.definition.strip_prefix(&prefix) {
-        Some("") => None,
-        Some(" ON DELETE CASCADE") => Some("cascade"),
-        Some(" ON DELETE SET NULL") => Some("set null"),
-        Some(" ON DELETE RESTRICT") => Some("restrict"),
-        _ => {
-            return Err(
-                "the model holds foreign keys with an ON DELETE action of no action, cascade, \
-                 set null or restrict, not deferrable, without ON UPDATE"
-                    .into(),
-            )
-        }
+    let rules = constraint.foreign_key.clone().unwrap_or_default();
+    if constraint.definition != format!("{prefix}{}", foreign_key_rules_sql(&rules)) {
+        return Err(
+            "the model holds foreign keys with MATCH SIMPLE, validated, and actions without \
+             column lists"
+                .into(),
+        );
+    }
+    let action = |code: &str| {
+        let name = ForeignKeyRules::action_name(code);
+        (name != "no action").then(|| name.to_string())
     };
     let target_table = all.get(target);
     for (local, remote) in constraint.columns.iter().zip(target_columns) {
@@ -399,7 +391,58 @@ fn foreign_key(
             },
             columns: target_columns.clone(),
         },
-        on_delete: on_delete.map(str::to_string),
+        on_delete: action(&rules.on_delete),
+        on_update: action(&rules.on_update),
+        deferrable: rules.deferrable,
+        initially_deferred: rules.initially_deferred,
+    })
+}
+
+/// What `pg_get_constraintdef` prints after a foreign key's `REFERENCES t(c)` for these
+/// rules (nothing for the defaults).
+fn foreign_key_rules_sql(rules: &ForeignKeyRules) -> String {
+    let mut sql = String::new();
+    for (clause, code) in [
+        ("ON UPDATE", &rules.on_update),
+        ("ON DELETE", &rules.on_delete),
+    ] {
+        let name = ForeignKeyRules::action_name(code);
+        if name != "no action" {
+            sql.push_str(&format!(" {clause} {}", name.to_ascii_uppercase()));
+        }
+    }
+    if rules.deferrable {
+        sql.push_str(" DEFERRABLE");
+    }
+    if rules.initially_deferred {
+        sql.push_str(" INITIALLY DEFERRED");
+    }
+    sql
+}
+
+/// A live non-unique index as configured, or why the config cannot hold it.
+fn index_config(index: &IndexCatalog) -> Result<IndexConfig, String> {
+    if index.unique {
+        return Err("a unique index that is not a constraint".into());
+    }
+    if let Some(parts) = &index.unmodelled {
+        return Err(format!("the config cannot state its {parts}"));
+    }
+    if !INDEX_METHODS.contains(&index.method()) {
+        return Err(format!("access method {}", index.method()));
+    }
+    let (columns, expressions) = if index.expression_keys {
+        (Vec::new(), index.columns.clone())
+    } else {
+        (index.columns.clone(), Vec::new())
+    };
+    Ok(IndexConfig {
+        columns,
+        expressions,
+        name: Some(index.name.clone()),
+        method: (index.method() != "btree").then(|| index.method().to_string()),
+        include: index.include.clone(),
+        predicate: index.predicate.clone(),
     })
 }
 
@@ -409,14 +452,6 @@ fn integer_type_of(data_type: &str) -> String {
     crate::key_blocks::serial_integer_type(&normalized)
         .map(str::to_string)
         .unwrap_or(normalized)
-}
-
-/// Whether `pg_get_indexdef` text is a plain btree index on `columns` (no expression,
-/// predicate, INCLUDE, ordering or operator class): what `indexes` in the config creates.
-fn is_plain_index(definition: &str, columns: &[String]) -> bool {
-    !columns.is_empty()
-        && definition.starts_with("CREATE INDEX ")
-        && definition.ends_with(&format!(" USING btree ({})", quote_ident_list(columns)))
 }
 
 /// The report line of an object outside every table, if it is one.

@@ -472,6 +472,7 @@ fn convert_tables(
                 default,
                 renamed_from: None,
                 identity: None,
+                generated: None,
             });
             keys.push(Some(column_key.clone()));
         }
@@ -483,6 +484,7 @@ fn convert_tables(
                 default: Some("now()".to_string()),
                 renamed_from: None,
                 identity: None,
+                generated: None,
             });
             keys.push(None);
         }
@@ -494,6 +496,7 @@ fn convert_tables(
                 default: None,
                 renamed_from: None,
                 identity: None,
+                generated: None,
             });
             keys.push(None);
         }
@@ -517,6 +520,9 @@ fn convert_tables(
                             columns: fk.references.columns.clone(),
                         },
                         on_delete: None,
+                        on_update: None,
+                        deferrable: false,
+                        initially_deferred: false,
                     })
                     .collect(),
                 indexes: table
@@ -524,7 +530,7 @@ fn convert_tables(
                     .iter()
                     .map(|cols| IndexConfig {
                         columns: cols.clone(),
-                        name: None,
+                        ..IndexConfig::default()
                     })
                     .collect(),
                 conflict: ConflictConfig::default(),
@@ -641,6 +647,9 @@ impl Layout for LegacyLayout {
         self.table(t).key("indexes").index(i)
     }
     fn index_name(&self, t: usize, i: usize) -> FieldPath {
+        self.index_columns(t, i)
+    }
+    fn index_field(&self, t: usize, i: usize, _field: &str) -> FieldPath {
         self.index_columns(t, i)
     }
     fn legacy_column(&self, t: usize, field: &str) -> FieldPath {

@@ -301,6 +301,9 @@ impl Layout for UnifiedLayout {
     fn index_name(&self, t: usize, i: usize) -> FieldPath {
         Self::table_path(t).key("indexes").index(i).key("name")
     }
+    fn index_field(&self, t: usize, i: usize, field: &str) -> FieldPath {
+        Self::table_path(t).key("indexes").index(i).key(field)
+    }
     fn legacy_column(&self, t: usize, field: &str) -> FieldPath {
         Self::table_path(t).key("legacy_columns").key(field)
     }

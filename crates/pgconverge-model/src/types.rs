@@ -7,6 +7,9 @@
 
 use pgconverge_sql::standard_string;
 
+mod expressions;
+pub use expressions::{expressions_match, loose_expression};
+
 /// The spelling `format_type(atttypid, atttypmod)` prints for a config type name.
 ///
 /// Case-insensitive and whitespace-insensitive; double-quoted names keep their case. Array

@@ -16,6 +16,7 @@ use crate::source_map::{quoted, Anchor, FieldPath, SourceFile};
 use crate::types::normalize_type;
 
 mod partitions;
+mod table_features;
 mod tls;
 
 /// Where the parts of a configuration were written: which file, which field path.
@@ -48,6 +49,8 @@ pub(crate) trait Layout {
     fn foreign_key_target_table(&self, t: usize, f: usize) -> FieldPath;
     fn index_columns(&self, t: usize, i: usize) -> FieldPath;
     fn index_name(&self, t: usize, i: usize) -> FieldPath;
+    /// Another field of an index (`method`, `where`); the index where the format has none.
+    fn index_field(&self, t: usize, i: usize, field: &str) -> FieldPath;
     /// Where a `legacy_columns` entry is set.
     fn legacy_column(&self, t: usize, field: &str) -> FieldPath;
     fn replication(&self) -> FieldPath;
@@ -395,9 +398,7 @@ const SSL_MODES: &[&str] = &[
     "verify-full",
 ];
 
-const ON_DELETE_ACTIONS: &[&str] = &["no action", "cascade", "set null", "restrict"];
-
-fn backticked(items: &[&str]) -> String {
+pub(crate) fn backticked(items: &[&str]) -> String {
     items
         .iter()
         .map(|i| format!("`{i}`"))
@@ -413,7 +414,7 @@ fn split_reference(reference: &str) -> (&str, &str) {
     }
 }
 
-fn display_table(table: &TableConfig) -> String {
+pub(crate) fn display_table(table: &TableConfig) -> String {
     if table.schema == "public" {
         table.name.clone()
     } else {
@@ -530,10 +531,17 @@ fn check_tables(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findings<
 
         for (i, index) in table.indexes.iter().enumerate() {
             let at = layout.index_columns(t, i);
-            if index.columns.is_empty() {
-                findings.error(file, &at, "an index needs at least one column");
+            if index.columns.is_empty() && index.expressions.is_empty() {
+                findings.error(
+                    file,
+                    &at,
+                    "an index needs at least one key: list `columns` or `expressions`",
+                );
             }
             check_column_list(table, &index.columns, &at, file, findings);
+            let include_at = layout.index_field(t, i, "include");
+            check_column_list(table, &index.include, &include_at, file, findings);
+            table_features::check_index(t, i, table, layout, findings);
             if let Some(name) = &index.name {
                 let at = layout.index_name(t, i);
                 if let Some(problem) = identifier_problem("index name", name) {
@@ -609,6 +617,7 @@ fn check_columns(t: usize, table: &TableConfig, layout: &dyn Layout, findings: &
             findings.error(file, &type_at(), "column type is empty");
         }
         check_key_generator(t, c, column, layout, findings);
+        table_features::check_generated_column(t, c, table, layout, findings);
         if column
             .default
             .as_deref()
@@ -795,40 +804,7 @@ fn check_foreign_key(
     }
     check_column_list(table, &fk.columns, &at.key("columns"), file, findings);
 
-    if let Some(action) = &fk.on_delete {
-        if !ON_DELETE_ACTIONS.contains(&action.as_str()) {
-            findings.error(
-                file,
-                &at.key("on_delete"),
-                format!(
-                    "unknown ON DELETE action {}; expected one of {}",
-                    quoted(action),
-                    backticked(ON_DELETE_ACTIONS)
-                ),
-            );
-        } else if action == "set null" {
-            for name in &fk.columns {
-                let Some(column) = table.column(name) else {
-                    continue;
-                };
-                if table.primary_key.contains(name) || !column.nullable {
-                    findings.error(
-                        file,
-                        &at.key("on_delete"),
-                        format!(
-                            "ON DELETE set null would set {} to NULL, but it is {}",
-                            quoted(name),
-                            if table.primary_key.contains(name) {
-                                "part of the primary key"
-                            } else {
-                                "NOT NULL"
-                            }
-                        ),
-                    );
-                }
-            }
-        }
-    }
+    table_features::check_foreign_key_rules(t, table, f, layout, findings);
 
     let target_at = layout.foreign_key_target_table(t, f);
     let reference = fk.references.table.as_str();

@@ -74,6 +74,8 @@ pub struct DesiredColumn {
     pub renamed_from: Option<String>,
     /// Where the column's values come from when an insert leaves it out, if a sequence.
     pub generator: Option<KeyGenerator>,
+    /// A stored generated column's expression, as configured.
+    pub generated: Option<String>,
 }
 
 /// A sequence handing out a column's values; pgconverge keeps it inside its node's key block.
@@ -106,19 +108,31 @@ pub struct ConstraintSpec {
     pub columns: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForeignKeySpec {
     pub name: String,
     pub columns: Vec<String>,
     pub ref_table: QualifiedName,
     pub ref_columns: Vec<String>,
+    /// Actions as the config spells them; `None` is `no action`.
     pub on_delete: Option<String>,
+    pub on_update: Option<String>,
+    pub deferrable: bool,
+    pub initially_deferred: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexSpec {
     pub name: String,
+    /// Key columns; empty when the keys are `expressions`.
     pub columns: Vec<String>,
+    /// Keys as SQL expressions, as configured.
+    pub expressions: Vec<String>,
+    /// Access method, `btree` by default.
+    pub method: String,
+    pub include: Vec<String>,
+    /// A partial index's condition, as configured.
+    pub predicate: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +276,7 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
                 reserved: false,
                 renamed_from: c.renamed_from.clone(),
                 generator,
+                generated: c.generated.clone(),
             }
         })
         .collect();
@@ -273,6 +288,7 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
         reserved: true,
         renamed_from: None,
         generator: None,
+        generated: None,
     }));
     let primary_key = ConstraintSpec {
         name: object_name(&[&table.name], "pkey"),
@@ -295,17 +311,30 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
             ref_table: parse_table_ref(&fk.references.table, "public"),
             ref_columns: fk.references.columns.clone(),
             on_delete: fk.on_delete.clone(),
+            on_update: fk.on_update.clone(),
+            deferrable: fk.deferrable,
+            initially_deferred: fk.initially_deferred,
         })
         .collect();
     let indexes = table
         .indexes
         .iter()
         .map(|ix| IndexSpec {
-            name: ix
-                .name
-                .clone()
-                .unwrap_or_else(|| object_name(&name_parts(&table.name, &ix.columns), "idx")),
+            name: ix.name.clone().unwrap_or_else(|| {
+                let words: Vec<String> =
+                    ix.expressions.iter().map(|e| expression_words(e)).collect();
+                let keys = if ix.columns.is_empty() {
+                    &words
+                } else {
+                    &ix.columns
+                };
+                object_name(&name_parts(&table.name, keys), "idx")
+            }),
             columns: ix.columns.clone(),
+            expressions: ix.expressions.clone(),
+            method: ix.method().to_string(),
+            include: ix.include.clone(),
+            predicate: ix.predicate.clone(),
         })
         .collect();
     DesiredTable {
@@ -337,6 +366,15 @@ fn key_generator(column: &ColumnConfig, declared_type: &str) -> Option<KeyGenera
     } else {
         None
     }
+}
+
+/// An expression's words joined by `_` (`lower(email)` → `lower_email`), for a default name.
+fn expression_words(expression: &str) -> String {
+    expression
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 fn name_parts<'a>(table: &'a str, columns: &'a [String]) -> Vec<&'a str> {

@@ -27,7 +27,12 @@ pub fn definition_fingerprint(catalog: &NodeCatalog, address: &ObjectAddress) ->
             column,
         } => {
             let c = table(name)?.column(column)?;
-            json_sha256(&(&c.data_type, c.not_null, &c.default))
+            match &c.generated {
+                // Only a generated column's fingerprint names its expression, so the recorded
+                // fingerprints of every other column stay as they were.
+                Some(expression) => json_sha256(&(&c.data_type, c.not_null, expression)),
+                None => json_sha256(&(&c.data_type, c.not_null, &c.default)),
+            }
         }
         ObjectAddress::Constraint {
             table: name,
@@ -124,6 +129,7 @@ mod tests {
                     not_null: false,
                     default: None,
                     identity: None,
+                    generated: None,
                 }],
                 ..TableCatalog::default()
             },

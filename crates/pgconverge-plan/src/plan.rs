@@ -149,6 +149,7 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
             node, observed,
         ));
         blockers.extend(crate::diff::partitions::blockers(node, observed));
+        blockers.extend(crate::diff::generated::blockers(node, observed));
         let managed = input.managed.get(&node.name).unwrap_or(&no_addresses);
         let mut node_changes = diff_node(&NodeDiffInput {
             desired: node,

@@ -613,6 +613,100 @@ CREATE INDEX parted_k_idx ON public.parted (k);
         columns_of("mixed_expression_idx"),
         ["lower(plain_text)", "id"]
     );
+
+    // The parts the config states, and what of a definition it cannot.
+    let index = |name: &str| {
+        mixed
+            .indexes
+            .iter()
+            .find(|i| i.name == name)
+            .unwrap_or_else(|| panic!("index {name}"))
+    };
+    assert_eq!(index("mixed_unique_idx").include, ["user", "flag"]);
+    assert_eq!(
+        index("mixed_partial_idx").predicate.as_deref(),
+        Some("flag")
+    );
+    assert!(index("mixed_expression_idx").expression_keys);
+    assert!(!index("mixed_user_idx").expression_keys);
+    assert_eq!(index("mixed_hash_idx").method, "hash");
+    assert_eq!(index("mixed_gin_idx").method, "gin");
+    assert_eq!(index("mixed_user_idx").method, "btree");
+    for stated in [
+        "mixed_user_idx",
+        "mixed_varchar_idx",
+        "mixed_partial_idx",
+        "mixed_expression_idx",
+        "mixed_hash_idx",
+        "mixed_gin_idx",
+        "mixed_array_idx",
+        "mixed_enum_idx",
+        "mixed_domain_idx",
+        "mixed_char_idx",
+    ] {
+        assert_eq!(index(stated).unmodelled, None, "{stated}");
+    }
+    for (unstated, part) in [
+        ("mixed_collate_idx", "collation"),
+        ("mixed_desc_idx", "ordering"),
+        ("mixed_pattern_idx", "operator class"),
+        ("mixed_fillfactor_idx", "storage parameters"),
+        ("mixed_nulls_idx", "NULLS NOT DISTINCT"),
+    ] {
+        let what = index(unstated).unmodelled.clone().unwrap_or_default();
+        assert!(what.contains(part), "{unstated}: {what:?}");
+    }
+}
+
+/// A stored generated column's expression and a foreign key's actions and deferrability land
+/// in the snapshot as the server has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_and_foreign_key_rule_definitions_are_read() {
+    let cluster = TestCluster::start(1);
+    let client = cluster.client(0).await;
+    client
+        .batch_execute(
+            "CREATE TABLE public.parents (region text, id bigint, PRIMARY KEY (region, id));
+             CREATE TABLE public.lines (
+                 id bigint PRIMARY KEY,
+                 region text,
+                 parent bigint,
+                 price numeric,
+                 quantity integer,
+                 total numeric GENERATED ALWAYS AS (price * quantity) STORED,
+                 FOREIGN KEY (region, parent) REFERENCES public.parents (region, id)
+                     ON UPDATE CASCADE ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .await
+        .expect("tables created");
+    let catalog = introspect(&client, &scope()).await.expect("introspection");
+    let lines = table(&catalog, "lines");
+    let total = lines.column("total").expect("column total");
+    assert_eq!(
+        total.generated.as_deref(),
+        Some("(price * (quantity)::numeric)")
+    );
+    assert_eq!(total.default, None);
+    assert_eq!(
+        lines.column("price").and_then(|c| c.generated.clone()),
+        None
+    );
+    let fk = lines
+        .constraints
+        .iter()
+        .find(|c| c.kind == ConstraintKind::ForeignKey)
+        .expect("the foreign key");
+    let rules = fk.foreign_key.clone().expect("foreign key rules");
+    assert_eq!(
+        (
+            rules.on_update.as_str(),
+            rules.on_delete.as_str(),
+            rules.deferrable,
+            rules.initially_deferred
+        ),
+        ("c", "n", true, true)
+    );
+    assert_eq!(introspect(&client, &scope()).await.expect("again"), catalog);
 }
 
 /// Plain key and foreign key definitions are printed without `pg_get_constraintdef`; on every

@@ -13,6 +13,7 @@ fn column(name: &str, data_type: &str, not_null: bool, default: Option<&str>) ->
         not_null,
         default: default.map(str::to_string),
         identity: None,
+        generated: None,
     }
 }
 
@@ -28,6 +29,7 @@ fn constraint(
         columns: columns.iter().map(|c| c.to_string()).collect(),
         definition: definition.into(),
         references: None,
+        foreign_key: None,
     }
 }
 
@@ -81,18 +83,34 @@ fn shop() -> NodeCatalog {
         "FOREIGN KEY (customer) REFERENCES public.customers(id) ON DELETE CASCADE",
     );
     fk.references = Some((name("customers"), vec!["id".into()]));
+    fk.foreign_key = Some(ForeignKeyRules {
+        on_update: "a".into(),
+        on_delete: "c".into(),
+        ..ForeignKeyRules::default()
+    });
     let mut on_update = constraint(
         "orders_other_fkey",
         ConstraintKind::ForeignKey,
         &["customer"],
-        "FOREIGN KEY (customer) REFERENCES public.customers(id) ON UPDATE CASCADE",
+        "FOREIGN KEY (customer) REFERENCES public.customers(id) ON UPDATE CASCADE DEFERRABLE",
     );
     on_update.references = Some((name("customers"), vec!["id".into()]));
+    on_update.foreign_key = Some(ForeignKeyRules {
+        on_update: "c".into(),
+        on_delete: "a".into(),
+        deferrable: true,
+        initially_deferred: false,
+    });
+    let mut total = column("total", "numeric(12,2)", false, Some("0"));
+    total.generated = None;
+    let mut doubled = column("doubled", "numeric", false, None);
+    doubled.generated = Some("(total * (2)::numeric)".into());
     let orders = TableCatalog {
         columns: vec![
             id,
             column("customer", "bigint", true, None),
-            column("total", "numeric(12,2)", false, Some("0")),
+            total,
+            doubled,
         ],
         constraints: vec![
             constraint("orders_pkey", ConstraintKind::PrimaryKey, &["id"], "PRIMARY KEY (id)"),
@@ -106,12 +124,44 @@ fn shop() -> NodeCatalog {
                 columns: vec!["customer".into()],
                 unique: false,
                 definition: "CREATE INDEX orders_customer_idx ON public.orders USING btree (customer)".into(),
+                method: "btree".into(),
+                expression_keys: false,
+                include: Vec::new(),
+                predicate: None,
+                unmodelled: None,
             },
             IndexCatalog {
                 name: "orders_big_idx".into(),
                 columns: vec!["total".into()],
                 unique: false,
                 definition: "CREATE INDEX orders_big_idx ON public.orders USING btree (total) WHERE (total > (100)::numeric)".into(),
+                method: "btree".into(),
+                expression_keys: false,
+                include: Vec::new(),
+                predicate: Some("total > 100::numeric".into()),
+                unmodelled: None,
+            },
+            IndexCatalog {
+                name: "orders_lower_idx".into(),
+                columns: vec!["customer".into(), "(total * 2::numeric)".into()],
+                unique: false,
+                definition: "CREATE INDEX orders_lower_idx ON public.orders USING gist (customer, ((total * (2)::numeric)))".into(),
+                method: "gist".into(),
+                expression_keys: true,
+                include: vec!["doubled".into()],
+                predicate: None,
+                unmodelled: None,
+            },
+            IndexCatalog {
+                name: "orders_desc_idx".into(),
+                columns: vec!["total".into()],
+                unique: false,
+                definition: "CREATE INDEX orders_desc_idx ON public.orders USING btree (total DESC)".into(),
+                method: "btree".into(),
+                expression_keys: false,
+                include: Vec::new(),
+                predicate: None,
+                unmodelled: Some("a key ordering".into()),
             },
         ],
         triggers: vec![
@@ -165,13 +215,45 @@ fn tables_come_in_as_the_config_describes_them() {
     assert_eq!(orders.columns[2].default.as_deref(), Some("0"));
     assert!(orders.columns[2].nullable);
     assert_eq!(orders.primary_key, ["id"]);
-    assert_eq!(orders.foreign_keys.len(), 1);
+    assert_eq!(
+        orders.columns[3].generated.as_deref(),
+        Some("(total * (2)::numeric)")
+    );
+    assert_eq!(orders.columns[3].default, None);
+    assert_eq!(orders.foreign_keys.len(), 2);
     assert_eq!(orders.foreign_keys[0].references.table, "customers");
     assert_eq!(orders.foreign_keys[0].on_delete.as_deref(), Some("cascade"));
-    assert_eq!(orders.indexes.len(), 1);
+    assert_eq!(orders.foreign_keys[0].on_update, None);
+    assert_eq!(orders.foreign_keys[1].on_update.as_deref(), Some("cascade"));
+    assert!(orders.foreign_keys[1].deferrable && !orders.foreign_keys[1].initially_deferred);
+    let names: Vec<_> = orders
+        .indexes
+        .iter()
+        .map(|i| i.name.as_deref().unwrap_or_default())
+        .collect();
     assert_eq!(
-        orders.indexes[0].name.as_deref(),
-        Some("orders_customer_idx")
+        names,
+        ["orders_customer_idx", "orders_big_idx", "orders_lower_idx"]
+    );
+    assert_eq!(
+        orders.indexes[1].predicate.as_deref(),
+        Some("total > 100::numeric")
+    );
+    assert_eq!(orders.indexes[1].columns, ["total"]);
+    let gist = &orders.indexes[2];
+    assert_eq!(gist.method.as_deref(), Some("gist"));
+    assert!(gist.columns.is_empty());
+    assert_eq!(gist.expressions, ["customer", "(total * 2::numeric)"]);
+    assert_eq!(gist.include, ["doubled"]);
+    assert_eq!(orders.indexes[0].method, None, "btree is the default");
+    let desc = import
+        .report
+        .iter()
+        .find(|r| r.object.starts_with("index orders_desc_idx"));
+    assert!(
+        desc.is_some_and(|r| r.reason.contains("a key ordering")),
+        "{:?}",
+        import.report
     );
 }
 
@@ -206,7 +288,7 @@ fn what_the_config_cannot_describe_is_reported() {
             "enum type public.mood ('sad', 'ok')",
             "foreign key orders_customer_fkey on public.orders",
             "foreign key orders_other_fkey on public.orders",
-            "index orders_big_idx on public.orders",
+            "index orders_desc_idx on public.orders",
             "table public.customers",
             "table public.log",
             "trigger audit on public.orders",

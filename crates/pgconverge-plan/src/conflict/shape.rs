@@ -51,6 +51,10 @@ pub struct TableShape {
     /// VALUE` so they keep the values their node handed out, and updates leave them alone
     /// (PostgreSQL lets an update set them only to a new default).
     pub always_identity: Vec<String>,
+    /// Generated columns: PostgreSQL computes them on every node, so the apply path never
+    /// writes them. A change still carries their values (the log writes the whole row), which
+    /// keeps UNIQUE claims over them computable from the change alone.
+    pub generated: Vec<String>,
     pub legacy_updated_at: Option<String>,
     pub legacy_origin_node: Option<String>,
     pub stripe_class: i32,
@@ -136,6 +140,12 @@ impl TableShape {
                 .filter(|c| c.identity == Some(IdentityKind::Always))
                 .map(|c| c.name.clone())
                 .collect(),
+            generated: table
+                .columns
+                .iter()
+                .filter(|c| c.generated.is_some())
+                .map(|c| c.name.clone())
+                .collect(),
             legacy_updated_at: table.legacy_columns.updated_at.clone(),
             legacy_origin_node: table.legacy_columns.origin_node.clone(),
             name,
@@ -218,25 +228,42 @@ impl TableShape {
             .collect()
     }
 
-    /// The columns an update of a stored row writes: not the key, not an always-identity.
+    /// The columns an update of a stored row writes: not the key, not an always-identity,
+    /// not a generated column.
     pub fn updatable_columns(&self) -> Vec<&String> {
         self.non_key_columns()
             .into_iter()
-            .filter(|c| !self.always_identity.contains(c))
+            .filter(|c| !self.always_identity.contains(c) && !self.generated.contains(c))
             .collect()
     }
 
     /// `INSERT INTO <table> [OVERRIDING SYSTEM VALUE] VALUES (<rec>.*) ON CONFLICT DO
-    /// NOTHING`: stores an incoming row with every value it carries.
+    /// NOTHING`: stores an incoming row with every value it carries. A table with generated
+    /// columns names the others instead: PostgreSQL refuses any value for a generated column.
     pub fn insert_row_sql(&self, rec: &str) -> String {
         let overriding = if self.always_identity.is_empty() {
             ""
         } else {
             " OVERRIDING SYSTEM VALUE"
         };
+        if self.generated.is_empty() {
+            return format!(
+                "INSERT INTO {}{overriding} VALUES ({rec}.*) ON CONFLICT DO NOTHING;",
+                self.qualified
+            );
+        }
+        let stored: Vec<&String> = self
+            .columns
+            .iter()
+            .filter(|c| !self.generated.contains(c))
+            .collect();
+        let targets: Vec<String> = stored.iter().map(|c| quote_ident(c)).collect();
+        let values: Vec<String> = stored.iter().map(|c| field(rec, c)).collect();
         format!(
-            "INSERT INTO {}{overriding} VALUES ({rec}.*) ON CONFLICT DO NOTHING;",
-            self.qualified
+            "INSERT INTO {} ({}){overriding} VALUES ({}) ON CONFLICT DO NOTHING;",
+            self.qualified,
+            targets.join(", "),
+            values.join(", ")
         )
     }
 }

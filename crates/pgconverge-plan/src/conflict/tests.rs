@@ -13,6 +13,7 @@ fn column(name: &str, data_type: &str) -> ColumnConfig {
         default: None,
         renamed_from: None,
         identity: None,
+        generated: None,
     }
 }
 
@@ -424,4 +425,36 @@ fn incoming_rows_keep_the_values_of_always_identity_columns() {
     let plain = TableShape::new(&users());
     let apply = remote_apply::apply_function(&plain, &internal::node_name_call());
     assert!(!apply.body().contains("OVERRIDING"), "{}", apply.body());
+}
+
+#[test]
+fn incoming_rows_never_write_generated_columns() {
+    let mut t = table("public", "lines");
+    let mut total = column("total", "numeric");
+    total.generated = Some("price * quantity".into());
+    t.columns = vec![
+        column("id", "uuid"),
+        column("price", "numeric"),
+        column("quantity", "integer"),
+        total,
+    ];
+    t.primary_key = vec!["id".into()];
+    let shape = TableShape::new(&t);
+    let apply = remote_apply::apply_function(&shape, &internal::node_name_call());
+    let body = apply.body();
+    // PostgreSQL refuses any value for a generated column, NULL included: inserts name the
+    // other columns, updates leave it out.
+    assert_eq!(
+        body.matches("INSERT INTO public.lines (id, price, quantity, _pgc_version, _pgc_origin) VALUES (_pgc_in.id, _pgc_in.price, _pgc_in.quantity, _pgc_in._pgc_version, _pgc_in._pgc_origin)")
+            .count(),
+        2,
+        "{body}"
+    );
+    assert_eq!(
+        body.matches("SET (price, quantity, _pgc_version, _pgc_origin)")
+            .count(),
+        2,
+        "{body}"
+    );
+    assert!(!body.contains("total ="), "{body}");
 }

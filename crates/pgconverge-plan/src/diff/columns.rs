@@ -10,6 +10,7 @@ use crate::change::{Action, Change};
 use pgconverge_model::config::IdentityKind;
 
 use crate::desired::{DesiredColumn, DesiredTable, KeyGenerator};
+use crate::diff::generated::{generated_change, GeneratedChange};
 use crate::diff::NodeDiffInput;
 use crate::hazard::{Hazard, HazardKind};
 use crate::preflight::{is_safe_widening, DataCheck};
@@ -54,7 +55,12 @@ fn added_column(input: &NodeDiffInput<'_>, table: &DesiredTable, column: &Desire
     );
     // Rows written with the column must not reach a node without it (see `gate`).
     c.gated = true;
-    if column.not_null && column.default.is_none() {
+    if column.generated.is_some() {
+        c.hazards.push(Hazard::new(
+            HazardKind::TableRewrite,
+            "adding a generated column computes it for every row, rewriting the table under an exclusive lock",
+        ));
+    } else if column.not_null && column.default.is_none() {
         c.hazards.push(Hazard::new(
             HazardKind::FailsOnExistingRows,
             "NOT NULL without a default fails if the table has rows",
@@ -138,7 +144,11 @@ fn altered_column(
                 to: column.data_type.clone(),
             });
         }
-        statements.push(Statement::sql(ddl::alter_type_sql(table, column)));
+        statements.push(Statement::sql(ddl::alter_type_sql(
+            table,
+            column,
+            live_col.generated.is_none(),
+        )));
         reasons.push(format!(
             "type {} → {}",
             live_col.data_type, column.data_type
@@ -147,6 +157,18 @@ fn altered_column(
             HazardKind::TableRewrite,
             "changing a column type rewrites the table under an exclusive lock",
         ));
+    }
+    match generated_change(table, column, live_col, input.observed.server_version_num) {
+        Some(GeneratedChange::SetExpression(sql, reason, hazard)) => {
+            statements.push(Statement::sql(sql));
+            reasons.push(reason);
+            hazards.push(hazard);
+        }
+        Some(GeneratedChange::DropExpression(sql, reason)) => {
+            statements.push(Statement::sql(sql));
+            reasons.push(reason);
+        }
+        None => {}
     }
     let desired_identity = match &column.generator {
         Some(KeyGenerator::Identity(kind)) => Some(*kind),
@@ -229,6 +251,7 @@ fn identity_label(code: Option<&str>) -> &'static str {
 
 pub(super) mod ddl {
     use crate::desired::{object_name, DesiredColumn, DesiredTable, KeyGenerator};
+    use crate::diff::generated::ddl::generated_clause;
     use crate::diff::table_sql_name;
     use pgconverge_sql::{quote_ident, quote_literal, quote_qualified};
 
@@ -243,6 +266,10 @@ pub(super) mod ddl {
         let mut sql = format!("{} {data_type}", quote_ident(&column.name));
         if column.not_null {
             sql.push_str(" NOT NULL");
+        }
+        if let Some(expression) = &column.generated {
+            sql.push_str(&generated_clause(expression));
+            return sql;
         }
         match (&column.generator, &column.default) {
             (Some(KeyGenerator::Identity(kind)), _) => {
@@ -303,12 +330,19 @@ pub(super) mod ddl {
         )
     }
 
-    pub fn alter_type_sql(table: &DesiredTable, column: &DesiredColumn) -> String {
+    /// A new type; with `using`, the values converted by a cast (a generated column takes
+    /// no USING: its values are computed again).
+    pub fn alter_type_sql(table: &DesiredTable, column: &DesiredColumn, using: bool) -> String {
+        let col = quote_ident(&column.name);
+        let ty = &column.data_type;
+        let using = if using {
+            format!(" USING {col}::{ty}")
+        } else {
+            String::new()
+        };
         format!(
-            "ALTER TABLE {} ALTER COLUMN {col} TYPE {ty} USING {col}::{ty}",
+            "ALTER TABLE {} ALTER COLUMN {col} TYPE {ty}{using}",
             table_sql_name(&table.name),
-            col = quote_ident(&column.name),
-            ty = column.data_type
         )
     }
 

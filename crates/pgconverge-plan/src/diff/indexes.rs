@@ -1,8 +1,14 @@
 //! Indexes. A new table's are built plainly right after it; an existing table's are built
 //! concurrently (the table may be in use, so writes go on meanwhile), except on partitioned
 //! tables, which PostgreSQL does not index concurrently.
+//!
+//! An index is compared by its parts (method, keys, INCLUDE columns, predicate), expressions
+//! as the server prints them against the configured spelling (`expressions_match`). An index
+//! of the configured name whose parts differ is dropped and built again, both concurrently.
 
-use pgconverge_model::catalog::{ConstraintKind, TableCatalog};
+use pgconverge_model::catalog::{ConstraintKind, IndexCatalog, TableCatalog};
+use pgconverge_model::types::expressions_match;
+use pgconverge_sql::quote_ident;
 
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
@@ -56,12 +62,12 @@ fn unwanted_indexes(
             !table
                 .indexes
                 .iter()
-                .any(|want| want.name == ix.name || want.columns == ix.columns)
+                .any(|want| want.name == ix.name || same_index(want, ix))
         })
         .filter_map(|ix| {
             let spec = IndexSpec {
                 name: ix.name.clone(),
-                columns: ix.columns.clone(),
+                ..IndexSpec::default()
             };
             let at = address(table, &spec);
             if !input.managed.contains(&at) {
@@ -84,13 +90,86 @@ fn unwanted_indexes(
         .collect()
 }
 
-/// An index or key on the same columns already serves.
+/// Whether the live index is the desired one: same method, keys, INCLUDE and predicate.
+pub(crate) fn same_index(want: &IndexSpec, ix: &IndexCatalog) -> bool {
+    let predicate_matches = match (&want.predicate, &ix.predicate) {
+        (None, None) => true,
+        (Some(wanted), Some(live)) => expressions_match(wanted, live),
+        _ => false,
+    };
+    want.method == ix.method()
+        && keys_match(want, ix)
+        && want.include == ix.include
+        && predicate_matches
+}
+
+/// Column keys match by name; expression keys as expressions (a live column key also as its
+/// quoted name, which is how an expression names it).
+fn keys_match(want: &IndexSpec, ix: &IndexCatalog) -> bool {
+    if want.expressions.is_empty() {
+        return !ix.expression_keys && want.columns == ix.columns;
+    }
+    want.expressions.len() == ix.columns.len()
+        && want
+            .expressions
+            .iter()
+            .zip(&ix.columns)
+            .all(|(wanted, live)| {
+                expressions_match(wanted, live)
+                    || (!ix.expression_keys && expressions_match(wanted, &quote_ident(live)))
+            })
+}
+
+/// An index of the same parts, or a key on the same columns for a plain btree index,
+/// already serves.
 fn served(live: &TableCatalog, index: &IndexSpec) -> bool {
-    live.indexes.iter().any(|ix| ix.columns == index.columns)
-        || live.constraints.iter().any(|c| {
-            matches!(c.kind, ConstraintKind::PrimaryKey | ConstraintKind::Unique)
-                && c.columns == index.columns
-        })
+    let plain = index.expressions.is_empty()
+        && index.method == "btree"
+        && index.include.is_empty()
+        && index.predicate.is_none();
+    live.indexes.iter().any(|ix| same_index(index, ix))
+        || (plain
+            && live.constraints.iter().any(|c| {
+                matches!(c.kind, ConstraintKind::PrimaryKey | ConstraintKind::Unique)
+                    && c.columns == index.columns
+            }))
+}
+
+/// What differs between the live index and the desired one, for the plan's reason.
+fn differences(want: &IndexSpec, ix: &IndexCatalog) -> String {
+    let mut parts = Vec::new();
+    if want.method != ix.method() {
+        parts.push(format!("method {} → {}", ix.method(), want.method));
+    }
+    if !keys_match(want, ix) {
+        let wanted = if want.expressions.is_empty() {
+            &want.columns
+        } else {
+            &want.expressions
+        };
+        parts.push(format!(
+            "keys ({}) → ({})",
+            ix.columns.join(", "),
+            wanted.join(", ")
+        ));
+    }
+    if want.include != ix.include {
+        parts.push(format!(
+            "INCLUDE ({}) → ({})",
+            ix.include.join(", "),
+            want.include.join(", ")
+        ));
+    }
+    let none = || "none".to_string();
+    let predicate = |p: &Option<String>| p.clone().unwrap_or_else(none);
+    if predicate(&want.predicate) != predicate(&ix.predicate) {
+        parts.push(format!(
+            "WHERE {} → {}",
+            predicate(&ix.predicate),
+            predicate(&want.predicate)
+        ));
+    }
+    format!("changed: {}", parts.join(", "))
 }
 
 /// Builds a missing index, or rebuilds one an interrupted build left invalid under the name.
@@ -104,9 +183,10 @@ fn existing_table_index(
     if served(live, index) && !left_invalid {
         return None;
     }
+    let changed = live.indexes.iter().find(|ix| ix.name == index.name);
     let concurrently = !live.partitioned;
     let mut statements = Vec::new();
-    if left_invalid {
+    if left_invalid || changed.is_some() {
         statements.push(Statement::sql(ddl::drop_index_sql(
             table,
             index,
@@ -126,7 +206,7 @@ fn existing_table_index(
         statements.insert(0, Statement::sql(ddl::lift_lock_timeout_sql()));
         statements.push(Statement::sql(ddl::restore_lock_timeout_sql()));
     }
-    let action = if left_invalid {
+    let action = if left_invalid || changed.is_some() {
         Action::Replace
     } else {
         Action::Create
@@ -135,6 +215,8 @@ fn existing_table_index(
     c.transactional = !concurrently;
     if left_invalid {
         c.reason = Some("left invalid by an interrupted build".into());
+    } else if let Some(old) = changed {
+        c.reason = Some(differences(index, old));
     }
     c.hazards.push(if concurrently {
         Hazard::new(
@@ -166,14 +248,33 @@ pub(super) mod ddl {
         }
     }
 
+    /// `CREATE INDEX … [USING method] (keys) [INCLUDE (…)] [WHERE …]`; expression keys are
+    /// written in parentheses, as an expression key must be.
     pub fn create_index_sql(table: &DesiredTable, index: &IndexSpec, concurrently: bool) -> String {
-        format!(
-            "CREATE INDEX{} {} ON {} ({})",
+        let keys = if index.expressions.is_empty() {
+            quote_ident_list(&index.columns)
+        } else {
+            let keys: Vec<String> = index.expressions.iter().map(|e| format!("({e})")).collect();
+            keys.join(", ")
+        };
+        let using = if index.method == "btree" || index.method.is_empty() {
+            String::new()
+        } else {
+            format!(" USING {}", quote_ident(&index.method))
+        };
+        let mut sql = format!(
+            "CREATE INDEX{} {} ON {}{using} ({keys})",
             how(concurrently),
             quote_ident(&index.name),
             table_sql_name(&table.name),
-            quote_ident_list(&index.columns)
-        )
+        );
+        if !index.include.is_empty() {
+            sql.push_str(&format!(" INCLUDE ({})", quote_ident_list(&index.include)));
+        }
+        if let Some(predicate) = &index.predicate {
+            sql.push_str(&format!(" WHERE {predicate}"));
+        }
+        sql
     }
 
     /// Drops the index of that name in the table's schema, if any.

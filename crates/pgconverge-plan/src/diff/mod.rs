@@ -13,6 +13,7 @@
 mod columns;
 mod constraints;
 mod functions;
+pub mod generated;
 mod indexes;
 mod internal_tables;
 pub mod key_sequences;

@@ -27,6 +27,7 @@ fn column(name: &str, data_type: &str, not_null: bool) -> DesiredColumn {
         reserved: false,
         renamed_from: None,
         generator: None,
+        generated: None,
     }
 }
 
@@ -37,6 +38,7 @@ fn live_column(name: &str, data_type: &str, not_null: bool) -> ColumnCatalog {
         not_null,
         default: None,
         identity: None,
+        generated: None,
     }
 }
 
@@ -54,6 +56,7 @@ fn live_key(name: &str, kind: ConstraintKind, column: &str) -> ConstraintCatalog
         columns: vec![column.to_string()],
         definition: String::new(),
         references: None,
+        foreign_key: None,
     }
 }
 
@@ -210,6 +213,8 @@ fn with_index() -> (DesiredTable, ObjectAddress) {
     table.indexes.push(IndexSpec {
         name: "t_v_idx".to_string(),
         columns: vec!["v".to_string()],
+        method: "btree".to_string(),
+        ..IndexSpec::default()
     });
     let address = ObjectAddress::Index {
         table: t(),
@@ -289,3 +294,5 @@ fn dropping_an_active_orphan_slot_waits_for_its_subscriber() {
     let kinds = hazards_of(&slot("gone"), &node(Vec::new()), &observed, &around);
     assert_eq!(kinds, [HazardKind::SlotActive]);
 }
+
+mod table_features;

@@ -231,7 +231,13 @@ fn copied_tables(node: &DesiredNode, donor: &NodeCatalog) -> Vec<TableCopySpec> 
         .tables
         .iter()
         .map(|t| {
-            let columns: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+            // Generated columns are computed by the joiner as the rows go in.
+            let columns: Vec<&str> = t
+                .columns
+                .iter()
+                .filter(|c| c.generated.is_none())
+                .map(|c| c.name.as_str())
+                .collect();
             let live = donor.tables.get(&t.name);
             // Binary COPY needs the same types on both sides; text converts.
             let binary = live.is_some_and(|live| {

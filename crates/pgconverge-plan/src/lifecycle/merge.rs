@@ -151,7 +151,7 @@ mod tests {
                     columns: vec!["x".into()],
                     ref_table: QualifiedName::new("public", *p),
                     ref_columns: vec!["id".into()],
-                    on_delete: None,
+                    ..ForeignKeySpec::default()
                 })
                 .collect(),
             ..DesiredTable::default()

@@ -39,7 +39,7 @@ SELECT n.nspname::text, c.relname::text, c.relreplident::text,
        cols.quoted_names, cols.type_oids, cols.collations, c.relkind = 'p',
        CASE WHEN c.relkind = 'p' THEN parts.pages ELSE c.relpages::int8 END
            * pg_catalog.current_setting('block_size')::int8,
-       cols.identities,
+       cols.identities, cols.generated,
        CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -66,7 +66,11 @@ LEFT JOIN LATERAL (
            -- a column, so it is printed without the table as context (relid 0): naming the
            -- table would open every table, the main cost of this query on large schemas.
            pg_catalog.array_agg(CASE WHEN a.attgenerated = ''
-                                     THEN pg_catalog.pg_get_expr(d.adbin, 0) END) AS defaults
+                                     THEN pg_catalog.pg_get_expr(d.adbin, 0) END) AS defaults,
+           -- A stored generated column's expression names columns: only it needs the table.
+           pg_catalog.array_agg(CASE WHEN a.attgenerated = 's'
+                                     THEN pg_catalog.pg_get_expr(d.adbin, a.attrelid) END)
+               AS generated
     FROM pg_catalog.pg_attribute a
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -114,7 +118,8 @@ SELECT n.nspname::text, c.relname::text, k.conname::text, k.contype::text, k.con
                  ORDER BY u.ord)
        END,
        k.confupdtype::text, k.confdeltype::text,
-       pg_catalog.quote_ident(fn.nspname), pg_catalog.quote_ident(fc.relname)
+       pg_catalog.quote_ident(fn.nspname), pg_catalog.quote_ident(fc.relname),
+       k.condeferrable, k.condeferred
 FROM pg_catalog.pg_constraint k
 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -137,7 +142,10 @@ CROSS JOIN LATERAL (
 WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND k.conparentid = 0 AND k.contype IN ('p', 'u', 'f', 'c', 'x')";
 
-/// Valid indexes that no primary key, unique or exclusion constraint of the table owns. (A
+/// Valid indexes that no primary key, unique or exclusion constraint of the table owns, with
+/// the parts the config states (method, keys, INCLUDE, predicate) and, for indexes of another
+/// method or with expressions, whether every key has its default operator class (a btree
+/// index on columns is checked against `DEFAULT_BTREE_OPCLASSES_SQL` in Rust). (A
 /// foreign key also points at an index, on the referenced table: that does not make the index
 /// part of a constraint of its own table.) Key attribute numbers (0 for an expression), each
 /// expression key as `pg_get_indexdef` prints it, and what deciding whether the definition
@@ -156,7 +164,15 @@ SELECT n.nspname::text, c.relname::text, ic.relname::text, i.indisunique,
        i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[],
        i.indexprs IS NULL AND i.indpred IS NULL AND ic.reloptions IS NULL
            AND NOT i.indnullsnotdistinct,
-       i.indisvalid
+       i.indisvalid,
+       CASE WHEN i.indpred IS NOT NULL
+            THEN pg_catalog.pg_get_expr(i.indpred, i.indrelid, true) END,
+       ic.reloptions IS NOT NULL OR i.indnullsnotdistinct,
+       CASE WHEN am.amname <> 'btree' OR 0 = ANY(i.indkey) THEN
+           (SELECT pg_catalog.bool_and(oc.opcdefault)
+            FROM pg_catalog.unnest(i.indclass::oid[]) AS u(opc)
+            JOIN pg_catalog.pg_opclass oc ON oc.oid = u.opc)
+       END
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_am am ON am.oid = ic.relam
@@ -337,8 +353,8 @@ pub(super) fn key_usage_sql(sequence: &str, table: &str, column: &str) -> String
 
 /// Objects in the scope's schemas that the config cannot describe, one row each as (kind,
 /// schema, name, detail), for `import` to list: views, routines, policies, types, free
-/// sequences, extensions, and the facts that keep a table out of the config (a generated
-/// column, a table an extension owns). Partitions are read with their tables.
+/// sequences, extensions, and the facts that keep a table out of the config (a virtual
+/// generated column, a table an extension owns). Partitions are read with their tables.
 pub(super) const OUTSIDE_OBJECTS_SQL: &str = "
 WITH ext AS (
     SELECT d.classid, d.objid, e.extname
@@ -362,7 +378,7 @@ SELECT 'generated column', n.nspname::text, c.relname::text, a.attname::text
 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND a.attnum > 0
-  AND NOT a.attisdropped AND a.attgenerated <> ''
+  AND NOT a.attisdropped AND a.attgenerated NOT IN ('', 's')
 UNION ALL
 SELECT 'extension table', n.nspname::text, c.relname::text, ext.extname::text
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

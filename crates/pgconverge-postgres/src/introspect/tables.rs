@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use pgconverge_model::catalog::{
-    ColumnCatalog, ConstraintCatalog, ConstraintKind, IndexCatalog, KeySequenceCatalog,
-    QualifiedName, TableCatalog, TriggerCatalog,
+    ColumnCatalog, ConstraintCatalog, ConstraintKind, ForeignKeyRules, IndexCatalog,
+    KeySequenceCatalog, QualifiedName, TableCatalog, TriggerCatalog,
 };
 use tokio_postgres::Row;
 
@@ -47,6 +47,7 @@ pub(super) fn decode_tables(
         let type_oids: Vec<u32> = get::<Option<_>>(row, 10, WHAT)?.unwrap_or_default();
         let collations: Vec<u32> = get::<Option<_>>(row, 11, WHAT)?.unwrap_or_default();
         let identities: Vec<String> = get::<Option<_>>(row, 14, WHAT)?.unwrap_or_default();
+        let generated: Vec<Option<String>> = get::<Option<_>>(row, 15, WHAT)?.unwrap_or_default();
         if [
             types.len(),
             not_nulls.len(),
@@ -55,7 +56,15 @@ pub(super) fn decode_tables(
             quoted.len(),
         ]
         .iter()
-        .chain([type_oids.len(), collations.len(), identities.len()].iter())
+        .chain(
+            [
+                type_oids.len(),
+                collations.len(),
+                identities.len(),
+                generated.len(),
+            ]
+            .iter(),
+        )
         .any(|len| *len != names.len())
         {
             return Err(inconsistent(
@@ -87,9 +96,9 @@ pub(super) fn decode_tables(
             .zip(names)
             .zip(types)
             .zip(not_nulls.into_iter().zip(defaults))
-            .zip(identities)
+            .zip(identities.into_iter().zip(generated))
             .map(
-                |((((attnum, name), data_type), (not_null, default)), identity)| {
+                |((((attnum, name), data_type), (not_null, default)), (identity, generated))| {
                     (
                         attnum,
                         ColumnCatalog {
@@ -98,6 +107,7 @@ pub(super) fn decode_tables(
                             not_null,
                             default,
                             identity: (!identity.is_empty()).then_some(identity),
+                            generated,
                         },
                     )
                 },
@@ -112,7 +122,7 @@ pub(super) fn decode_tables(
                 columns,
                 replica_identity: get(row, 2, WHAT)?,
                 partitioned: get(row, 12, WHAT)?,
-                partition_key: get(row, 15, WHAT)?,
+                partition_key: get(row, 16, WHAT)?,
                 // `as` saturates; reltuples is a float estimate, -1 when never analysed.
                 estimated_rows: reltuples as i64,
                 estimated_bytes: get(row, 13, WHAT)?,
@@ -265,12 +275,23 @@ pub(super) fn attach_constraints(
                 }
             }
         };
+        let foreign_key = if kind == ConstraintKind::ForeignKey {
+            Some(ForeignKeyRules {
+                on_update: get(row, 10, WHAT)?,
+                on_delete: get(row, 11, WHAT)?,
+                deferrable: get(row, 14, WHAT)?,
+                initially_deferred: get(row, 15, WHAT)?,
+            })
+        } else {
+            None
+        };
         let constraint = ConstraintCatalog {
             name: get(row, 2, WHAT)?,
             kind,
             columns: key_names(table_columns, &table_name, &conkey, WHAT)?,
             definition,
             references: references.map(|(table, _, columns)| (table, columns)),
+            foreign_key,
         };
         if let Some(table) = tables.get_mut(&table_name) {
             table.constraints.push(constraint);
@@ -331,10 +352,12 @@ pub(super) fn decode_indexes(
             no_expressions_predicate_or_storage_options: get(row, 16, WHAT)?,
         };
         let expressions: Option<Vec<String>> = get(row, 6, WHAT)?;
+        let expression_keys = shape.indkey.iter().take(shape.key_count).any(|a| *a == 0);
         let mut columns = Vec::with_capacity(shape.key_count);
         for (position, attnum) in shape.indkey.iter().take(shape.key_count).enumerate() {
+            // With an expression among the keys, every key is the server's text for it.
             let column = match (*attnum, &expressions) {
-                (0, Some(expressions)) => expressions.get(position).cloned().ok_or_else(|| {
+                (_, Some(expressions)) => expressions.get(position).cloned().ok_or_else(|| {
                     inconsistent(
                         WHAT,
                         format!("an index of {table} lacks expression {position}"),
@@ -346,12 +369,30 @@ pub(super) fn decode_indexes(
                         format!("an index of {table} has an expression but no text for it"),
                     ))
                 }
-                (attnum, _) => key_column(table_columns, &table, attnum, WHAT)?
+                (attnum, None) => key_column(table_columns, &table, attnum, WHAT)?
                     .name
                     .clone(),
             };
             columns.push(column);
         }
+        let include = key_names(
+            table_columns,
+            &table,
+            shape.indkey.get(shape.key_count..).unwrap_or_default(),
+            WHAT,
+        )?;
+        let storage_options: bool = get(row, 19, WHAT)?;
+        let default_opclasses: Option<bool> = get(row, 20, WHAT)?;
+        let unmodelled = table_columns.get(&table).and_then(|columns| {
+            unmodelled_index_parts(
+                &shape,
+                columns,
+                default_btree_opclasses,
+                storage_options,
+                default_opclasses,
+            )
+        });
+        let predicate: Option<String> = get(row, 18, WHAT)?;
         let index_oid: u32 = get(row, 7, WHAT)?;
         let definition = match table_columns
             .get(&table)
@@ -371,6 +412,11 @@ pub(super) fn decode_indexes(
                 columns,
                 unique: shape.unique,
                 definition,
+                method: shape.access_method.clone(),
+                expression_keys,
+                include,
+                predicate,
+                unmodelled,
             },
         });
     }
@@ -491,6 +537,55 @@ pub(super) fn plain_index_definition(
         definition.push_str(&format!(" INCLUDE ({})", included?.join(", ")));
     }
     Some(definition)
+}
+
+/// What of an index's definition the config cannot state, if anything: an operator class
+/// other than its key's default (`default_opclasses`: the server's answer for indexes of
+/// another method or with expressions; btree column keys are checked here), a collation other
+/// than its column's, an ordering (DESC, NULLS FIRST), storage parameters or NULLS NOT
+/// DISTINCT (`storage_options`).
+fn unmodelled_index_parts(
+    shape: &IndexShape,
+    columns: &HashMap<i16, KeyColumn>,
+    default_btree_opclasses: &HashMap<u32, u32>,
+    storage_options: bool,
+    default_opclasses: Option<bool>,
+) -> Option<String> {
+    let mut parts = Vec::new();
+    if storage_options {
+        parts.push("storage parameters or NULLS NOT DISTINCT");
+    }
+    if shape.options.iter().take(shape.key_count).any(|o| *o != 0) {
+        parts.push("a key ordering");
+    }
+    let keys = shape.indkey.iter().take(shape.key_count).enumerate();
+    let mut opclass_default = default_opclasses.unwrap_or(true);
+    let mut collation_default = true;
+    for (position, attnum) in keys {
+        let Some(column) = columns.get(attnum) else {
+            continue;
+        };
+        if shape.collations.get(position) != Some(&column.collation) {
+            collation_default = false;
+        }
+        // A default operator class of another type is the one the server picks for a
+        // binary-coercible column (`text_ops` on `varchar`) and prints no name for.
+        if default_opclasses.is_none()
+            && !shape
+                .opclasses
+                .get(position)
+                .is_some_and(|opclass| default_btree_opclasses.contains_key(opclass))
+        {
+            opclass_default = false;
+        }
+    }
+    if !opclass_default {
+        parts.push("an operator class other than the default");
+    }
+    if !collation_default {
+        parts.push("a collation other than the column's");
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// Adds the trigger rows to their tables, sorted by name. Definitions the server printed (for

@@ -101,6 +101,7 @@ fn bound_change(live: KeySequenceCatalog, b_max: Option<i64>) -> Option<Change> 
             not_null: true,
             default: Some("nextval('public.t_id_seq'::regclass)".into()),
             identity: None,
+            generated: None,
         }],
         key_sequences: vec![sequence],
         ..TableCatalog::default()
@@ -224,6 +225,7 @@ fn a_column_becomes_an_identity_column_after_its_default_goes_and_serials_keep_t
         not_null: true,
         default: Some(default.into()),
         identity: None,
+        generated: None,
     };
     let mut observed = NodeCatalog::default();
     observed.tables.insert(

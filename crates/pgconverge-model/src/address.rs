@@ -25,6 +25,10 @@ pub enum ObjectAddress {
     Table {
         table: QualifiedName,
     },
+    /// An enum or domain type.
+    Type {
+        name: QualifiedName,
+    },
     Column {
         table: QualifiedName,
         column: String,
@@ -78,11 +82,12 @@ pub struct AddressParseError {
 
 /// Kind words, two-word ones first so `replica identity` and `key slot` are tried before any
 /// one-word kind.
-const KINDS: [&str; 13] = [
+const KINDS: [&str; 14] = [
     "replica identity",
     "key slot",
     "schema",
     "table",
+    "type",
     "column",
     "constraint",
     "index",
@@ -114,6 +119,7 @@ impl ObjectAddress {
         match self {
             ObjectAddress::Schema { .. } => "schema",
             ObjectAddress::Table { .. } => "table",
+            ObjectAddress::Type { .. } => "type",
             ObjectAddress::Column { .. } => "column",
             ObjectAddress::Constraint { .. } => "constraint",
             ObjectAddress::Index { .. } => "index",
@@ -137,9 +143,9 @@ impl ObjectAddress {
             | ObjectAddress::Slot { name }
             | ObjectAddress::Membership { node: name }
             | ObjectAddress::KeySlot { node: name } => name.clone(),
-            ObjectAddress::Table { table } | ObjectAddress::ReplicaIdentity { table } => {
-                dotted(&[&table.schema, &table.name])
-            }
+            ObjectAddress::Table { table }
+            | ObjectAddress::ReplicaIdentity { table }
+            | ObjectAddress::Type { name: table } => dotted(&[&table.schema, &table.name]),
             ObjectAddress::Column {
                 table,
                 column: name,
@@ -198,6 +204,9 @@ impl FromStr for ObjectAddress {
             "key slot" => ObjectAddress::KeySlot { node: single() },
             "table" => ObjectAddress::Table {
                 table: qualified(name)?,
+            },
+            "type" => ObjectAddress::Type {
+                name: qualified(name)?,
             },
             "replica identity" => ObjectAddress::ReplicaIdentity {
                 table: qualified(name)?,

@@ -271,6 +271,7 @@ fn load_parsed(
         replication: Some(&replication),
         tls: None,
         dropped_tables: &[],
+        types: &[],
     };
     validate::check(&parts, &layout, &mut findings);
     let semantic = findings.diagnostics;
@@ -287,6 +288,7 @@ fn load_parsed(
             replication,
             tls: Default::default(),
             dropped_tables: Vec::new(),
+            types: Vec::new(),
         })
     } else {
         Err(Diagnostics(diagnostics))
@@ -526,6 +528,7 @@ fn convert_tables(
                         name: None,
                     })
                     .collect(),
+                checks: Vec::new(),
                 conflict: ConflictConfig::default(),
                 legacy_columns: LegacyColumns {
                     updated_at: Some(UPDATED_AT.to_string()),

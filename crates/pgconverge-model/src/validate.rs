@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::{NodeConfig, ReplicationConfig, TableConfig, TlsConfig};
+use crate::config::{NodeConfig, ReplicationConfig, TableConfig, TlsConfig, TypeConfig};
 use crate::diagnostics::Diagnostic;
 use crate::key_blocks::{is_sequence_default, serial_integer_type, KeyWidth};
 use crate::naming::{
@@ -16,6 +16,7 @@ use crate::source_map::{quoted, Anchor, FieldPath, SourceFile};
 use crate::types::normalize_type;
 
 mod tls;
+mod types;
 
 /// Where the parts of a configuration were written: which file, which field path.
 pub(crate) trait Layout {
@@ -90,6 +91,8 @@ pub(crate) struct Parts<'a> {
     pub(crate) tls: Option<&'a TlsConfig>,
     /// Tables the config asks to drop.
     pub(crate) dropped_tables: &'a [String],
+    /// Enum and domain types (the unified format's top-level `types`).
+    pub(crate) types: &'a [TypeConfig],
 }
 
 /// Runs every semantic check.
@@ -98,6 +101,7 @@ pub(crate) fn check(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findi
     tls::check(parts, layout, findings);
     check_tables(parts, layout, findings);
     check_dropped_tables(parts, layout, findings);
+    types::check(parts, layout, findings);
     if let Some(replication) = parts.replication {
         let path = layout.replication();
         for (field, days) in [

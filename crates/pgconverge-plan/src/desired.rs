@@ -6,8 +6,10 @@
 use std::sync::Arc;
 
 use pgconverge_model::catalog::QualifiedName;
+use pgconverge_model::checks::table_check_names;
 use pgconverge_model::config::{
     ClusterConfig, ColumnConfig, IdentityKind, NodeConfig, SubscriptionAuth, TableConfig,
+    TypeConfig,
 };
 use pgconverge_model::key_blocks::{is_sequence_default, serial_integer_type};
 use pgconverge_model::naming::{
@@ -26,6 +28,8 @@ pub struct DesiredNode {
     /// Schemas that must exist, internal schema first.
     pub schemas: Vec<String>,
     pub internal_tables: Vec<InternalTable>,
+    /// Enum and domain types, shared with the other nodes.
+    pub types: Vec<DesiredType>,
     pub tables: Vec<DesiredTable>,
     /// Shared with the other nodes, except `node_name()`.
     pub functions: Vec<Arc<FunctionDef>>,
@@ -45,6 +49,8 @@ pub struct DesiredTable {
     pub uniques: Vec<ConstraintSpec>,
     pub foreign_keys: Vec<ForeignKeySpec>,
     pub indexes: Vec<IndexSpec>,
+    /// CHECK constraints, named.
+    pub checks: Vec<CheckSpec>,
     /// Columns the config asks to drop from the live table.
     pub dropped_columns: Vec<String>,
 }
@@ -104,6 +110,34 @@ pub struct ForeignKeySpec {
     pub on_delete: Option<String>,
 }
 
+/// A named CHECK constraint of a table or domain, its expression as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckSpec {
+    pub name: String,
+    pub expression: String,
+}
+
+/// An enum or domain type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredType {
+    pub name: QualifiedName,
+    pub kind: DesiredTypeKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DesiredTypeKind {
+    Enum {
+        labels: Vec<String>,
+    },
+    Domain {
+        /// As `format_type` prints it (configured types qualified).
+        base_type: String,
+        not_null: bool,
+        default: Option<String>,
+        checks: Vec<CheckSpec>,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexSpec {
     pub name: String,
@@ -140,6 +174,7 @@ pub fn desired_cluster(config: &ClusterConfig) -> Vec<DesiredNode> {
 struct SharedObjects {
     conflict: ConflictObjects,
     schemas: Vec<String>,
+    types: Vec<DesiredType>,
     tables: Vec<DesiredTable>,
 }
 
@@ -148,19 +183,21 @@ impl SharedObjects {
         let dropped = dropped_tables(config);
         let conflict = conflict::cluster_objects(&config.tables, &config.replication, &dropped);
         let mut schemas = vec![INTERNAL_SCHEMA.to_string()];
-        for table in &config.tables {
-            if !schemas.contains(&table.schema) {
-                schemas.push(table.schema.clone());
+        let type_schemas = config.types.iter().map(|t| &t.schema);
+        for schema in type_schemas.chain(config.tables.iter().map(|t| &t.schema)) {
+            if !schemas.contains(schema) {
+                schemas.push(schema.clone());
             }
         }
         let tables = config
             .tables
             .iter()
-            .map(|t| desired_table(t, &conflict.reserved_columns))
+            .map(|t| desired_table(t, &conflict.reserved_columns, &config.types))
             .collect();
         SharedObjects {
             conflict,
             schemas,
+            types: crate::diff::types::desired_types(&config.types),
             tables,
         }
     }
@@ -191,6 +228,7 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
                 has_key_generators(&shared.tables).then(crate::diff::key_sequences::key_slot_table),
             )
             .collect(),
+        types: shared.types.clone(),
         tables: shared.tables.clone(),
         functions: conflict.node_functions(&node.name),
         triggers: conflict.triggers.clone(),
@@ -226,13 +264,17 @@ fn subscription_conninfo(node: &NodeConfig, peer: &NodeConfig) -> ConninfoSpec {
     }
 }
 
-fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> DesiredTable {
+fn desired_table(
+    table: &TableConfig,
+    reserved: &[conflict::ReservedColumn],
+    types: &[TypeConfig],
+) -> DesiredTable {
     let name = QualifiedName::new(&table.schema, &table.name);
     let mut columns: Vec<DesiredColumn> = table
         .columns
         .iter()
         .map(|c| {
-            let declared = normalize_type(&c.data_type);
+            let declared = resolve_configured_type(&normalize_type(&c.data_type), types);
             let generator = key_generator(c, &declared);
             DesiredColumn {
                 name: c.name.clone(),
@@ -297,6 +339,15 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
             columns: ix.columns.clone(),
         })
         .collect();
+    let checks = table
+        .checks
+        .iter()
+        .zip(table_check_names(table))
+        .map(|(check, name)| CheckSpec {
+            name,
+            expression: check.expression.clone(),
+        })
+        .collect();
     DesiredTable {
         name,
         columns,
@@ -304,7 +355,38 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
         uniques,
         foreign_keys,
         indexes,
+        checks,
         dropped_columns: table.dropped_columns.clone(),
+    }
+}
+
+/// A configured enum or domain type named by a column type (`mood`, `public.mood`,
+/// `mood[]`) as `format_type` prints it under an empty `search_path`, which introspection
+/// uses: schema-qualified, each part quoted if it needs it. Other types are left as they are.
+pub fn resolve_configured_type(normalized: &str, types: &[TypeConfig]) -> String {
+    let (element, array) = match normalized.strip_suffix("[]") {
+        Some(element) => (element, "[]"),
+        None => (normalized, ""),
+    };
+    let unquoted = |part: &str| -> String {
+        part.strip_prefix('"')
+            .and_then(|p| p.strip_suffix('"'))
+            .map(|p| p.replace("\"\"", "\""))
+            .unwrap_or_else(|| part.to_string())
+    };
+    let (schema, name) = match element.split_once('.') {
+        Some((schema, name)) => (Some(unquoted(schema)), unquoted(name)),
+        None => (None, unquoted(element)),
+    };
+    let found = types
+        .iter()
+        .find(|t| t.name == name && schema.as_ref().is_none_or(|s| *s == t.schema));
+    match found {
+        Some(t) => format!(
+            "{}{array}",
+            pgconverge_sql::quote_qualified(&t.schema, &t.name)
+        ),
+        None => normalized.to_string(),
     }
 }
 

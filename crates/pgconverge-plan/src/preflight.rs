@@ -33,6 +33,15 @@ pub enum DataCheck {
         key: Vec<String>,
         column: String,
     },
+    /// A new CHECK constraint: no row makes its expression false.
+    ChecksHold {
+        table: QualifiedName,
+        key: Vec<String>,
+        /// The constraint's name.
+        name: String,
+        /// Its expression as configured.
+        expression: String,
+    },
     /// A type change that is not a known widening: every value reads as the new type.
     ValuesFit {
         table: QualifiedName,
@@ -58,6 +67,7 @@ impl DataCheck {
             DataCheck::NoDuplicates { table, .. }
             | DataCheck::NoNulls { table, .. }
             | DataCheck::NoRows { table, .. }
+            | DataCheck::ChecksHold { table, .. }
             | DataCheck::ValuesFit { table, .. } => table,
         }
     }
@@ -87,6 +97,14 @@ impl DataCheck {
                  WHERE {} IS NULL LIMIT 1",
                 column_list(key),
                 quote_ident(column)
+            ),
+            // NULL passes a CHECK, as it does here: only rows where it is false are found.
+            DataCheck::ChecksHold {
+                key, expression, ..
+            } => format!(
+                "SELECT ROW({})::text, pg_catalog.count(*) OVER ()::int8 FROM {table} \
+                 WHERE NOT ({expression}) LIMIT 1",
+                column_list(key)
             ),
             DataCheck::NoRows { key, .. } => format!(
                 "SELECT ROW({})::text, pg_catalog.count(*) OVER ()::int8 FROM {table} LIMIT 1",
@@ -119,6 +137,9 @@ impl DataCheck {
             DataCheck::NoRows { column, .. } => {
                 format!("column {column} added NOT NULL without a default needs an empty table")
             }
+            DataCheck::ChecksHold {
+                name, expression, ..
+            } => format!("new CHECK {name} ({expression}) needs every row to pass it"),
             DataCheck::ValuesFit { column, to, .. } => {
                 format!("type change of {column} to {to} needs every value to read as {to}")
             }

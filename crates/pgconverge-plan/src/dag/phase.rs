@@ -18,6 +18,8 @@ use crate::change::Action;
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Schemas,
+    /// Enum and domain types: before the tables whose columns use them.
+    Types,
     Tables,
     /// Columns, and the replica identity that depends on them.
     Columns,
@@ -68,6 +70,7 @@ impl Phase {
         }
         match address {
             ObjectAddress::Schema { .. } => Phase::Schemas,
+            ObjectAddress::Type { .. } => Phase::Types,
             ObjectAddress::Table { .. } => Phase::Tables,
             ObjectAddress::Column { .. } | ObjectAddress::ReplicaIdentity { .. } => Phase::Columns,
             ObjectAddress::Constraint { .. } | ObjectAddress::Index { .. } => {

@@ -31,6 +31,18 @@ pub const RULES: &[Rule] = &[
         add_edges: schema_before_its_functions,
     },
     Rule {
+        name: "schema_before_its_types",
+        add_edges: schema_before_its_types,
+    },
+    Rule {
+        name: "types_before_tables_and_columns",
+        add_edges: types_before_tables_and_columns,
+    },
+    Rule {
+        name: "enum_types_before_domains",
+        add_edges: enum_types_before_domains,
+    },
+    Rule {
         name: "table_before_its_parts",
         add_edges: table_before_its_parts,
     },
@@ -241,6 +253,58 @@ fn schema_before_its_functions(input: &RuleInput<'_>, edges: &mut Edges) {
                 name: function.schema.clone(),
             };
             edges.add(input.find(&c.node, &schema), i);
+        }
+    }
+}
+
+/// A type is created inside its schema.
+fn schema_before_its_types(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.creations() {
+        if let ObjectAddress::Type { name } = &c.address {
+            let schema = ObjectAddress::Schema {
+                name: name.schema.clone(),
+            };
+            edges.add(input.find(&c.node, &schema), i);
+        }
+    }
+}
+
+/// A column (in a new table or added) may be of an enum or domain type, or use a new label.
+fn types_before_tables_and_columns(input: &RuleInput<'_>, edges: &mut Edges) {
+    let types: Vec<(usize, &Change)> = input
+        .creations()
+        .filter(|(_, c)| matches!(c.address, ObjectAddress::Type { .. }))
+        .collect();
+    if types.is_empty() {
+        return;
+    }
+    for (i, c) in input.creations() {
+        if matches!(
+            c.address,
+            ObjectAddress::Table { .. } | ObjectAddress::Column { .. }
+        ) {
+            for (t, ty) in &types {
+                if ty.node == c.node {
+                    edges.add(Some(*t), i);
+                }
+            }
+        }
+    }
+}
+
+/// A domain may be over an enum type: enums first. (Which a type is, its statement says.)
+fn enum_types_before_domains(input: &RuleInput<'_>, edges: &mut Edges) {
+    let of_type = |prefix: &'static str| {
+        input.creations().filter(move |(_, c)| {
+            matches!(c.address, ObjectAddress::Type { .. })
+                && c.statements
+                    .first()
+                    .is_some_and(|s| s.redacted().starts_with(prefix))
+        })
+    };
+    for (d, domain) in of_type("CREATE DOMAIN") {
+        for (e, _) in of_type("CREATE TYPE").filter(|(_, e)| e.node == domain.node) {
+            edges.add(Some(e), d);
         }
     }
 }

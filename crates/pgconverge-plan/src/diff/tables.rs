@@ -52,6 +52,7 @@ fn dropped_table(input: &NodeDiffInput<'_>, table: &QualifiedName) -> Change {
 
 pub(super) mod ddl {
     use crate::desired::DesiredTable;
+    use crate::diff::checks::ddl::check_clause;
     use crate::diff::columns::ddl::column_definition_sql;
     use crate::diff::constraints::ddl::{primary_key_clause, unique_clause};
     use crate::diff::table_sql_name;
@@ -66,6 +67,7 @@ pub(super) mod ddl {
         let mut items: Vec<String> = table.columns.iter().map(column_definition_sql).collect();
         items.push(primary_key_clause(&table.primary_key));
         items.extend(table.uniques.iter().map(unique_clause));
+        items.extend(table.checks.iter().map(check_clause));
         format!(
             "CREATE TABLE {} (\n    {}\n)",
             table_sql_name(&table.name),

@@ -123,6 +123,7 @@ async fn import_live(
             .as_ref()
             .map(|c| c.nodes.clone())
             .unwrap_or_default(),
+        types: import.types,
         tables: import.tables,
         dropped_tables: Vec::new(),
         // Nodes come back with the TLS defaults applied; keeping the block changes nothing.

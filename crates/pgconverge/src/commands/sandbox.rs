@@ -98,6 +98,7 @@ fn up(
             let config = ClusterConfig {
                 schema: None,
                 nodes,
+                types: Vec::new(),
                 tables: Vec::new(),
                 replication: ReplicationConfig::default(),
                 tls: Default::default(),

@@ -3,7 +3,9 @@
 //! A change that alters what rows of an existing table carry (a new column, a new type, a new
 //! NOT NULL, a new UNIQUE) must not be live on one node while another node still writes or
 //! receives rows under the old rule: rows written with a new column would reach a node without
-//! it, values under a new UNIQUE could collide with changes in flight. So these changes, and
+//! it, values under a new UNIQUE could collide with changes in flight (a new enum label, CHECK
+//! or domain check likewise: a row using it would fail to apply on a node without it, or one
+//! written without the check on a node that has it). So these changes, and
 //! the regenerated functions of their tables, are gated: the engine opens one transaction per
 //! node, locks the tables there in EXCLUSIVE mode (local writers and apply workers wait;
 //! readers go on), runs every gated change on every node, and commits on every node only once
@@ -58,6 +60,7 @@ fn created_tables<'a>(changes: impl IntoIterator<Item = &'a Change>) -> BTreeSet
 /// writers to any replicated table wait (their log trigger writes the log). Readers go on.
 pub fn gate_locks<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone) -> Vec<QualifiedName> {
     let created = created_tables(changes.clone());
+    let types_altered = altered_types(changes.clone());
     let mut locks: Vec<QualifiedName> = changes
         .into_iter()
         .filter(|c| c.gated)
@@ -70,10 +73,18 @@ pub fn gate_locks<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone) -> 
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    if !locks.is_empty() || !created.is_empty() {
+    if !locks.is_empty() || !created.is_empty() || types_altered {
         locks.push(internal(CHANGES_TABLE));
     }
     locks
+}
+
+/// Whether one node's gated changes alter a type (a new enum label, a new domain check):
+/// holding the change log, no row using the new rule reaches a node before it has it.
+fn altered_types<'a>(changes: impl IntoIterator<Item = &'a Change>) -> bool {
+    changes
+        .into_iter()
+        .any(|c| c.gated && matches!(c.address, ObjectAddress::Type { .. }))
 }
 
 /// Settles which of one node's changes are gated. On a node already in the mesh (it has the
@@ -87,7 +98,8 @@ pub fn settle_gate(node_changes: &mut [Change], observed: &NodeCatalog) {
         change.gated = in_mesh
             && match (&change.address, change.action) {
                 (ObjectAddress::Table { .. }, Action::Create) => true,
-                (ObjectAddress::Table { .. }, Action::Delete) => change.gated,
+                (ObjectAddress::Table { .. }, Action::Delete)
+                | (ObjectAddress::Type { .. }, Action::Update) => change.gated,
                 (
                     ObjectAddress::Column { table, .. } | ObjectAddress::Constraint { table, .. },
                     _,

@@ -76,6 +76,9 @@ pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
                 statements.into_iter().map(Statement::sql).collect(),
             );
             change.hazards = hazards;
+            // A row using a new label, or written without a new check, must not reach a
+            // node that does not have it yet (see `gate`).
+            change.gated = action == Action::Update;
             Some(change)
         })
         .collect()

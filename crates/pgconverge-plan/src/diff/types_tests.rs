@@ -98,6 +98,7 @@ fn a_missing_enum_is_created_and_new_labels_go_in_their_place() {
     );
     let changes = diff_of(&desired, &observed, &[]);
     assert_eq!(changes[0].action, Action::Update);
+    assert!(changes[0].gated, "a new label is gated");
     assert_eq!(
         sql_of(&changes[0]),
         [

@@ -459,14 +459,6 @@ fn outside_entry(object: &OutsideObject) -> Option<NotImported> {
             format!("extension {qualified} {}", object.detail),
             "install it on every node before apply".to_string(),
         ),
-        "enum type" => (
-            format!("enum type {qualified} ({})", object.detail),
-            "types are outside the model; create it on every node before apply".to_string(),
-        ),
-        "domain" => (
-            format!("domain {qualified} ({})", object.detail),
-            "types are outside the model; create it on every node before apply".to_string(),
-        ),
         "sequence" => (
             format!("sequence {qualified}"),
             "a sequence no column owns is outside the model; create it on every node before \

@@ -181,7 +181,11 @@ struct SharedObjects {
 impl SharedObjects {
     fn new(config: &ClusterConfig) -> SharedObjects {
         let dropped = dropped_tables(config);
-        let conflict = conflict::cluster_objects(&config.tables, &config.replication, &dropped);
+        let conflict = conflict::cluster_objects(
+            &tables_with_domain_base_types(config),
+            &config.replication,
+            &dropped,
+        );
         let mut schemas = vec![INTERNAL_SCHEMA.to_string()];
         let type_schemas = config.types.iter().map(|t| &t.schema);
         for schema in type_schemas.chain(config.tables.iter().map(|t| &t.schema)) {
@@ -390,6 +394,48 @@ pub fn resolve_configured_type(normalized: &str, types: &[TypeConfig]) -> String
     }
 }
 
+/// The configured tables with each column of a configured domain typed as the domain's base
+/// type (through domains over domains): a value is made canonical by what it is underneath
+/// (`to_jsonb` of a domain over `timestamptz` follows the session's TimeZone as the base
+/// type does), for the conflict machinery's keys and verify's digests.
+pub fn tables_with_domain_base_types(config: &ClusterConfig) -> Vec<TableConfig> {
+    let base_of = |data_type: &str| -> Option<String> {
+        let mut current = data_type.to_string();
+        let mut changed = false;
+        // Bounded: a cycle of domains is refused by PostgreSQL, not looped on here.
+        for _ in 0..config.types.len() {
+            let resolved = resolve_configured_type(&normalize_type(&current), &config.types);
+            let domain = config.types.iter().find(|t| {
+                t.domain.is_some()
+                    && resolved.trim_end_matches("[]")
+                        == pgconverge_sql::quote_qualified(&t.schema, &t.name)
+            });
+            match domain.and_then(|t| t.domain.clone()) {
+                Some(base) => {
+                    let array = if resolved.ends_with("[]") { "[]" } else { "" };
+                    current = format!("{base}{array}");
+                    changed = true;
+                }
+                None => break,
+            }
+        }
+        changed.then_some(current)
+    };
+    config
+        .tables
+        .iter()
+        .map(|table| {
+            let mut table = table.clone();
+            for column in &mut table.columns {
+                if let Some(base) = base_of(&column.data_type) {
+                    column.data_type = base;
+                }
+            }
+            table
+        })
+        .collect()
+}
+
 /// The sequence feeding a configured column, if one does.
 fn key_generator(column: &ColumnConfig, declared_type: &str) -> Option<KeyGenerator> {
     if let Some(kind) = column.identity {
@@ -467,5 +513,39 @@ mod tests {
         assert_eq!(name, object_name(&[&long, "b"], "key"));
         assert_ne!(name, object_name(&[&long, "c"], "key"));
         assert_eq!(object_name(&["users", "email"], "key"), "users_email_key");
+    }
+
+    #[test]
+    fn configured_types_are_qualified_and_domains_read_as_their_base_type() {
+        let config: ClusterConfig = serde_json::from_value(serde_json::json!({
+            "nodes": [],
+            "types": [
+                { "name": "mood", "enum": ["a"] },
+                { "name": "stamp", "schema": "app", "domain": "timestamptz" },
+                { "name": "late", "domain": "app.stamp" }
+            ],
+            "tables": [{
+                "name": "t",
+                "columns": [
+                    { "name": "id", "type": "late" },
+                    { "name": "m", "type": "mood[]" },
+                    { "name": "n", "type": "Mood" }
+                ],
+                "primary_key": ["id"]
+            }]
+        }))
+        .expect("config");
+        assert_eq!(
+            resolve_configured_type("mood[]", &config.types),
+            "public.mood[]"
+        );
+        assert_eq!(
+            resolve_configured_type("app.stamp", &config.types),
+            "app.stamp"
+        );
+        assert_eq!(resolve_configured_type("text", &config.types), "text");
+        let tables = tables_with_domain_base_types(&config);
+        assert_eq!(tables[0].columns[0].data_type, "timestamptz");
+        assert_eq!(tables[0].columns[1].data_type, "mood[]");
     }
 }

@@ -43,6 +43,10 @@ pub const RULES: &[Rule] = &[
         add_edges: enum_types_before_domains,
     },
     Rule {
+        name: "check_added_before_validated",
+        add_edges: check_added_before_validated,
+    },
+    Rule {
         name: "table_before_its_parts",
         add_edges: table_before_its_parts,
     },
@@ -305,6 +309,26 @@ fn enum_types_before_domains(input: &RuleInput<'_>, edges: &mut Edges) {
     for (d, domain) in of_type("CREATE DOMAIN") {
         for (e, _) in of_type("CREATE TYPE").filter(|(_, e)| e.node == domain.node) {
             edges.add(Some(e), d);
+        }
+    }
+}
+
+/// A CHECK is validated by a step of its own after the one adding it `NOT VALID` (both have
+/// the constraint's address; the validation is the update).
+fn check_added_before_validated(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (v, validate) in input.creations() {
+        if validate.action != Action::Update
+            || !matches!(validate.address, ObjectAddress::Constraint { .. })
+        {
+            continue;
+        }
+        for (a, add) in input.creations() {
+            if add.node == validate.node
+                && add.address == validate.address
+                && matches!(add.action, Action::Create | Action::Replace)
+            {
+                edges.add(Some(a), v);
+            }
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Tables' CHECK constraints. A new table's checks are part of its CREATE TABLE (`tables`).
-//! On an existing table a check is added `NOT VALID` and then validated (the scan of the rows
-//! does not hold the lock that adding takes), after a preflight look at the rows; on a table
-//! the mesh replicates it is gated like a new UNIQUE, since a row written on a node without
-//! the check would fail to apply on a node that has it. Checks are matched by name, or by
-//! expression when a hand-made one has another name; one pgconverge created and the config no
-//! longer has is dropped (gated too).
+//! On an existing table, after a preflight look at the rows, a check is added in two steps:
+//! `ADD … NOT VALID` (brief: it checks only rows written from then on), which on a table the
+//! mesh replicates is gated like a new UNIQUE, since a row written on a node without the check
+//! would fail to apply on a node that has it; then `VALIDATE CONSTRAINT` in a step of its own
+//! after the gate, whose scan of the rows lets reads and writes go on. Checks are matched by
+//! name, or by expression when a hand-made one has another name; one pgconverge created and
+//! the config no longer has is dropped (gated too).
 
 use pgconverge_model::catalog::{ConstraintCatalog, ConstraintKind, TableCatalog};
 
@@ -21,7 +22,12 @@ pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
     let mut out = Vec::new();
     for (table, live) in input.existing_tables() {
         for check in &table.checks {
-            out.extend(desired_check(input, table, live, check));
+            out.extend(
+                desired_check(input, table, live, check)
+                    .into_iter()
+                    .flatten()
+                    .flatten(),
+            );
         }
         out.extend(unwanted_checks(input, table, live));
     }
@@ -41,12 +47,14 @@ fn live_checks(live: &TableCatalog) -> impl Iterator<Item = &ConstraintCatalog> 
         .filter(|c| c.kind == ConstraintKind::Check)
 }
 
+/// The steps making `check` hold on a live table: none when it does, the validation alone when
+/// an earlier apply added it and did not validate it, else adding it and validating it.
 fn desired_check(
     input: &NodeDiffInput<'_>,
     table: &DesiredTable,
     live: &TableCatalog,
     check: &CheckSpec,
-) -> Option<Change> {
+) -> Option<[Option<Change>; 2]> {
     let by_name = live_checks(live).find(|c| c.name == check.name);
     let same = by_name
         .filter(|c| checks_match(&check.expression, &c.definition))
@@ -54,13 +62,10 @@ fn desired_check(
     if let Some(same) = same {
         // Left NOT VALID by an interrupted apply: only the validation is missing.
         return is_not_valid(&same.definition).then(|| {
-            let mut c = input.change(
-                address(table, &same.name),
-                Action::Update,
-                vec![Statement::sql(ddl::validate_check_sql(table, &same.name))],
-            );
+            let mut c = validation(input, table, &same.name);
             c.reason = Some("not validated yet".into());
-            c
+            c.data_checks.push(holds(table, check));
+            [Some(c), None]
         });
     }
     let mut statements = Vec::new();
@@ -71,7 +76,7 @@ fn desired_check(
         }
         None => Action::Create,
     };
-    statements.extend(ddl::add_check_sql(table, check).map(Statement::sql));
+    statements.push(Statement::sql(ddl::add_check_not_valid_sql(table, check)));
     let mut c = input.change(address(table, &check.name), action, statements);
     if let Some(old) = by_name {
         c.reason = Some(format!("{} → CHECK ({})", old.definition, check.expression));
@@ -81,13 +86,29 @@ fn desired_check(
         "fails if existing rows break the check",
     ));
     c.gated = true;
-    c.data_checks.push(DataCheck::ChecksHold {
+    c.data_checks.push(holds(table, check));
+    Some([Some(c), Some(validation(input, table, &check.name))])
+}
+
+/// `VALIDATE CONSTRAINT`, a step of its own after the one adding the check (see the rule
+/// `check_added_before_validated`): its scan takes a lock that lets reads and writes go on.
+fn validation(input: &NodeDiffInput<'_>, table: &DesiredTable, name: &str) -> Change {
+    let mut c = input.change(
+        address(table, name),
+        Action::Update,
+        vec![Statement::sql(ddl::validate_check_sql(table, name))],
+    );
+    c.reason = Some("validate the rows already there (reads and writes go on)".into());
+    c
+}
+
+fn holds(table: &DesiredTable, check: &CheckSpec) -> DataCheck {
+    DataCheck::ChecksHold {
         table: table.name.clone(),
         key: table.primary_key.columns.clone(),
         name: check.name.clone(),
         expression: check.expression.clone(),
-    });
-    Some(c)
+    }
 }
 
 /// Checks pgconverge created that no desired check matches by name or expression.
@@ -131,17 +152,13 @@ pub(super) mod ddl {
         )
     }
 
-    /// Added `NOT VALID` (brief: only new rows are checked), then validated, which scans the
-    /// rows under a lock that lets writes go on when it runs on its own.
-    pub fn add_check_sql(table: &DesiredTable, check: &CheckSpec) -> [String; 2] {
-        [
-            format!(
-                "ALTER TABLE {} ADD {} NOT VALID",
-                table_sql_name(&table.name),
-                check_clause(check)
-            ),
-            validate_check_sql(table, &check.name),
-        ]
+    /// Added `NOT VALID`: brief, only rows written from then on are checked.
+    pub fn add_check_not_valid_sql(table: &DesiredTable, check: &CheckSpec) -> String {
+        format!(
+            "ALTER TABLE {} ADD {} NOT VALID",
+            table_sql_name(&table.name),
+            check_clause(check)
+        )
     }
 
     pub fn validate_check_sql(table: &DesiredTable, name: &str) -> String {

@@ -215,17 +215,23 @@ fn a_new_check_on_a_live_table_is_gated_checked_and_added_not_valid() {
         ..NodeCatalog::default()
     };
     let changes = diff_of(&node(vec![table.clone()]), &observed, &[]);
-    let change = changes
+    let steps: Vec<&Change> = changes
         .iter()
-        .find(|c| c.address == check_address("t_id_check"))
-        .expect("a change to the check");
+        .filter(|c| c.address == check_address("t_id_check"))
+        .collect();
+    assert_eq!(steps.len(), 2, "{changes:#?}");
+    let (change, validation) = (steps[0], steps[1]);
     assert!(change.gated);
     assert_eq!(
         sql_of(change),
-        [
-            "ALTER TABLE public.t ADD CONSTRAINT t_id_check CHECK (id > 0) NOT VALID",
-            "ALTER TABLE public.t VALIDATE CONSTRAINT t_id_check",
-        ]
+        ["ALTER TABLE public.t ADD CONSTRAINT t_id_check CHECK (id > 0) NOT VALID"]
+    );
+    // Validated after the gate, in a step whose scan lets writes go on.
+    assert!(!validation.gated);
+    assert_eq!(validation.action, Action::Update);
+    assert_eq!(
+        sql_of(validation),
+        ["ALTER TABLE public.t VALIDATE CONSTRAINT t_id_check"]
     );
     assert_eq!(
         change.data_checks,

@@ -509,3 +509,17 @@ fn enum_types_come_before_domains() {
         set(&[(1, 0)])
     );
 }
+
+#[test]
+fn a_check_is_added_before_it_is_validated() {
+    let check = constraint("t", "t_id_check");
+    let changes = [
+        change("a", check.clone(), Action::Update),
+        create("a", check.clone()),
+        create("b", check),
+    ];
+    assert_eq!(
+        edges_of(check_added_before_validated, &changes, &Facts::default()),
+        set(&[(1, 0)])
+    );
+}

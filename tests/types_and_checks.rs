@@ -15,8 +15,10 @@ use pgconverge_tests::{output_text as text, TestCluster};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
 
-/// The config at `step`: 0 the starting schema; 1 adds the labels `meh` (first) and `great`
-/// (after `happy`), the domain check `VALUE < 1000` and the table check `price < 1000000`.
+/// The config at `step`: 0 the starting schema, with an unused enum `retired`; 1 adds the
+/// labels `meh` (first) and `great` (after `happy`), the domain check `VALUE < 1000` and the
+/// table check `price < 1000000`, and leaves `retired` out (it is kept); 2 is 0 with `retired`
+/// in `dropped_types`.
 fn config(cluster: &TestCluster, step: usize) -> Value {
     let labels = if step == 0 {
         json!(["sad", "ok", "happy"])
@@ -29,13 +31,18 @@ fn config(cluster: &TestCluster, step: usize) -> Value {
         domain_checks.push(json!({ "expression": "VALUE < 1000" }));
         table_checks.push(json!({ "name": "items_price_cap", "expression": "price < 1000000" }));
     }
+    let mut types = vec![
+        json!({ "name": "mood", "enum": labels }),
+        json!({ "name": "qty", "domain": "integer", "nullable": false, "default": "1",
+                "checks": domain_checks }),
+    ];
+    if step == 0 {
+        types.push(json!({ "name": "retired", "enum": ["x"] }));
+    }
     json!({
         "nodes": cluster.nodes_json(),
-        "types": [
-            { "name": "mood", "enum": labels },
-            { "name": "qty", "domain": "integer", "nullable": false, "default": "1",
-              "checks": domain_checks }
-        ],
+        "dropped_types": if step == 2 { json!(["retired"]) } else { json!([]) },
+        "types": types,
         "tables": [{
             "name": "items",
             "columns": [
@@ -150,6 +157,23 @@ async fn adopt_enum_and_domain_columns_replicate_and_converge() {
     mesh::wait_until_identical(&cluster, "items", Instant::now() + Duration::from_secs(60)).await;
     assert_no_apply_errors(&cluster).await;
     assert_plan_empty(&cluster);
+    // verify's digests read enum, domain and enum-array columns alike on every node.
+    let out = cluster.pgconverge(&["verify"]);
+    assert_eq!(out.status.code(), Some(0), "verify:\n{}", text(&out));
+
+    // A type goes only when listed in dropped_types.
+    cluster.write_config_value(config(&cluster, 2));
+    apply(&cluster);
+    assert_plan_empty(&cluster);
+    for node in 0..3 {
+        let left = cluster
+            .query_i64(
+                node,
+                "SELECT count(*) FROM pg_type WHERE typname = 'retired'",
+            )
+            .await;
+        assert_eq!(left, 0, "retired is still on node {node}");
+    }
 }
 
 /// Writes rows on node `node` until `stop`, with labels from `labels` (the newest ones only
@@ -239,6 +263,13 @@ async fn adopt_new_label_domain_check_and_table_check_under_writes_converge() {
         let written = w.await.expect("writer");
         assert!(written > 50, "node {node} wrote only {written}");
     }
+    // Left out of `types` without `dropped_types`: kept.
+    assert_eq!(
+        cluster
+            .query_i64(2, "SELECT count(*) FROM pg_type WHERE typname = 'retired'")
+            .await,
+        1
+    );
 
     let rows =
         mesh::wait_until_identical(&cluster, "items", Instant::now() + Duration::from_secs(90))

@@ -32,6 +32,11 @@ pub struct ClusterConfig {
     /// not told to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped_tables: Vec<String>,
+    /// Enum and domain types to drop on every node, as `schema.type` or `type` (in
+    /// `public`); a column still using one makes the drop fail. A type only left out of
+    /// `types` is kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_types: Vec<String>,
 }
 
 /// One PostgreSQL server (one database on it) taking part in the mesh.

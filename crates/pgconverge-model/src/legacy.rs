@@ -272,6 +272,7 @@ fn load_parsed(
         tls: None,
         dropped_tables: &[],
         types: &[],
+        dropped_types: &[],
     };
     validate::check(&parts, &layout, &mut findings);
     let semantic = findings.diagnostics;
@@ -289,6 +290,7 @@ fn load_parsed(
             tls: Default::default(),
             dropped_tables: Vec::new(),
             types: Vec::new(),
+            dropped_types: Vec::new(),
         })
     } else {
         Err(Diagnostics(diagnostics))

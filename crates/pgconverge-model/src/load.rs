@@ -91,6 +91,10 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         None => Vec::new(),
         Some(v) => Vec::<TypeConfig>::deserialize(v).ok()?,
     };
+    let dropped_types = match root.get("dropped_types") {
+        None => Vec::new(),
+        Some(v) => Vec::<String>::deserialize(v).ok()?,
+    };
     let schema = match root.get("$schema") {
         None => None,
         Some(v) => Some(String::deserialize(v).ok()?),
@@ -104,6 +108,7 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         tls: Some(&tls),
         dropped_tables: &dropped_tables,
         types: &types,
+        dropped_types: &dropped_types,
     };
     // No positions: whether there is any problem is all this needs to know.
     let unlocated = ParsedFile::unparsed(&src.path);
@@ -120,6 +125,7 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         replication,
         tls,
         dropped_tables,
+        dropped_types,
     }
     .with_tls_defaults()))
 }
@@ -163,6 +169,10 @@ fn load_unified_located(
         None => Some(Vec::new()),
         Some(v) => reader.read(v, &FieldPath::root().key("types"), &mut unreadable),
     };
+    let dropped_types: Option<Vec<String>> = match root.get("dropped_types") {
+        None => Some(Vec::new()),
+        Some(v) => reader.read(v, &FieldPath::root().key("dropped_types"), &mut unreadable),
+    };
     let schema = match root.get("$schema") {
         None => Some(None),
         Some(v) => reader
@@ -181,6 +191,7 @@ fn load_unified_located(
         tls: tls.as_ref(),
         dropped_tables: dropped_tables.as_deref().unwrap_or_default(),
         types: types.as_deref().unwrap_or_default(),
+        dropped_types: dropped_types.as_deref().unwrap_or_default(),
     };
     let mut findings = Findings::new(vec![&parsed.file]);
     validate::check(&parts, &UnifiedLayout, &mut findings);
@@ -199,7 +210,7 @@ fn load_unified_located(
         schema,
         tls,
         dropped_tables,
-        types,
+        (types, dropped_types),
     ) {
         (
             true,
@@ -208,10 +219,11 @@ fn load_unified_located(
             Some(schema),
             Some(tls),
             Some(dropped_tables),
-            Some(types),
+            (Some(types), Some(dropped_types)),
         ) => Ok(ClusterConfig {
             schema,
             types,
+            dropped_types,
             nodes: nodes.into_iter().map(|(_, n)| n).collect(),
             tables: tables.into_iter().map(|(_, t)| t).collect(),
             replication,

@@ -93,6 +93,8 @@ pub(crate) struct Parts<'a> {
     pub(crate) dropped_tables: &'a [String],
     /// Enum and domain types (the unified format's top-level `types`).
     pub(crate) types: &'a [TypeConfig],
+    /// Types the config asks to drop.
+    pub(crate) dropped_types: &'a [String],
 }
 
 /// Runs every semantic check.

@@ -39,6 +39,8 @@ pub struct DesiredNode {
     pub subscriptions: Vec<DesiredSubscription>,
     /// Tables the config asks to drop.
     pub dropped_tables: Vec<QualifiedName>,
+    /// Types the config asks to drop.
+    pub dropped_types: Vec<QualifiedName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +245,11 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
         },
         subscriptions,
         dropped_tables: dropped_tables(config),
+        dropped_types: config
+            .dropped_types
+            .iter()
+            .map(|t| parse_table_ref(t, "public"))
+            .collect(),
     }
 }
 

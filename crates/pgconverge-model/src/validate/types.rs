@@ -66,6 +66,7 @@ pub(super) fn check(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findi
             findings.error(file, &path, problem);
         }
     }
+    check_dropped_types(parts, findings, file);
     for &(t, table) in &parts.tables {
         let mut problems = Vec::new();
         let names = table_check_names(table);
@@ -76,6 +77,34 @@ pub(super) fn check(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findi
             &mut problems,
         );
         for (path, problem) in problems {
+            findings.error(file, &path, problem);
+        }
+    }
+}
+
+/// A dropped type is configured nowhere else, and names a type once.
+fn check_dropped_types(parts: &Parts<'_>, findings: &mut Findings<'_>, file: usize) {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for (d, reference) in parts.dropped_types.iter().enumerate() {
+        let (schema, name) = reference.split_once('.').unwrap_or(("public", reference));
+        let problem = if parts
+            .types
+            .iter()
+            .any(|t| t.schema == schema && t.name == name)
+        {
+            Some(format!(
+                "{} is still in types; remove it there to drop it",
+                quoted(reference)
+            ))
+        } else if seen.contains(&(schema, name)) {
+            Some(format!("{} is listed twice", quoted(reference)))
+        } else {
+            identifier_problem("type name", name)
+                .or_else(|| identifier_problem("schema name", schema))
+        };
+        seen.push((schema, name));
+        if let Some(problem) = problem {
+            let path = FieldPath::root().key("dropped_types").index(d);
             findings.error(file, &path, problem);
         }
     }

@@ -65,6 +65,8 @@ impl Phase {
                 ObjectAddress::Publication { .. } => Phase::DropPublication,
                 ObjectAddress::Slot { .. } => Phase::DropSlots,
                 ObjectAddress::Membership { .. } => Phase::Drain,
+                // Types go with the tables: after them (`tables_and_columns_dropped_before_types`).
+                ObjectAddress::Type { .. } => Phase::DropTablesAndSchemas,
                 _ => Phase::DropTablesAndSchemas,
             };
         }

@@ -99,6 +99,10 @@ pub const RULES: &[Rule] = &[
         add_edges: drops_after_everything_else,
     },
     Rule {
+        name: "tables_and_columns_dropped_before_types",
+        add_edges: tables_and_columns_dropped_before_types,
+    },
+    Rule {
         name: "triggers_dropped_before_their_function",
         add_edges: triggers_dropped_before_their_function,
     },
@@ -480,6 +484,25 @@ fn drops_after_everything_else(input: &RuleInput<'_>, edges: &mut Edges) {
         for (j, other) in input.changes.iter().enumerate() {
             if other.node == c.node && !other.phase.is_drop() {
                 edges.add(Some(j), i);
+            }
+        }
+    }
+}
+
+/// A type cannot be dropped while a column of a table being dropped still uses it.
+fn tables_and_columns_dropped_before_types(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (t, ty) in input.drops() {
+        if !matches!(ty.address, ObjectAddress::Type { .. }) {
+            continue;
+        }
+        for (d, other) in input.drops() {
+            if other.node == ty.node
+                && matches!(
+                    other.address,
+                    ObjectAddress::Table { .. } | ObjectAddress::Column { .. }
+                )
+            {
+                edges.add(Some(d), t);
             }
         }
     }

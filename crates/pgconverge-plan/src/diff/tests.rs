@@ -97,6 +97,7 @@ pub(super) fn node(tables: Vec<DesiredTable>) -> DesiredNode {
         },
         subscriptions: Vec::new(),
         dropped_tables: Vec::new(),
+        dropped_types: Vec::new(),
     }
 }
 

@@ -54,34 +54,44 @@ pub fn desired_types(types: &[TypeConfig]) -> Vec<DesiredType> {
 }
 
 pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
-    input
-        .desired
-        .types
-        .iter()
-        .filter_map(|ty| {
-            let address = ObjectAddress::Type {
-                name: ty.name.clone(),
-            };
-            let (action, statements, hazards) = match input.observed.types.get(&ty.name) {
-                None => (Action::Create, vec![ddl::create_type_sql(ty)], Vec::new()),
-                Some(live) => {
-                    let managed = input.manages(&address);
-                    let (statements, hazards) = alter_statements(ty, live, managed)?;
-                    (Action::Update, statements, hazards)
-                }
-            };
-            let mut change = input.change(
-                address,
-                action,
-                statements.into_iter().map(Statement::sql).collect(),
-            );
-            change.hazards = hazards;
-            // A row using a new label, or written without a new check, must not reach a
-            // node that does not have it yet (see `gate`).
-            change.gated = action == Action::Update;
-            Some(change)
-        })
-        .collect()
+    let dropped = input.desired.dropped_types.iter().filter_map(|name| {
+        let live = input.observed.types.get(name)?;
+        let mut change = input.change(
+            ObjectAddress::Type { name: name.clone() },
+            Action::Delete,
+            vec![Statement::sql(ddl::drop_type_sql(name, live))],
+        );
+        change.reason = Some("listed in dropped_types".into());
+        change.hazards.push(Hazard::new(
+            HazardKind::Destructive,
+            "drops the type on this node; fails while a column still uses it",
+        ));
+        Some(change)
+    });
+    let wanted = input.desired.types.iter().filter_map(|ty| {
+        let address = ObjectAddress::Type {
+            name: ty.name.clone(),
+        };
+        let (action, statements, hazards) = match input.observed.types.get(&ty.name) {
+            None => (Action::Create, vec![ddl::create_type_sql(ty)], Vec::new()),
+            Some(live) => {
+                let managed = input.manages(&address);
+                let (statements, hazards) = alter_statements(ty, live, managed)?;
+                (Action::Update, statements, hazards)
+            }
+        };
+        let mut change = input.change(
+            address,
+            action,
+            statements.into_iter().map(Statement::sql).collect(),
+        );
+        change.hazards = hazards;
+        // A row using a new label, or written without a new check, must not reach a
+        // node that does not have it yet (see `gate`).
+        change.gated = action == Action::Update;
+        Some(change)
+    });
+    wanted.chain(dropped).collect()
 }
 
 /// The statements bringing a live type to the desired one, `None` when nothing changes or
@@ -283,7 +293,7 @@ fn desired_kind_word(kind: &DesiredTypeKind) -> &'static str {
 }
 
 pub(crate) mod ddl {
-    use pgconverge_model::catalog::QualifiedName;
+    use pgconverge_model::catalog::{QualifiedName, TypeCatalog};
     use pgconverge_sql::{quote_ident, quote_literal, quote_qualified};
 
     use crate::desired::{CheckSpec, DesiredType, DesiredTypeKind};
@@ -355,6 +365,15 @@ pub(crate) mod ddl {
             present.push(label);
         }
         out
+    }
+
+    /// Plain DROP: a column still of the type makes it fail rather than cascade.
+    pub fn drop_type_sql(name: &QualifiedName, live: &TypeCatalog) -> String {
+        let kind = match live {
+            TypeCatalog::Enum { .. } => "TYPE",
+            TypeCatalog::Domain(_) => "DOMAIN",
+        };
+        format!("DROP {kind} {}", name_sql(name))
     }
 
     pub fn domain_default_sql(name: &QualifiedName, default: Option<&str>) -> String {

@@ -288,3 +288,21 @@ fn a_new_tables_checks_are_in_its_create_table() {
         "{create}"
     );
 }
+
+#[test]
+fn a_type_is_dropped_only_when_listed_in_dropped_types() {
+    let (mut desired, observed) = with_types(Vec::new(), vec![(mood(), live_enum(&["a"]))]);
+    assert!(
+        diff_of(&desired, &observed, &[]).is_empty(),
+        "left out is kept"
+    );
+    desired.dropped_types = vec![mood()];
+    let changes = diff_of(&desired, &observed, &[]);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].action, Action::Delete);
+    assert_eq!(sql_of(&changes[0]), ["DROP TYPE public.mood"]);
+    assert_eq!(
+        changes[0].hazards[0].kind,
+        crate::hazard::HazardKind::Destructive
+    );
+}

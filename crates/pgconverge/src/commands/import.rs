@@ -126,6 +126,7 @@ async fn import_live(
         types: import.types,
         tables: import.tables,
         dropped_tables: Vec::new(),
+        dropped_types: Vec::new(),
         // Nodes come back with the TLS defaults applied; keeping the block changes nothing.
         tls: current.as_ref().map(|c| c.tls.clone()).unwrap_or_default(),
         replication: current

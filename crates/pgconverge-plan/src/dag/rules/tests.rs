@@ -523,3 +523,27 @@ fn a_check_is_added_before_it_is_validated() {
         set(&[(1, 0)])
     );
 }
+
+#[test]
+fn types_are_dropped_after_the_tables_and_columns_using_them() {
+    let changes = [
+        drop("a", type_address("public", "mood")),
+        drop("a", table("public", "t")),
+        drop(
+            "a",
+            ObjectAddress::Column {
+                table: name("public", "u"),
+                column: "m".into(),
+            },
+        ),
+        drop("b", table("public", "t")),
+    ];
+    assert_eq!(
+        edges_of(
+            tables_and_columns_dropped_before_types,
+            &changes,
+            &Facts::default()
+        ),
+        set(&[(1, 0), (2, 0)])
+    );
+}

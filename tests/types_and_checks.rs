@@ -161,6 +161,37 @@ async fn adopt_enum_and_domain_columns_replicate_and_converge() {
     let out = cluster.pgconverge(&["verify"]);
     assert_eq!(out.status.code(), Some(0), "verify:\n{}", text(&out));
 
+    // Changed by hand on one node: the plan calls it drift and apply puts it back.
+    cluster
+        .client(1)
+        .await
+        .batch_execute(
+            "ALTER DOMAIN public.qty DROP CONSTRAINT qty_positive;
+             ALTER TABLE public.items DROP CONSTRAINT items_price_check;",
+        )
+        .await
+        .expect("hand-made changes");
+    let out = cluster.pgconverge(&["plan"]);
+    let plan_text = text(&out);
+    for expected in [
+        "changed outside of pgconverge",
+        "public.qty",
+        "items_price_check",
+    ] {
+        assert!(
+            plan_text.contains(expected),
+            "lacks {expected:?}:\n{plan_text}"
+        );
+    }
+    apply(&cluster);
+    assert_plan_empty(&cluster);
+    let refused = cluster
+        .client(1)
+        .await
+        .batch_execute("INSERT INTO public.items (id, qty) VALUES (9999998, -5)")
+        .await;
+    assert!(refused.is_err(), "the domain check was not put back");
+
     // A type goes only when listed in dropped_types.
     cluster.write_config_value(config(&cluster, 2));
     apply(&cluster);

@@ -922,7 +922,7 @@ async fn key_sequences_land_with_their_position_and_the_values_of_each_block() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enum_and_domain_types_and_checks_land_as_postgres_has_them() {
+async fn introspect_enum_and_domain_types_and_checks_as_postgres_has_them() {
     use pgconverge_model::catalog::{CheckCatalog, DomainCatalog, TypeCatalog};
     let cluster = TestCluster::start(1);
     let client = cluster.client(0).await;

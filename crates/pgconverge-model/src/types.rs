@@ -306,6 +306,7 @@ pub fn normalize_default(expr: &str) -> String {
         unwrap_parenthesised_literals(&mut tokens);
         collapse_double_parentheses(&mut tokens);
         unwrap_boolean_operands(&mut tokens);
+        rewrite_in_lists(&mut tokens);
         if tokens.len() == before {
             break;
         }
@@ -679,6 +680,52 @@ fn unwrap_boolean_operands(tokens: &mut Vec<ExprToken>) {
     }
 }
 
+/// `x IN ('a', 'b')` → `x = ANY (ARRAY['a', 'b'])` and `x NOT IN (…)` → `x <> ALL
+/// (ARRAY[…])`, as PostgreSQL stores a list of constants (the casts on them are gone by then).
+fn rewrite_in_lists(tokens: &mut Vec<ExprToken>) {
+    let mut i = 0;
+    while i + 1 < tokens.len() {
+        let is_in =
+            tokens[i] == ExprToken::Word("in".into()) && tokens[i + 1] == ExprToken::Punct('(');
+        let end = if is_in {
+            matching_close(tokens, i + 1)
+        } else {
+            None
+        };
+        let Some(end) = end else {
+            i += 1;
+            continue;
+        };
+        let items = &tokens[i + 2..end - 1];
+        let constants = !items.is_empty()
+            && items.iter().enumerate().all(|(k, t)| {
+                if k % 2 == 0 {
+                    t.is_literal() || matches!(t, ExprToken::Operator(o) if o == "-")
+                } else {
+                    *t == ExprToken::Punct(',')
+                }
+            });
+        if !constants || items.iter().any(|t| matches!(t, ExprToken::Operator(_))) {
+            i += 1;
+            continue;
+        }
+        let negated = i > 0 && tokens[i - 1] == ExprToken::Word("not".into());
+        let (operator, quantifier) = if negated { ("<>", "all") } else { ("=", "any") };
+        let mut replacement = vec![
+            ExprToken::Operator(operator.into()),
+            ExprToken::Word(quantifier.into()),
+            ExprToken::Punct('('),
+            ExprToken::Word("array".into()),
+            ExprToken::Punct('['),
+        ];
+        replacement.extend(items.iter().cloned());
+        replacement.extend([ExprToken::Punct(']'), ExprToken::Punct(')')]);
+        let start = if negated { i - 1 } else { i };
+        tokens.splice(start..end, replacement);
+        i = start + 1;
+    }
+}
+
 /// `((x))` → `(x)`: PostgreSQL wraps a cast's operand in a second pair.
 fn collapse_double_parentheses(tokens: &mut Vec<ExprToken>) {
     let mut i = 0;
@@ -965,6 +1012,15 @@ mod check_expression_tests {
             ("length(name) <= 40", "(length(name) <= 40)"),
             ("status <> 'x'", "(status <> 'x'::text)"),
             ("price >= 0.5", "(price >= 0.5)"),
+            (
+                "status IN ('a', 'b')",
+                "(status = ANY (ARRAY['a'::text, 'b'::text]))",
+            ),
+            ("status NOT IN ('a')", "(status <> ALL (ARRAY['a'::text]))"),
+            (
+                "qty in (1, 2) and qty > 0",
+                "((qty = ANY (ARRAY[1, 2])) AND (qty > 0))",
+            ),
         ] {
             assert_eq!(
                 normalize_default(hand),

@@ -179,3 +179,47 @@ fn settle_dropped(node_changes: &mut [Change], dropped: &BTreeSet<QualifiedName>
         change.gated |= belongs && change.transactional;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pgconverge_model::catalog::TableCatalog;
+
+    use super::*;
+
+    fn in_mesh() -> NodeCatalog {
+        let mut catalog = NodeCatalog::default();
+        catalog
+            .tables
+            .insert(internal(CHANGES_TABLE), TableCatalog::default());
+        catalog
+    }
+
+    fn type_change(action: Action) -> Change {
+        let mut change = Change::new(
+            "n1",
+            ObjectAddress::Type {
+                name: QualifiedName::new("public", "mood"),
+            },
+            action,
+            Vec::new(),
+        );
+        change.gated = action == Action::Update;
+        change
+    }
+
+    #[test]
+    fn an_altered_type_is_gated_in_a_mesh_and_holds_the_change_log() {
+        let mut changes = vec![type_change(Action::Update), type_change(Action::Create)];
+        settle_gate(&mut changes, &in_mesh());
+        assert!(changes[0].gated);
+        assert!(!changes[1].gated, "a new type is used by nothing yet");
+        assert_eq!(gate_locks(changes.iter()), [internal(CHANGES_TABLE)]);
+
+        let mut changes = vec![type_change(Action::Update)];
+        settle_gate(&mut changes, &NodeCatalog::default());
+        assert!(
+            !changes[0].gated,
+            "nothing is gated on a node not replicating yet"
+        );
+    }
+}

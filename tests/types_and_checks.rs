@@ -340,7 +340,8 @@ async fn adopt_a_check_broken_by_existing_rows_is_refused_before_any_change() {
         .client(1)
         .await
         .batch_execute(
-            "INSERT INTO public.items (id, price) VALUES (1, 5), (2, 2000000), (3, 3000000)",
+            "INSERT INTO public.items (id, price, qty) \
+             VALUES (1, 5, 1), (2, 2000000, 1), (3, 3000000, 1), (4, 1, 5000)",
         )
         .await
         .expect("rows");
@@ -356,6 +357,7 @@ async fn adopt_a_check_broken_by_existing_rows_is_refused_before_any_change() {
             "items_price_cap",
             "2 rows break it",
             "e.g. key (",
+            "new domain check qty_check (VALUE < 1000) needs every value of qty to pass it; 1 rows break it, e.g. key (4)",
         ] {
             assert!(
                 message.contains(expected),

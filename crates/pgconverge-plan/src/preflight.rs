@@ -42,6 +42,18 @@ pub enum DataCheck {
         /// Its expression as configured.
         expression: String,
     },
+    /// A new check of a domain: no value of a column of the domain makes it false.
+    DomainChecksHold {
+        table: QualifiedName,
+        key: Vec<String>,
+        column: String,
+        /// The domain's base type, which the value is read as.
+        base_type: String,
+        /// The check's name.
+        name: String,
+        /// Its expression, in which the value is `VALUE`.
+        expression: String,
+    },
     /// A type change that is not a known widening: every value reads as the new type.
     ValuesFit {
         table: QualifiedName,
@@ -68,6 +80,7 @@ impl DataCheck {
             | DataCheck::NoNulls { table, .. }
             | DataCheck::NoRows { table, .. }
             | DataCheck::ChecksHold { table, .. }
+            | DataCheck::DomainChecksHold { table, .. }
             | DataCheck::ValuesFit { table, .. } => table,
         }
     }
@@ -106,6 +119,20 @@ impl DataCheck {
                  WHERE NOT ({expression}) LIMIT 1",
                 column_list(key)
             ),
+            // Only the key's text and the value are in scope, so `VALUE` can name nothing else.
+            DataCheck::DomainChecksHold {
+                key,
+                column,
+                base_type,
+                expression,
+                ..
+            } => format!(
+                "SELECT s.key_text, pg_catalog.count(*) OVER ()::int8 FROM \
+                 (SELECT ROW({})::text AS key_text, {}::{base_type} AS value FROM {table}) AS s \
+                 WHERE NOT ({expression}) LIMIT 1",
+                column_list(key),
+                quote_ident(column)
+            ),
             DataCheck::NoRows { key, .. } => format!(
                 "SELECT ROW({})::text, pg_catalog.count(*) OVER ()::int8 FROM {table} LIMIT 1",
                 column_list(key)
@@ -140,6 +167,14 @@ impl DataCheck {
             DataCheck::ChecksHold {
                 name, expression, ..
             } => format!("new CHECK {name} ({expression}) needs every row to pass it"),
+            DataCheck::DomainChecksHold {
+                column,
+                name,
+                expression,
+                ..
+            } => format!(
+                "new domain check {name} ({expression}) needs every value of {column} to pass it"
+            ),
             DataCheck::ValuesFit { column, to, .. } => {
                 format!("type change of {column} to {to} needs every value to read as {to}")
             }

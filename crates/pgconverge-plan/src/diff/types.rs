@@ -16,6 +16,7 @@ use crate::desired::{
 };
 use crate::diff::NodeDiffInput;
 use crate::hazard::{Hazard, HazardKind};
+use crate::preflight::DataCheck;
 use crate::prereq::Blocker;
 use crate::statement::Statement;
 use pgconverge_model::catalog::QualifiedName;
@@ -86,6 +87,9 @@ pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
             statements.into_iter().map(Statement::sql).collect(),
         );
         change.hazards = hazards;
+        if let Some(TypeCatalog::Domain(live)) = input.observed.types.get(&ty.name) {
+            change.data_checks = domain_data_checks(input, ty, live);
+        }
         // A row using a new label, or written without a new check, must not reach a
         // node that does not have it yet (see `gate`).
         change.gated = action == Action::Update;
@@ -189,6 +193,57 @@ fn domain_statements(
         }
     }
     (statements, hazards)
+}
+
+/// What the rows must meet for a domain's new NOT NULL and new checks: checked in every
+/// column of the domain in the configured tables, before anything changes.
+fn domain_data_checks(
+    input: &NodeDiffInput<'_>,
+    ty: &DesiredType,
+    live: &DomainCatalog,
+) -> Vec<DataCheck> {
+    let DesiredTypeKind::Domain {
+        base_type,
+        not_null,
+        checks,
+        ..
+    } = &ty.kind
+    else {
+        return Vec::new();
+    };
+    let domain = pgconverge_sql::quote_qualified(&ty.name.schema, &ty.name.name);
+    let new_checks: Vec<&CheckSpec> = checks
+        .iter()
+        .filter(|check| {
+            !live.checks.iter().any(|c| {
+                c.name == check.name
+                    && checks_match(&check.expression, &c.definition)
+                    && !is_not_valid(&c.definition)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (table, _) in input.existing_tables() {
+        let key = &table.primary_key.columns;
+        for column in table.columns.iter().filter(|c| c.data_type == domain) {
+            if *not_null && !live.not_null {
+                out.push(DataCheck::NoNulls {
+                    table: table.name.clone(),
+                    key: key.clone(),
+                    column: column.name.clone(),
+                });
+            }
+            out.extend(new_checks.iter().map(|check| DataCheck::DomainChecksHold {
+                table: table.name.clone(),
+                key: key.clone(),
+                column: column.name.clone(),
+                base_type: base_type.clone(),
+                name: check.name.clone(),
+                expression: check.expression.clone(),
+            }));
+        }
+    }
+    out
 }
 
 /// `CHECK ((VALUE > 0)) NOT VALID` → `(VALUE > 0)`.

@@ -306,3 +306,71 @@ fn a_type_is_dropped_only_when_listed_in_dropped_types() {
         crate::hazard::HazardKind::Destructive
     );
 }
+
+#[test]
+fn a_domains_new_check_and_not_null_look_at_the_columns_of_the_domain_first() {
+    let domain = DesiredType {
+        name: QualifiedName::new("public", "qty"),
+        kind: DesiredTypeKind::Domain {
+            base_type: "integer".into(),
+            not_null: true,
+            default: None,
+            checks: vec![check("qty_check", "VALUE > 0")],
+        },
+    };
+    let mut table = desired_table();
+    let mut column = table.columns[0].clone();
+    column.name = "amount".into();
+    column.data_type = "public.qty".into();
+    table.columns.push(column);
+    let mut desired = node(vec![table]);
+    desired.types = vec![domain];
+    let mut live = live_table();
+    live.columns.push(pgconverge_model::catalog::ColumnCatalog {
+        name: "amount".into(),
+        data_type: "public.qty".into(),
+        not_null: false,
+        default: None,
+        identity: None,
+    });
+    let observed = NodeCatalog {
+        tables: BTreeMap::from([(t(), live)]),
+        types: BTreeMap::from([(
+            QualifiedName::new("public", "qty"),
+            TypeCatalog::Domain(DomainCatalog {
+                base_type: "integer".into(),
+                ..DomainCatalog::default()
+            }),
+        )]),
+        ..NodeCatalog::default()
+    };
+    let changes = diff_of(&desired, &observed, &[]);
+    let change = changes
+        .iter()
+        .find(|c| matches!(c.address, ObjectAddress::Type { .. }))
+        .expect("the domain's change");
+    assert_eq!(
+        change.data_checks,
+        [
+            DataCheck::NoNulls {
+                table: t(),
+                key: vec!["id".into()],
+                column: "amount".into(),
+            },
+            DataCheck::DomainChecksHold {
+                table: t(),
+                key: vec!["id".into()],
+                column: "amount".into(),
+                base_type: "integer".into(),
+                name: "qty_check".into(),
+                expression: "VALUE > 0".into(),
+            },
+        ]
+    );
+    assert_eq!(
+        change.data_checks[1].sql(),
+        "SELECT s.key_text, pg_catalog.count(*) OVER ()::int8 FROM \
+         (SELECT ROW(id)::text AS key_text, amount::integer AS value FROM public.t) AS s \
+         WHERE NOT (VALUE > 0) LIMIT 1"
+    );
+}

@@ -3,7 +3,7 @@
 //! default, NOT NULL and checks follow the config (a check is added `NOT VALID`, then
 //! validated). What PostgreSQL cannot do in place (remove or reorder labels, change a
 //! domain's base type, turn an enum into a domain) is a blocker, never a silent drop. A type
-//! left out of the config is kept.
+//! left out of the config is kept; one listed in `dropped_types` is dropped.
 
 use pgconverge_model::catalog::{DomainCatalog, NodeCatalog, TypeCatalog};
 use pgconverge_model::config::TypeConfig;
@@ -57,17 +57,7 @@ pub fn desired_types(types: &[TypeConfig]) -> Vec<DesiredType> {
 pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
     let dropped = input.desired.dropped_types.iter().filter_map(|name| {
         let live = input.observed.types.get(name)?;
-        let mut change = input.change(
-            ObjectAddress::Type { name: name.clone() },
-            Action::Delete,
-            vec![Statement::sql(ddl::drop_type_sql(name, live))],
-        );
-        change.reason = Some("listed in dropped_types".into());
-        change.hazards.push(Hazard::new(
-            HazardKind::Destructive,
-            "drops the type on this node; fails while a column still uses it",
-        ));
-        Some(change)
+        Some(dropped_type(input, name, live))
     });
     let wanted = input.desired.types.iter().filter_map(|ty| {
         let address = ObjectAddress::Type {
@@ -96,6 +86,21 @@ pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
         Some(change)
     });
     wanted.chain(dropped).collect()
+}
+
+/// A type the config lists in `dropped_types`, with a plain DROP (see `ddl::drop_type_sql`).
+fn dropped_type(input: &NodeDiffInput<'_>, name: &QualifiedName, live: &TypeCatalog) -> Change {
+    let mut change = input.change(
+        ObjectAddress::Type { name: name.clone() },
+        Action::Delete,
+        vec![Statement::sql(ddl::drop_type_sql(name, live))],
+    );
+    change.reason = Some("listed in dropped_types".into());
+    change.hazards.push(Hazard::new(
+        HazardKind::Destructive,
+        "drops the type on this node; fails while a column still uses it",
+    ));
+    change
 }
 
 /// The statements bringing a live type to the desired one, `None` when nothing changes or

@@ -37,12 +37,14 @@ impl Cluster {
         Ok(catalogs)
     }
 
-    /// Schemas whose objects pgconverge reads: the internal one and every table schema.
+    /// Schemas whose objects pgconverge reads: the internal one and every table and type
+    /// schema.
     pub(crate) fn scope(&self) -> IntrospectScope {
         let mut schemas: Vec<String> = vec![INTERNAL_SCHEMA.to_string()];
-        for table in &self.config.tables {
-            if !schemas.contains(&table.schema) {
-                schemas.push(table.schema.clone());
+        let type_schemas = self.config.types.iter().map(|t| &t.schema);
+        for schema in type_schemas.chain(self.config.tables.iter().map(|t| &t.schema)) {
+            if !schemas.contains(schema) {
+                schemas.push(schema.clone());
             }
         }
         IntrospectScope {

@@ -25,6 +25,10 @@ pub enum ObjectAddress {
     Table {
         table: QualifiedName,
     },
+    /// An enum or domain type.
+    Type {
+        name: QualifiedName,
+    },
     Column {
         table: QualifiedName,
         column: String,
@@ -83,11 +87,12 @@ pub struct AddressParseError {
 
 /// Kind words, two-word ones first so `replica identity` and `key slot` are tried before any
 /// one-word kind.
-const KINDS: [&str; 14] = [
+const KINDS: [&str; 15] = [
     "replica identity",
     "key slot",
     "schema",
     "table",
+    "type",
     "column",
     "constraint",
     "index",
@@ -121,6 +126,7 @@ impl ObjectAddress {
         match self {
             ObjectAddress::Schema { .. } => "schema",
             ObjectAddress::Table { .. } => "table",
+            ObjectAddress::Type { .. } => "type",
             ObjectAddress::Column { .. } => "column",
             ObjectAddress::Constraint { .. } => "constraint",
             ObjectAddress::Index { .. } => "index",
@@ -145,9 +151,9 @@ impl ObjectAddress {
             | ObjectAddress::Slot { name }
             | ObjectAddress::Membership { node: name }
             | ObjectAddress::KeySlot { node: name } => name.clone(),
-            ObjectAddress::Table { table } | ObjectAddress::ReplicaIdentity { table } => {
-                dotted(&[&table.schema, &table.name])
-            }
+            ObjectAddress::Table { table }
+            | ObjectAddress::ReplicaIdentity { table }
+            | ObjectAddress::Type { name: table } => dotted(&[&table.schema, &table.name]),
             ObjectAddress::Column {
                 table,
                 column: name,
@@ -207,6 +213,9 @@ impl FromStr for ObjectAddress {
             "key slot" => ObjectAddress::KeySlot { node: single() },
             "table" => ObjectAddress::Table {
                 table: qualified(name)?,
+            },
+            "type" => ObjectAddress::Type {
+                name: qualified(name)?,
             },
             "replica identity" => ObjectAddress::ReplicaIdentity {
                 table: qualified(name)?,

@@ -49,6 +49,9 @@ pub struct NodeCatalog {
     pub schemas: Vec<String>,
     #[serde(with = "entries")]
     pub tables: BTreeMap<QualifiedName, TableCatalog>,
+    /// Enum and domain types in the scope's schemas.
+    #[serde(with = "entries", skip_serializing_if = "BTreeMap::is_empty")]
+    pub types: BTreeMap<QualifiedName, TypeCatalog>,
     /// Functions in schemas pgconverge manages (`_pgconverge` and the table schemas' managed
     /// functions), keyed by `schema.name`; overloads are not used by pgconverge.
     #[serde(with = "entries")]
@@ -64,6 +67,37 @@ pub struct NodeCatalog {
     /// The key slot register (`_pgconverge.key_slot`): every node the mesh has had, by name,
     /// with the slot whose block its key sequences draw from. Empty when the table is absent.
     pub key_slots: BTreeMap<String, i64>,
+}
+
+/// An enum or domain type as PostgreSQL has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TypeCatalog {
+    /// Labels in their sort order (`enumsortorder`).
+    Enum {
+        labels: Vec<String>,
+    },
+    Domain(DomainCatalog),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DomainCatalog {
+    /// `format_type(typbasetype, typtypmod)`.
+    pub base_type: String,
+    pub not_null: bool,
+    /// `typdefault`, as `pg_get_expr` prints it.
+    pub default: Option<String>,
+    /// CHECK constraints, sorted by name.
+    pub checks: Vec<CheckCatalog>,
+}
+
+/// A CHECK constraint of a domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckCatalog {
+    pub name: String,
+    /// `pg_get_constraintdef`: `CHECK (…)`, with ` NOT VALID` when not validated.
+    pub definition: String,
 }
 
 /// A node's membership record.

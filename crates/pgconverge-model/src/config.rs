@@ -15,6 +15,10 @@ pub struct ClusterConfig {
     pub schema: Option<String>,
     /// Every node of the mesh. Each publishes its tables and subscribes to every other node.
     pub nodes: Vec<NodeConfig>,
+    /// Enum and domain types, created on every node before the tables that use them. A type
+    /// only left out of this list is kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<TypeConfig>,
     /// Replicated tables, created on every node.
     pub tables: Vec<TableConfig>,
     /// Cluster-wide replication and conflict settings.
@@ -28,6 +32,11 @@ pub struct ClusterConfig {
     /// not told to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped_tables: Vec<String>,
+    /// Enum and domain types to drop on every node, as `schema.type` or `type` (in
+    /// `public`); a column still using one makes the drop fail. A type only left out of
+    /// `types` is kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_types: Vec<String>,
 }
 
 /// One PostgreSQL server (one database on it) taking part in the mesh.
@@ -133,6 +142,10 @@ pub struct TableConfig {
     /// Plain (non-unique) indexes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexConfig>,
+    /// CHECK constraints. One added to a table that holds rows is checked against them
+    /// before anything changes, and added on every node at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckConfig>,
     /// How conflicting writes to this table are resolved.
     #[serde(default)]
     pub conflict: ConflictConfig,
@@ -357,6 +370,49 @@ impl IndexConfig {
     pub fn method(&self) -> &str {
         self.method.as_deref().unwrap_or("btree")
     }
+}
+
+/// A CHECK constraint of a table or a domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Constraint name (default `<table>_<column>_check` for a table check naming one
+    /// column, `<table>_check` otherwise, `<domain>_check` for a domain; at most 63 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Boolean SQL expression, e.g. `price >= 0`; in a domain, the value is `VALUE`.
+    pub expression: String,
+}
+
+/// An enum or domain type: exactly one of `enum` and `domain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TypeConfig {
+    /// Type name (unqualified); columns name it as `name` or `schema.name`.
+    pub name: String,
+    /// Schema the type lives in (default `public`).
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// An enum type's labels in order. Labels can be added anywhere later; PostgreSQL
+    /// cannot remove or reorder existing ones.
+    #[serde(rename = "enum", default, skip_serializing_if = "Option::is_none")]
+    pub enum_values: Option<Vec<String>>,
+    /// A domain's base type, e.g. `integer`, `text`, `numeric(12,2)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Whether a domain allows NULL (default true).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub nullable: bool,
+    /// A domain's default expression, as SQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// A domain's CHECK constraints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckConfig>,
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

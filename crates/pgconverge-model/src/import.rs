@@ -3,12 +3,13 @@
 //! silently dropped). Pure: the caller introspects.
 //!
 //! A table comes in only as the config can describe it whole, so that a plan against the
-//! same database proposes no change to what exists: a part the model cannot express (a
-//! CHECK constraint, an index with an operator class of its own, a foreign key with MATCH
-//! FULL) is left out of the config and listed; a table the model cannot hold at all (no
-//! primary key, a partition key on expressions, sub-partitions, a virtual generated column)
-//! is left out with its reason. A partitioned table comes in with its key and its
-//! partitions' bounds as PostgreSQL prints them.
+//! same database proposes no change to what exists: a part the model cannot express (an
+//! exclusion constraint, an index with an operator class of its own, a foreign key
+//! with MATCH FULL) is left out of the config and listed; a table the model cannot hold at
+//! all (no primary key, a partition key on expressions, sub-partitions, a virtual generated
+//! column) is left out with its reason. A partitioned table comes in with its key and its
+//! partitions' bounds as PostgreSQL prints them; enum and domain types and CHECK constraints
+//! come in with the names and expressions PostgreSQL prints.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,11 +17,12 @@ use pgconverge_sql::{quote_ident, quote_ident_list};
 
 use crate::catalog::{
     ConstraintCatalog, ConstraintKind, ForeignKeyRules, IndexCatalog, NodeCatalog, OutsideObject,
-    QualifiedName, TableCatalog,
+    QualifiedName, TableCatalog, TypeCatalog,
 };
 use crate::config::{
-    default_schema, ColumnConfig, ConflictConfig, ForeignKeyConfig, ForeignKeyTarget, IdentityKind,
-    IndexConfig, LegacyColumns, PartitionBy, PartitionConfig, TableConfig, INDEX_METHODS,
+    default_schema, CheckConfig, ColumnConfig, ConflictConfig, ForeignKeyConfig, ForeignKeyTarget,
+    IdentityKind, IndexConfig, LegacyColumns, PartitionBy, PartitionConfig, TableConfig,
+    TypeConfig, INDEX_METHODS,
 };
 use crate::key_blocks::{is_sequence_default, KeyWidth};
 use crate::naming::RESERVED_COLUMN_PREFIX;
@@ -30,6 +32,8 @@ use crate::types::normalize_type;
 /// The tables that could be imported and what could not.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Import {
+    /// Enum and domain types.
+    pub types: Vec<TypeConfig>,
     pub tables: Vec<TableConfig>,
     pub report: Vec<NotImported>,
 }
@@ -86,7 +90,11 @@ pub fn import_tables(catalog: &NodeCatalog, outside: &[OutsideObject]) -> Import
     }
     report.sort();
     report.dedup();
-    Import { tables, report }
+    Import {
+        types: catalog.types.iter().map(type_config).collect(),
+        tables,
+        report,
+    }
 }
 
 /// Tables that cannot be in the config at all, with the reason.
@@ -201,6 +209,7 @@ fn table_config(
         unique: Vec::new(),
         foreign_keys: Vec::new(),
         indexes: Vec::new(),
+        checks: Vec::new(),
         conflict: ConflictConfig::default(),
         legacy_columns: LegacyColumns::default(),
         dropped_columns: Vec::new(),
@@ -287,6 +296,72 @@ fn column_config(table: &TableCatalog, column: &crate::catalog::ColumnCatalog) -
     }
 }
 
+/// A live enum or domain as configured; names of checks as they are.
+fn type_config((name, ty): (&QualifiedName, &TypeCatalog)) -> TypeConfig {
+    let mut config = TypeConfig {
+        name: name.name.clone(),
+        schema: name.schema.clone(),
+        enum_values: None,
+        domain: None,
+        nullable: true,
+        default: None,
+        checks: Vec::new(),
+    };
+    match ty {
+        TypeCatalog::Enum { labels } => config.enum_values = Some(labels.clone()),
+        TypeCatalog::Domain(domain) => {
+            config.domain = Some(domain.base_type.clone());
+            config.nullable = !domain.not_null;
+            config.default = domain.default.clone();
+            config.checks = domain
+                .checks
+                .iter()
+                .map(|c| check_config(&c.name, &c.definition))
+                .collect();
+        }
+    }
+    config
+}
+
+/// `CHECK ((price >= (0)::numeric)) NOT VALID` as a named check of `price >= (0)::numeric`
+/// (PostgreSQL's own spelling, which plans compare equal to the live one).
+fn check_config(name: &str, definition: &str) -> CheckConfig {
+    let text = definition.trim();
+    let text = text.strip_suffix(" NOT VALID").unwrap_or(text);
+    let text = text.strip_prefix("CHECK ").unwrap_or(text);
+    let text = text
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .filter(|inner| balanced(inner))
+        .unwrap_or(text);
+    CheckConfig {
+        name: Some(name.to_string()),
+        expression: text.to_string(),
+    }
+}
+
+/// Whether parentheses outside string literals and quoted names balance in `text`.
+fn balanced(text: &str) -> bool {
+    let mut depth = 0i64;
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    depth == 0
+}
+
 fn add_constraint(
     config: &mut TableConfig,
     table: &QualifiedName,
@@ -322,10 +397,9 @@ fn add_constraint(
             "UNIQUE constraint",
             "the model holds plain UNIQUE constraints on columns",
         ),
-        ConstraintKind::Check => not_managed(
-            "CHECK constraint",
-            "CHECK constraints are outside the model",
-        ),
+        ConstraintKind::Check => config
+            .checks
+            .push(check_config(&constraint.name, &constraint.definition)),
         ConstraintKind::Exclusion => not_managed(
             "exclusion constraint",
             "exclusion constraints are outside the model",
@@ -470,14 +544,6 @@ fn outside_entry(object: &OutsideObject) -> Option<NotImported> {
         "extension" => (
             format!("extension {qualified} {}", object.detail),
             "install it on every node before apply".to_string(),
-        ),
-        "enum type" => (
-            format!("enum type {qualified} ({})", object.detail),
-            "types are outside the model; create it on every node before apply".to_string(),
-        ),
-        "domain" => (
-            format!("domain {qualified} ({})", object.detail),
-            "types are outside the model; create it on every node before apply".to_string(),
         ),
         "sequence" => (
             format!("sequence {qualified}"),

@@ -271,6 +271,8 @@ fn load_parsed(
         replication: Some(&replication),
         tls: None,
         dropped_tables: &[],
+        types: &[],
+        dropped_types: &[],
     };
     validate::check(&parts, &layout, &mut findings);
     let semantic = findings.diagnostics;
@@ -287,6 +289,8 @@ fn load_parsed(
             replication,
             tls: Default::default(),
             dropped_tables: Vec::new(),
+            types: Vec::new(),
+            dropped_types: Vec::new(),
         })
     } else {
         Err(Diagnostics(diagnostics))
@@ -533,6 +537,7 @@ fn convert_tables(
                         ..IndexConfig::default()
                     })
                     .collect(),
+                checks: Vec::new(),
                 conflict: ConflictConfig::default(),
                 legacy_columns: LegacyColumns {
                     updated_at: Some(UPDATED_AT.to_string()),

@@ -4,6 +4,7 @@
 //! Layering, lowest first: a module uses only the modules its line lists, all from lines
 //! above it, so reading a config flows one way (a test holds each module to its line):
 //! - `catalog`, `config`, `naming`, `types`: use no other module (plain data and rules)
+//! - `checks`: config, types (the names of CHECK constraints, given or derived)
 //! - `key_blocks`: types (node-unique key blocks: slot numbers, block bounds per integer width)
 //! - `partitioning`: config, types (partition keys as PostgreSQL prints them, bounds normalised)
 //! - `import`: catalog, config, key_blocks, naming, partitioning, types (a live database's tables as
@@ -16,7 +17,7 @@
 //! - `source_map`: diagnostics (the text and positions of a file)
 //! - `schema_check`: diagnostics, source_map (structural checks)
 //! - `entries`: diagnostics, source_map (entry-by-entry deserialising)
-//! - `validate`: config, naming, types, key_blocks, partitioning, diagnostics, source_map, schema_check (semantic
+//! - `validate`: config, naming, types, key_blocks, partitioning, checks, diagnostics, source_map, schema_check (semantic
 //!   checks; `schema_check` for its "did you mean")
 //! - `legacy`: config, types, diagnostics, source_map, schema_check, entries, validate
 //!   (reads the two-file format and converts it)
@@ -25,6 +26,7 @@
 
 pub mod address;
 pub mod catalog;
+pub mod checks;
 pub mod config;
 pub mod diagnostics;
 mod entries;

@@ -18,7 +18,9 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{ClusterConfig, NodeConfig, ReplicationConfig, TableConfig, TlsConfig};
+use crate::config::{
+    ClusterConfig, NodeConfig, ReplicationConfig, TableConfig, TlsConfig, TypeConfig,
+};
 use crate::diagnostics::{merge, Diagnostic, Diagnostics};
 use crate::entries::{unreadable_table_names, PartReader};
 use crate::quick_check;
@@ -85,6 +87,14 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         None => Vec::new(),
         Some(v) => Vec::<String>::deserialize(v).ok()?,
     };
+    let types = match root.get("types") {
+        None => Vec::new(),
+        Some(v) => Vec::<TypeConfig>::deserialize(v).ok()?,
+    };
+    let dropped_types = match root.get("dropped_types") {
+        None => Vec::new(),
+        Some(v) => Vec::<String>::deserialize(v).ok()?,
+    };
     let schema = match root.get("$schema") {
         None => None,
         Some(v) => Some(String::deserialize(v).ok()?),
@@ -97,6 +107,8 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         replication: Some(&replication),
         tls: Some(&tls),
         dropped_tables: &dropped_tables,
+        types: &types,
+        dropped_types: &dropped_types,
     };
     // No positions: whether there is any problem is all this needs to know.
     let unlocated = ParsedFile::unparsed(&src.path);
@@ -108,10 +120,12 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
     Some(Ok(ClusterConfig {
         schema,
         nodes,
+        types,
         tables,
         replication,
         tls,
         dropped_tables,
+        dropped_types,
     }
     .with_tls_defaults()))
 }
@@ -151,6 +165,14 @@ fn load_unified_located(
         None => Some(Vec::new()),
         Some(v) => reader.read(v, &FieldPath::root().key("dropped_tables"), &mut unreadable),
     };
+    let types: Option<Vec<TypeConfig>> = match root.get("types") {
+        None => Some(Vec::new()),
+        Some(v) => reader.read(v, &FieldPath::root().key("types"), &mut unreadable),
+    };
+    let dropped_types: Option<Vec<String>> = match root.get("dropped_types") {
+        None => Some(Vec::new()),
+        Some(v) => reader.read(v, &FieldPath::root().key("dropped_types"), &mut unreadable),
+    };
     let schema = match root.get("$schema") {
         None => Some(None),
         Some(v) => reader
@@ -168,6 +190,8 @@ fn load_unified_located(
         replication: replication.as_ref(),
         tls: tls.as_ref(),
         dropped_tables: dropped_tables.as_deref().unwrap_or_default(),
+        types: types.as_deref().unwrap_or_default(),
+        dropped_types: dropped_types.as_deref().unwrap_or_default(),
     };
     let mut findings = Findings::new(vec![&parsed.file]);
     validate::check(&parts, &UnifiedLayout, &mut findings);
@@ -186,18 +210,27 @@ fn load_unified_located(
         schema,
         tls,
         dropped_tables,
+        (types, dropped_types),
     ) {
-        (true, true, Some(replication), Some(schema), Some(tls), Some(dropped_tables)) => {
-            Ok(ClusterConfig {
-                schema,
-                nodes: nodes.into_iter().map(|(_, n)| n).collect(),
-                tables: tables.into_iter().map(|(_, t)| t).collect(),
-                replication,
-                tls,
-                dropped_tables,
-            }
-            .with_tls_defaults())
+        (
+            true,
+            true,
+            Some(replication),
+            Some(schema),
+            Some(tls),
+            Some(dropped_tables),
+            (Some(types), Some(dropped_types)),
+        ) => Ok(ClusterConfig {
+            schema,
+            types,
+            dropped_types,
+            nodes: nodes.into_iter().map(|(_, n)| n).collect(),
+            tables: tables.into_iter().map(|(_, t)| t).collect(),
+            replication,
+            tls,
+            dropped_tables,
         }
+        .with_tls_defaults()),
         (true, ..) => Err(Diagnostics(vec![Diagnostic {
             file: src.path.clone(),
             line: 1,

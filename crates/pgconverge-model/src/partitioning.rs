@@ -53,7 +53,21 @@ pub fn normalize_bound(bound: &str) -> String {
     let body = strip_keyword(trimmed, "for")
         .and_then(|rest| strip_keyword(rest, "values"))
         .unwrap_or(trimmed);
-    drop_midnight(&normalize_default(body))
+    let normalized = match list_values(body) {
+        Some(values) => format!("in({})", normalize_default(values)),
+        None => normalize_default(body),
+    };
+    drop_midnight(&normalized)
+}
+
+/// The values of a list partition's `IN (…)`: a list, not the SQL operator that
+/// `normalize_default` spells as PostgreSQL stores it (`= ANY (ARRAY[…])`).
+fn list_values(body: &str) -> Option<&str> {
+    let rest = body
+        .get(..2)
+        .filter(|head| head.eq_ignore_ascii_case("in"))
+        .map(|_| body[2..].trim_start())?;
+    rest.strip_prefix('(')?.trim_end().strip_suffix(')')
 }
 
 /// Whether the bounds a config wrote are the bounds PostgreSQL printed for a live partition:
@@ -235,6 +249,7 @@ mod tests {
     fn each_strategy_has_its_normalised_start() {
         assert_eq!(normalize_bound("FROM (0) TO (10)"), "from(0)to(10)");
         assert_eq!(normalize_bound("FOR VALUES IN ('a', 'b')"), "in('a','b')");
+        assert_eq!(normalize_bound("in('a','b')"), "in('a','b')");
         assert_eq!(
             normalize_bound("WITH (MODULUS 4, REMAINDER 0)"),
             "with(modulus 4,remainder 0)"

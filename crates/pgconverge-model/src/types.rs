@@ -308,12 +308,39 @@ pub fn normalize_default(expr: &str) -> String {
         strip_literal_casts(&mut tokens);
         unwrap_parenthesised_literals(&mut tokens);
         collapse_double_parentheses(&mut tokens);
+        unwrap_boolean_operands(&mut tokens);
+        rewrite_in_lists(&mut tokens);
         if tokens.len() == before {
             break;
         }
     }
     unquote_numeric_strings(&mut tokens);
     render_expression(&tokens)
+}
+
+/// The names an expression mentions outside function calls, as PostgreSQL reads them
+/// (unquoted words lowercased, quoted ones verbatim), in order of first mention: what a CHECK
+/// constraint's default name is derived from. Keywords are included; callers keep the names
+/// they know to be columns.
+pub fn expression_names(expr: &str) -> Vec<String> {
+    let tokens = expression_tokens(expr);
+    let mut names: Vec<String> = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let calls = tokens.get(i + 1) == Some(&ExprToken::Punct('('));
+        let name = match token {
+            ExprToken::Word(word) if !calls => word.clone(),
+            ExprToken::Quoted(quoted) if !calls => quoted
+                .strip_prefix('"')
+                .and_then(|q| q.strip_suffix('"'))
+                .unwrap_or(quoted)
+                .replace("\"\"", "\""),
+            _ => continue,
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -618,6 +645,90 @@ fn unwrap_parenthesised_literals(tokens: &mut Vec<ExprToken>) {
     }
 }
 
+/// `(a > 0) AND (b < 1)` → `a > 0 AND b < 1`: PostgreSQL parenthesises every operand of
+/// `AND`, `OR` and `NOT`, and everything else binds more tightly than they do, so a group
+/// between them (or the ends) with no `AND` or `OR` of its own needs no parentheses.
+fn unwrap_boolean_operands(tokens: &mut Vec<ExprToken>) {
+    let is_word = |t: Option<&ExprToken>, words: &[&str]| matches!(t, Some(ExprToken::Word(w)) if words.contains(&w.as_str()));
+    let mut i = 0;
+    while i < tokens.len() {
+        if tokens[i] != ExprToken::Punct('(') {
+            i += 1;
+            continue;
+        }
+        let Some(end) = matching_close(tokens, i) else {
+            return;
+        };
+        let before = if i == 0 { None } else { tokens.get(i - 1) };
+        let opens = before.is_none() || is_word(before, &["and", "or", "not"]);
+        let closes = end == tokens.len() || is_word(tokens.get(end), &["and", "or"]);
+        let mut depth = 0usize;
+        let mut inner_boolean = false;
+        for token in &tokens[i + 1..end - 1] {
+            match token {
+                ExprToken::Punct('(') => depth += 1,
+                ExprToken::Punct(')') => depth = depth.saturating_sub(1),
+                ExprToken::Word(w) if depth == 0 && (w == "and" || w == "or") => {
+                    inner_boolean = true
+                }
+                _ => {}
+            }
+        }
+        if opens && closes && !inner_boolean && end - i > 2 {
+            tokens.remove(end - 1);
+            tokens.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// `x IN ('a', 'b')` → `x = ANY (ARRAY['a', 'b'])` and `x NOT IN (…)` → `x <> ALL
+/// (ARRAY[…])`, as PostgreSQL stores a list of constants (the casts on them are gone by then).
+fn rewrite_in_lists(tokens: &mut Vec<ExprToken>) {
+    let mut i = 0;
+    while i + 1 < tokens.len() {
+        let is_in =
+            tokens[i] == ExprToken::Word("in".into()) && tokens[i + 1] == ExprToken::Punct('(');
+        let end = if is_in {
+            matching_close(tokens, i + 1)
+        } else {
+            None
+        };
+        let Some(end) = end else {
+            i += 1;
+            continue;
+        };
+        let items = &tokens[i + 2..end - 1];
+        let constants = !items.is_empty()
+            && items.iter().enumerate().all(|(k, t)| {
+                if k % 2 == 0 {
+                    t.is_literal() || matches!(t, ExprToken::Operator(o) if o == "-")
+                } else {
+                    *t == ExprToken::Punct(',')
+                }
+            });
+        if !constants || items.iter().any(|t| matches!(t, ExprToken::Operator(_))) {
+            i += 1;
+            continue;
+        }
+        let negated = i > 0 && tokens[i - 1] == ExprToken::Word("not".into());
+        let (operator, quantifier) = if negated { ("<>", "all") } else { ("=", "any") };
+        let mut replacement = vec![
+            ExprToken::Operator(operator.into()),
+            ExprToken::Word(quantifier.into()),
+            ExprToken::Punct('('),
+            ExprToken::Word("array".into()),
+            ExprToken::Punct('['),
+        ];
+        replacement.extend(items.iter().cloned());
+        replacement.extend([ExprToken::Punct(']'), ExprToken::Punct(')')]);
+        let start = if negated { i - 1 } else { i };
+        tokens.splice(start..end, replacement);
+        i = start + 1;
+    }
+}
+
 /// `((x))` → `(x)`: PostgreSQL wraps a cast's operand in a second pair.
 fn collapse_double_parentheses(tokens: &mut Vec<ExprToken>) {
     let mut i = 0;
@@ -888,5 +999,49 @@ mod tests {
             let _ = normalize_type(input);
         }
         assert_eq!(normalize_default("'unterminated"), "'unterminated");
+    }
+}
+
+#[cfg(test)]
+mod check_expression_tests {
+    use super::*;
+
+    #[test]
+    fn hand_spelled_checks_compare_equal_to_what_postgres_prints() {
+        for (hand, deparsed) in [
+            ("price >= 0", "(price >= (0)::numeric)"),
+            ("VALUE > 0", "(VALUE > 0)"),
+            ("qty > 0 AND qty < 100", "((qty > 0) AND (qty < 100))"),
+            ("length(name) <= 40", "(length(name) <= 40)"),
+            ("status <> 'x'", "(status <> 'x'::text)"),
+            ("price >= 0.5", "(price >= 0.5)"),
+            (
+                "status IN ('a', 'b')",
+                "(status = ANY (ARRAY['a'::text, 'b'::text]))",
+            ),
+            ("status NOT IN ('a')", "(status <> ALL (ARRAY['a'::text]))"),
+            (
+                "qty in (1, 2) and qty > 0",
+                "((qty = ANY (ARRAY[1, 2])) AND (qty > 0))",
+            ),
+        ] {
+            assert_eq!(
+                normalize_default(hand),
+                normalize_default(deparsed),
+                "{hand} vs {deparsed}"
+            );
+        }
+        assert_ne!(
+            normalize_default("price >= 0"),
+            normalize_default("price > 0")
+        );
+    }
+
+    #[test]
+    fn expression_names_skip_function_calls() {
+        assert_eq!(
+            expression_names("length(name) <= 40 AND \"Qty\" > qty"),
+            ["name", "and", "Qty", "qty"]
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::{NodeConfig, ReplicationConfig, TableConfig, TlsConfig};
+use crate::config::{NodeConfig, ReplicationConfig, TableConfig, TlsConfig, TypeConfig};
 use crate::diagnostics::Diagnostic;
 use crate::key_blocks::{is_sequence_default, serial_integer_type, KeyWidth};
 use crate::naming::{
@@ -18,6 +18,7 @@ use crate::types::normalize_type;
 mod partitions;
 mod table_features;
 mod tls;
+mod types;
 
 /// Where the parts of a configuration were written: which file, which field path.
 pub(crate) trait Layout {
@@ -94,6 +95,10 @@ pub(crate) struct Parts<'a> {
     pub(crate) tls: Option<&'a TlsConfig>,
     /// Tables the config asks to drop.
     pub(crate) dropped_tables: &'a [String],
+    /// Enum and domain types (the unified format's top-level `types`).
+    pub(crate) types: &'a [TypeConfig],
+    /// Types the config asks to drop.
+    pub(crate) dropped_types: &'a [String],
 }
 
 /// Runs every semantic check.
@@ -103,6 +108,7 @@ pub(crate) fn check(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findi
     check_tables(parts, layout, findings);
     partitions::check(parts, layout, findings);
     check_dropped_tables(parts, layout, findings);
+    types::check(parts, layout, findings);
     if let Some(replication) = parts.replication {
         let path = layout.replication();
         for (field, days) in [

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use pgconverge_model::catalog::QualifiedName;
+use pgconverge_model::checks::table_check_names;
 use pgconverge_model::config::{
     ClusterConfig, ColumnConfig, IdentityKind, NodeConfig, PartitionBy, PartitionConfig,
-    SubscriptionAuth, TableConfig,
+    SubscriptionAuth, TableConfig, TypeConfig,
 };
 use pgconverge_model::key_blocks::{is_sequence_default, serial_integer_type};
 use pgconverge_model::naming::{
@@ -27,6 +28,8 @@ pub struct DesiredNode {
     /// Schemas that must exist, internal schema first.
     pub schemas: Vec<String>,
     pub internal_tables: Vec<InternalTable>,
+    /// Enum and domain types, shared with the other nodes.
+    pub types: Vec<DesiredType>,
     pub tables: Vec<DesiredTable>,
     /// Shared with the other nodes, except `node_name()`.
     pub functions: Vec<Arc<FunctionDef>>,
@@ -36,6 +39,8 @@ pub struct DesiredNode {
     pub subscriptions: Vec<DesiredSubscription>,
     /// Tables the config asks to drop.
     pub dropped_tables: Vec<QualifiedName>,
+    /// Types the config asks to drop.
+    pub dropped_types: Vec<QualifiedName>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,6 +51,8 @@ pub struct DesiredTable {
     pub uniques: Vec<ConstraintSpec>,
     pub foreign_keys: Vec<ForeignKeySpec>,
     pub indexes: Vec<IndexSpec>,
+    /// CHECK constraints, named.
+    pub checks: Vec<CheckSpec>,
     /// Columns the config asks to drop from the live table.
     pub dropped_columns: Vec<String>,
     /// The key and partitions of a partitioned table.
@@ -121,6 +128,34 @@ pub struct ForeignKeySpec {
     pub initially_deferred: bool,
 }
 
+/// A named CHECK constraint of a table or domain, its expression as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckSpec {
+    pub name: String,
+    pub expression: String,
+}
+
+/// An enum or domain type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredType {
+    pub name: QualifiedName,
+    pub kind: DesiredTypeKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DesiredTypeKind {
+    Enum {
+        labels: Vec<String>,
+    },
+    Domain {
+        /// As `format_type` prints it (configured types qualified).
+        base_type: String,
+        not_null: bool,
+        default: Option<String>,
+        checks: Vec<CheckSpec>,
+    },
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexSpec {
     pub name: String,
@@ -165,27 +200,34 @@ pub fn desired_cluster(config: &ClusterConfig) -> Vec<DesiredNode> {
 struct SharedObjects {
     conflict: ConflictObjects,
     schemas: Vec<String>,
+    types: Vec<DesiredType>,
     tables: Vec<DesiredTable>,
 }
 
 impl SharedObjects {
     fn new(config: &ClusterConfig) -> SharedObjects {
         let dropped = dropped_tables(config);
-        let conflict = conflict::cluster_objects(&config.tables, &config.replication, &dropped);
+        let conflict = conflict::cluster_objects(
+            &tables_with_domain_base_types(config),
+            &config.replication,
+            &dropped,
+        );
         let mut schemas = vec![INTERNAL_SCHEMA.to_string()];
-        for table in &config.tables {
-            if !schemas.contains(&table.schema) {
-                schemas.push(table.schema.clone());
+        let type_schemas = config.types.iter().map(|t| &t.schema);
+        for schema in type_schemas.chain(config.tables.iter().map(|t| &t.schema)) {
+            if !schemas.contains(schema) {
+                schemas.push(schema.clone());
             }
         }
         let tables = config
             .tables
             .iter()
-            .map(|t| desired_table(t, &conflict.reserved_columns))
+            .map(|t| desired_table(t, &conflict.reserved_columns, &config.types))
             .collect();
         SharedObjects {
             conflict,
             schemas,
+            types: crate::diff::types::desired_types(&config.types),
             tables,
         }
     }
@@ -216,6 +258,7 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
                 has_key_generators(&shared.tables).then(crate::diff::key_sequences::key_slot_table),
             )
             .collect(),
+        types: shared.types.clone(),
         tables: shared.tables.clone(),
         functions: conflict.node_functions(&node.name),
         triggers: conflict.triggers.clone(),
@@ -226,6 +269,11 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
         },
         subscriptions,
         dropped_tables: dropped_tables(config),
+        dropped_types: config
+            .dropped_types
+            .iter()
+            .map(|t| parse_table_ref(t, "public"))
+            .collect(),
     }
 }
 
@@ -251,13 +299,17 @@ fn subscription_conninfo(node: &NodeConfig, peer: &NodeConfig) -> ConninfoSpec {
     }
 }
 
-fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> DesiredTable {
+fn desired_table(
+    table: &TableConfig,
+    reserved: &[conflict::ReservedColumn],
+    types: &[TypeConfig],
+) -> DesiredTable {
     let name = QualifiedName::new(&table.schema, &table.name);
     let mut columns: Vec<DesiredColumn> = table
         .columns
         .iter()
         .map(|c| {
-            let declared = normalize_type(&c.data_type);
+            let declared = resolve_configured_type(&normalize_type(&c.data_type), types);
             let generator = key_generator(c, &declared);
             DesiredColumn {
                 name: c.name.clone(),
@@ -337,6 +389,15 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
             predicate: ix.predicate.clone(),
         })
         .collect();
+    let checks = table
+        .checks
+        .iter()
+        .zip(table_check_names(table))
+        .map(|(check, name)| CheckSpec {
+            name,
+            expression: check.expression.clone(),
+        })
+        .collect();
     DesiredTable {
         name,
         columns,
@@ -344,6 +405,7 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
         uniques,
         foreign_keys,
         indexes,
+        checks,
         dropped_columns: table.dropped_columns.clone(),
         partitioning: table.partition_by.as_ref().map(|key| DesiredPartitioning {
             key: key.clone(),
@@ -351,6 +413,78 @@ fn desired_table(table: &TableConfig, reserved: &[conflict::ReservedColumn]) -> 
             dropped: table.dropped_partitions.clone(),
         }),
     }
+}
+
+/// A configured enum or domain type named by a column type (`mood`, `public.mood`,
+/// `mood[]`) as `format_type` prints it under an empty `search_path`, which introspection
+/// uses: schema-qualified, each part quoted if it needs it. Other types are left as they are.
+pub fn resolve_configured_type(normalized: &str, types: &[TypeConfig]) -> String {
+    let (element, array) = match normalized.strip_suffix("[]") {
+        Some(element) => (element, "[]"),
+        None => (normalized, ""),
+    };
+    let unquoted = |part: &str| -> String {
+        part.strip_prefix('"')
+            .and_then(|p| p.strip_suffix('"'))
+            .map(|p| p.replace("\"\"", "\""))
+            .unwrap_or_else(|| part.to_string())
+    };
+    let (schema, name) = match element.split_once('.') {
+        Some((schema, name)) => (Some(unquoted(schema)), unquoted(name)),
+        None => (None, unquoted(element)),
+    };
+    let found = types
+        .iter()
+        .find(|t| t.name == name && schema.as_ref().is_none_or(|s| *s == t.schema));
+    match found {
+        Some(t) => format!(
+            "{}{array}",
+            pgconverge_sql::quote_qualified(&t.schema, &t.name)
+        ),
+        None => normalized.to_string(),
+    }
+}
+
+/// The configured tables with each column of a configured domain typed as the domain's base
+/// type (through domains over domains): a value is made canonical by what it is underneath
+/// (`to_jsonb` of a domain over `timestamptz` follows the session's TimeZone as the base
+/// type does), for the conflict machinery's keys and verify's digests.
+pub fn tables_with_domain_base_types(config: &ClusterConfig) -> Vec<TableConfig> {
+    let base_of = |data_type: &str| -> Option<String> {
+        let mut current = data_type.to_string();
+        let mut changed = false;
+        // Bounded: a cycle of domains is refused by PostgreSQL, not looped on here.
+        for _ in 0..config.types.len() {
+            let resolved = resolve_configured_type(&normalize_type(&current), &config.types);
+            let domain = config.types.iter().find(|t| {
+                t.domain.is_some()
+                    && resolved.trim_end_matches("[]")
+                        == pgconverge_sql::quote_qualified(&t.schema, &t.name)
+            });
+            match domain.and_then(|t| t.domain.clone()) {
+                Some(base) => {
+                    let array = if resolved.ends_with("[]") { "[]" } else { "" };
+                    current = format!("{base}{array}");
+                    changed = true;
+                }
+                None => break,
+            }
+        }
+        changed.then_some(current)
+    };
+    config
+        .tables
+        .iter()
+        .map(|table| {
+            let mut table = table.clone();
+            for column in &mut table.columns {
+                if let Some(base) = base_of(&column.data_type) {
+                    column.data_type = base;
+                }
+            }
+            table
+        })
+        .collect()
 }
 
 /// The sequence feeding a configured column, if one does.
@@ -439,5 +573,39 @@ mod tests {
         assert_eq!(name, object_name(&[&long, "b"], "key"));
         assert_ne!(name, object_name(&[&long, "c"], "key"));
         assert_eq!(object_name(&["users", "email"], "key"), "users_email_key");
+    }
+
+    #[test]
+    fn configured_types_are_qualified_and_domains_read_as_their_base_type() {
+        let config: ClusterConfig = serde_json::from_value(serde_json::json!({
+            "nodes": [],
+            "types": [
+                { "name": "mood", "enum": ["a"] },
+                { "name": "stamp", "schema": "app", "domain": "timestamptz" },
+                { "name": "late", "domain": "app.stamp" }
+            ],
+            "tables": [{
+                "name": "t",
+                "columns": [
+                    { "name": "id", "type": "late" },
+                    { "name": "m", "type": "mood[]" },
+                    { "name": "n", "type": "Mood" }
+                ],
+                "primary_key": ["id"]
+            }]
+        }))
+        .expect("config");
+        assert_eq!(
+            resolve_configured_type("mood[]", &config.types),
+            "public.mood[]"
+        );
+        assert_eq!(
+            resolve_configured_type("app.stamp", &config.types),
+            "app.stamp"
+        );
+        assert_eq!(resolve_configured_type("text", &config.types), "text");
+        let tables = tables_with_domain_base_types(&config);
+        assert_eq!(tables[0].columns[0].data_type, "timestamptz");
+        assert_eq!(tables[0].columns[1].data_type, "mood[]");
     }
 }

@@ -22,6 +22,7 @@ pub fn definition_fingerprint(catalog: &NodeCatalog, address: &ObjectAddress) ->
             catalog.schemas.contains(name).then(|| json_sha256(&name))?
         }
         ObjectAddress::Table { table: name } => json_sha256(&(name, table(name)?.partitioned)),
+        ObjectAddress::Type { name } => json_sha256(catalog.types.get(name)?),
         ObjectAddress::Column {
             table: name,
             column,

@@ -5,7 +5,8 @@
 //! another node still writes or receives rows under the old rule: rows written with a new
 //! column would reach a node without it, values under a new UNIQUE could collide with changes
 //! in flight, a row of a new partition's range would land in another node's DEFAULT partition
-//! (or nowhere). So these changes, and
+//! (or nowhere), and a row using a new enum label, or written without a new CHECK or domain
+//! check, would fail to apply on a node without it or with it. So these changes, and
 //! the regenerated functions of their tables, are gated: the engine opens one transaction per
 //! node, locks the tables there in EXCLUSIVE mode (local writers and apply workers wait;
 //! readers go on), runs every gated change on every node, and commits on every node only once
@@ -60,6 +61,7 @@ fn created_tables<'a>(changes: impl IntoIterator<Item = &'a Change>) -> BTreeSet
 /// writers to any replicated table wait (their log trigger writes the log). Readers go on.
 pub fn gate_locks<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone) -> Vec<QualifiedName> {
     let created = created_tables(changes.clone());
+    let types_altered = altered_types(changes.clone());
     let mut locks: Vec<QualifiedName> = changes
         .into_iter()
         .filter(|c| c.gated)
@@ -73,10 +75,18 @@ pub fn gate_locks<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone) -> 
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    if !locks.is_empty() || !created.is_empty() {
+    if !locks.is_empty() || !created.is_empty() || types_altered {
         locks.push(internal(CHANGES_TABLE));
     }
     locks
+}
+
+/// Whether one node's gated changes alter a type (a new enum label, a new domain check):
+/// holding the change log, no row using the new rule reaches a node before it has it.
+fn altered_types<'a>(changes: impl IntoIterator<Item = &'a Change>) -> bool {
+    changes
+        .into_iter()
+        .any(|c| c.gated && matches!(c.address, ObjectAddress::Type { .. }))
 }
 
 /// Settles which of one node's changes are gated. On a node already in the mesh (it has the
@@ -90,7 +100,8 @@ pub fn settle_gate(node_changes: &mut [Change], observed: &NodeCatalog) {
         change.gated = in_mesh
             && match (&change.address, change.action) {
                 (ObjectAddress::Table { .. }, Action::Create) => true,
-                (ObjectAddress::Table { .. }, Action::Delete) => change.gated,
+                (ObjectAddress::Table { .. }, Action::Delete)
+                | (ObjectAddress::Type { .. }, Action::Update) => change.gated,
                 (
                     ObjectAddress::Column { table, .. }
                     | ObjectAddress::Constraint { table, .. }
@@ -170,5 +181,49 @@ fn settle_dropped(node_changes: &mut [Change], dropped: &BTreeSet<QualifiedName>
             _ => false,
         };
         change.gated |= belongs && change.transactional;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pgconverge_model::catalog::TableCatalog;
+
+    use super::*;
+
+    fn in_mesh() -> NodeCatalog {
+        let mut catalog = NodeCatalog::default();
+        catalog
+            .tables
+            .insert(internal(CHANGES_TABLE), TableCatalog::default());
+        catalog
+    }
+
+    fn type_change(action: Action) -> Change {
+        let mut change = Change::new(
+            "n1",
+            ObjectAddress::Type {
+                name: QualifiedName::new("public", "mood"),
+            },
+            action,
+            Vec::new(),
+        );
+        change.gated = action == Action::Update;
+        change
+    }
+
+    #[test]
+    fn an_altered_type_is_gated_in_a_mesh_and_holds_the_change_log() {
+        let mut changes = vec![type_change(Action::Update), type_change(Action::Create)];
+        settle_gate(&mut changes, &in_mesh());
+        assert!(changes[0].gated);
+        assert!(!changes[1].gated, "a new type is used by nothing yet");
+        assert_eq!(gate_locks(changes.iter()), [internal(CHANGES_TABLE)]);
+
+        let mut changes = vec![type_change(Action::Update)];
+        settle_gate(&mut changes, &NodeCatalog::default());
+        assert!(
+            !changes[0].gated,
+            "nothing is gated on a node not replicating yet"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pgconverge_model::catalog::{
     ColumnCatalog, ConstraintCatalog, IndexCatalog, NodeCatalog, PublicationCatalog, QualifiedName,
-    SubscriptionCatalog, TriggerCatalog,
+    SubscriptionCatalog, TriggerCatalog, TypeCatalog,
 };
 use pgconverge_model::config::ClusterConfig;
 use serde::{Deserialize, Serialize};
@@ -150,6 +150,7 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
         ));
         blockers.extend(crate::diff::partitions::blockers(node, observed));
         blockers.extend(crate::diff::generated::blockers(node, observed));
+        blockers.extend(crate::diff::types::blockers(node, observed));
         let managed = input.managed.get(&node.name).unwrap_or(&no_addresses);
         let mut node_changes = diff_node(&NodeDiffInput {
             desired: node,
@@ -342,6 +343,17 @@ fn managed_addresses(node: &DesiredNode, slots_here: &BTreeSet<String>) -> BTree
                 name: p.name.clone(),
             });
         }
+        for check in &t.checks {
+            add(ObjectAddress::Constraint {
+                table: t.name.clone(),
+                name: check.name.clone(),
+            });
+        }
+    }
+    for ty in &node.types {
+        add(ObjectAddress::Type {
+            name: ty.name.clone(),
+        });
     }
     for f in &node.functions {
         add(ObjectAddress::Function {
@@ -431,6 +443,8 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         /// fingerprints as it always has).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         partitioning: Vec<PartitioningStructure<'a>>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        types: Vec<(&'a QualifiedName, &'a TypeCatalog)>,
     }
     type PartitioningStructure<'a> = (
         &'a QualifiedName,
@@ -483,6 +497,7 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
             .map(|(name, s)| (name, &s.plugin, s.slot_type.as_str(), &s.database))
             .collect(),
         membership: catalog.membership.as_ref().map(|m| m.node.as_str()),
+        types: catalog.types.iter().collect(),
         key_slots: &catalog.key_slots,
         partitioning: catalog
             .tables

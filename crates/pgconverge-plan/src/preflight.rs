@@ -33,6 +33,27 @@ pub enum DataCheck {
         key: Vec<String>,
         column: String,
     },
+    /// A new CHECK constraint: no row makes its expression false.
+    ChecksHold {
+        table: QualifiedName,
+        key: Vec<String>,
+        /// The constraint's name.
+        name: String,
+        /// Its expression as configured.
+        expression: String,
+    },
+    /// A new check of a domain: no value of a column of the domain makes it false.
+    DomainChecksHold {
+        table: QualifiedName,
+        key: Vec<String>,
+        column: String,
+        /// The domain's base type, which the value is read as.
+        base_type: String,
+        /// The check's name.
+        name: String,
+        /// Its expression, in which the value is `VALUE`.
+        expression: String,
+    },
     /// A type change that is not a known widening: every value reads as the new type.
     ValuesFit {
         table: QualifiedName,
@@ -67,6 +88,8 @@ impl DataCheck {
             DataCheck::NoDuplicates { table, .. }
             | DataCheck::NoNulls { table, .. }
             | DataCheck::NoRows { table, .. }
+            | DataCheck::ChecksHold { table, .. }
+            | DataCheck::DomainChecksHold { table, .. }
             | DataCheck::ValuesFit { table, .. }
             | DataCheck::NoRowsInPartitionRange { table, .. } => table,
         }
@@ -95,6 +118,28 @@ impl DataCheck {
             DataCheck::NoNulls { key, column, .. } => format!(
                 "SELECT ROW({})::text, pg_catalog.count(*) OVER ()::int8 FROM {table} \
                  WHERE {} IS NULL LIMIT 1",
+                column_list(key),
+                quote_ident(column)
+            ),
+            // NULL passes a CHECK, as it does here: only rows where it is false are found.
+            DataCheck::ChecksHold {
+                key, expression, ..
+            } => format!(
+                "SELECT ROW({})::text, pg_catalog.count(*) OVER ()::int8 FROM {table} \
+                 WHERE NOT ({expression}) LIMIT 1",
+                column_list(key)
+            ),
+            // Only the key's text and the value are in scope, so `VALUE` can name nothing else.
+            DataCheck::DomainChecksHold {
+                key,
+                column,
+                base_type,
+                expression,
+                ..
+            } => format!(
+                "SELECT s.key_text, pg_catalog.count(*) OVER ()::int8 FROM \
+                 (SELECT ROW({})::text AS key_text, {}::{base_type} AS value FROM {table}) AS s \
+                 WHERE NOT ({expression}) LIMIT 1",
                 column_list(key),
                 quote_ident(column)
             ),
@@ -134,6 +179,17 @@ impl DataCheck {
             DataCheck::NoRows { column, .. } => {
                 format!("column {column} added NOT NULL without a default needs an empty table")
             }
+            DataCheck::ChecksHold {
+                name, expression, ..
+            } => format!("new CHECK {name} ({expression}) needs every row to pass it"),
+            DataCheck::DomainChecksHold {
+                column,
+                name,
+                expression,
+                ..
+            } => format!(
+                "new domain check {name} ({expression}) needs every value of {column} to pass it"
+            ),
             DataCheck::ValuesFit { column, to, .. } => {
                 format!("type change of {column} to {to} needs every value to read as {to}")
             }

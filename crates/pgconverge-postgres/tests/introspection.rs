@@ -1106,3 +1106,64 @@ ANALYZE public.events;
         "an unchanged database, an equal snapshot"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspect_enum_and_domain_types_and_checks_as_postgres_has_them() {
+    use pgconverge_model::catalog::{CheckCatalog, DomainCatalog, TypeCatalog};
+    let cluster = TestCluster::start(1);
+    let client = cluster.client(0).await;
+    client
+        .batch_execute(
+            "CREATE TYPE public.mood AS ENUM ('sad', 'happy');
+             ALTER TYPE public.mood ADD VALUE 'ok' BEFORE 'happy';
+             CREATE DOMAIN public.qty AS integer NOT NULL DEFAULT 1
+                 CONSTRAINT qty_positive CHECK (VALUE > 0);
+             ALTER DOMAIN public.qty ADD CONSTRAINT qty_cap CHECK (VALUE < 1000) NOT VALID;
+             CREATE SCHEMA hidden;
+             CREATE TYPE hidden.other AS ENUM ('x');
+             CREATE TABLE public.items (id bigint PRIMARY KEY, mood public.mood,
+                 qty public.qty, price numeric CHECK (price >= 0));",
+        )
+        .await
+        .expect("schema created");
+    let catalog = introspect(&client, &scope()).await.expect("introspection");
+    assert_eq!(
+        catalog.types.get(&QualifiedName::new("public", "mood")),
+        Some(&TypeCatalog::Enum {
+            labels: vec!["sad".into(), "ok".into(), "happy".into()]
+        })
+    );
+    assert_eq!(
+        catalog.types.get(&QualifiedName::new("public", "qty")),
+        Some(&TypeCatalog::Domain(DomainCatalog {
+            base_type: "integer".into(),
+            not_null: true,
+            default: Some("1".into()),
+            checks: vec![
+                CheckCatalog {
+                    name: "qty_cap".into(),
+                    definition: "CHECK ((VALUE < 1000)) NOT VALID".into(),
+                },
+                CheckCatalog {
+                    name: "qty_positive".into(),
+                    definition: "CHECK ((VALUE > 0))".into(),
+                },
+            ],
+        }))
+    );
+    assert_eq!(catalog.types.len(), 2, "out of scope: {:?}", catalog.types);
+    let items = table(&catalog, "items");
+    let types: Vec<&str> = items.columns.iter().map(|c| c.data_type.as_str()).collect();
+    assert_eq!(types, ["bigint", "public.mood", "public.qty", "numeric"]);
+    let check = items
+        .constraints
+        .iter()
+        .find(|c| c.kind == ConstraintKind::Check)
+        .expect("the check");
+    assert_eq!(
+        (check.name.as_str(), check.definition.as_str()),
+        ("items_price_check", "CHECK ((price >= (0)::numeric))")
+    );
+    let again = introspect(&client, &scope()).await.expect("introspection");
+    assert_eq!(again, catalog);
+}

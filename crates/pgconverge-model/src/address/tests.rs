@@ -15,6 +15,7 @@ fn every_kind(part: &str) -> Vec<ObjectAddress> {
     vec![
         ObjectAddress::Schema { name: name.clone() },
         ObjectAddress::Table { table: t.clone() },
+        ObjectAddress::Type { name: t.clone() },
         ObjectAddress::Column {
             table: t.clone(),
             column: name.clone(),
@@ -57,6 +58,12 @@ fn ordinary_names_read_as_they_always_have() {
                 table: users.clone(),
             },
             "table public.users",
+        ),
+        (
+            ObjectAddress::Type {
+                name: table("public", "mood"),
+            },
+            "type public.mood",
         ),
         (
             ObjectAddress::Column {

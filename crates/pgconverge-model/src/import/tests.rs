@@ -267,10 +267,10 @@ fn what_the_config_cannot_describe_is_reported() {
             detail: String::new(),
         },
         OutsideObject {
-            kind: "enum type".into(),
+            kind: "range type".into(),
             schema: "public".into(),
-            name: "mood".into(),
-            detail: "'sad', 'ok'".into(),
+            name: "span".into(),
+            detail: String::new(),
         },
         OutsideObject {
             kind: "generated column".into(),
@@ -284,11 +284,10 @@ fn what_the_config_cannot_describe_is_reported() {
     assert_eq!(
         objects,
         [
-            "CHECK constraint orders_total_check on public.orders",
-            "enum type public.mood ('sad', 'ok')",
             "foreign key orders_customer_fkey on public.orders",
             "foreign key orders_other_fkey on public.orders",
             "index orders_desc_idx on public.orders",
+            "range type public.span",
             "table public.customers",
             "table public.log",
             "trigger audit on public.orders",
@@ -297,20 +296,62 @@ fn what_the_config_cannot_describe_is_reported() {
     );
     // With customers out, the foreign key to it cannot be in the config either.
     assert!(
-        import.report[2].reason.contains("not imported"),
+        import.report[0].reason.contains("not imported"),
         "{}",
-        import.report[2]
+        import.report[0]
     );
     assert!(
-        import.report[5].reason.contains("generated"),
+        import.report[4].reason.contains("generated"),
+        "{}",
+        import.report[4]
+    );
+    assert!(
+        import.report[5].reason.contains("no primary key"),
         "{}",
         import.report[5]
     );
-    assert!(
-        import.report[6].reason.contains("no primary key"),
-        "{}",
-        import.report[6]
+}
+
+#[test]
+fn checks_enums_and_domains_come_in_as_postgres_prints_them() {
+    use crate::catalog::{CheckCatalog, DomainCatalog, TypeCatalog};
+    let mut catalog = shop();
+    catalog.types.insert(
+        QualifiedName::new("public", "mood"),
+        TypeCatalog::Enum {
+            labels: vec!["sad".into(), "ok".into()],
+        },
     );
+    catalog.types.insert(
+        QualifiedName::new("public", "positive"),
+        TypeCatalog::Domain(DomainCatalog {
+            base_type: "integer".into(),
+            not_null: true,
+            default: Some("1".into()),
+            checks: vec![CheckCatalog {
+                name: "positive_check".into(),
+                definition: "CHECK ((VALUE > 0))".into(),
+            }],
+        }),
+    );
+    let import = import_tables(&catalog, &[]);
+    assert_eq!(import.types.len(), 2);
+    assert_eq!(
+        import.types[0].enum_values.as_deref(),
+        Some(&["sad".to_string(), "ok".to_string()][..])
+    );
+    let domain = &import.types[1];
+    assert_eq!(domain.domain.as_deref(), Some("integer"));
+    assert!(!domain.nullable);
+    assert_eq!(domain.checks[0].expression, "(VALUE > 0)");
+    let orders = import
+        .tables
+        .iter()
+        .find(|t| t.name == "orders")
+        .expect("orders");
+    assert_eq!(orders.checks.len(), 1);
+    assert_eq!(orders.checks[0].name.as_deref(), Some("orders_total_check"));
+    assert_eq!(orders.checks[0].expression, "(total >= (0)::numeric)");
 }
 
 /// `public.events (id, day)` partitioned by range of `day`, with the given key text and

@@ -18,6 +18,8 @@ use crate::change::Action;
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Schemas,
+    /// Enum and domain types: before the tables whose columns use them.
+    Types,
     Tables,
     /// Columns, and the replica identity that depends on them.
     Columns,
@@ -63,11 +65,14 @@ impl Phase {
                 ObjectAddress::Publication { .. } => Phase::DropPublication,
                 ObjectAddress::Slot { .. } => Phase::DropSlots,
                 ObjectAddress::Membership { .. } => Phase::Drain,
+                // Types go with the tables: after them (`tables_and_columns_dropped_before_types`).
+                ObjectAddress::Type { .. } => Phase::DropTablesAndSchemas,
                 _ => Phase::DropTablesAndSchemas,
             };
         }
         match address {
             ObjectAddress::Schema { .. } => Phase::Schemas,
+            ObjectAddress::Type { .. } => Phase::Types,
             ObjectAddress::Table { .. } => Phase::Tables,
             ObjectAddress::Column { .. } | ObjectAddress::ReplicaIdentity { .. } => Phase::Columns,
             ObjectAddress::Constraint { .. } | ObjectAddress::Index { .. } => {

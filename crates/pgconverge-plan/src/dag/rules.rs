@@ -31,6 +31,22 @@ pub const RULES: &[Rule] = &[
         add_edges: schema_before_its_functions,
     },
     Rule {
+        name: "schema_before_its_types",
+        add_edges: schema_before_its_types,
+    },
+    Rule {
+        name: "types_before_tables_and_columns",
+        add_edges: types_before_tables_and_columns,
+    },
+    Rule {
+        name: "enum_types_before_domains",
+        add_edges: enum_types_before_domains,
+    },
+    Rule {
+        name: "check_added_before_validated",
+        add_edges: check_added_before_validated,
+    },
+    Rule {
         name: "table_before_its_parts",
         add_edges: table_before_its_parts,
     },
@@ -81,6 +97,10 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "drops_after_everything_else",
         add_edges: drops_after_everything_else,
+    },
+    Rule {
+        name: "tables_and_columns_dropped_before_types",
+        add_edges: tables_and_columns_dropped_before_types,
     },
     Rule {
         name: "triggers_dropped_before_their_function",
@@ -245,6 +265,78 @@ fn schema_before_its_functions(input: &RuleInput<'_>, edges: &mut Edges) {
     }
 }
 
+/// A type is created inside its schema.
+fn schema_before_its_types(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (i, c) in input.creations() {
+        if let ObjectAddress::Type { name } = &c.address {
+            let schema = ObjectAddress::Schema {
+                name: name.schema.clone(),
+            };
+            edges.add(input.find(&c.node, &schema), i);
+        }
+    }
+}
+
+/// A column (in a new table or added) may be of an enum or domain type, or use a new label.
+fn types_before_tables_and_columns(input: &RuleInput<'_>, edges: &mut Edges) {
+    let types: Vec<(usize, &Change)> = input
+        .creations()
+        .filter(|(_, c)| matches!(c.address, ObjectAddress::Type { .. }))
+        .collect();
+    if types.is_empty() {
+        return;
+    }
+    for (i, c) in input.creations() {
+        if matches!(
+            c.address,
+            ObjectAddress::Table { .. } | ObjectAddress::Column { .. }
+        ) {
+            for (t, ty) in &types {
+                if ty.node == c.node {
+                    edges.add(Some(*t), i);
+                }
+            }
+        }
+    }
+}
+
+/// A domain may be over an enum type: enums first. (Which a type is, its statement says.)
+fn enum_types_before_domains(input: &RuleInput<'_>, edges: &mut Edges) {
+    let of_type = |prefix: &'static str| {
+        input.creations().filter(move |(_, c)| {
+            matches!(c.address, ObjectAddress::Type { .. })
+                && c.statements
+                    .first()
+                    .is_some_and(|s| s.redacted().starts_with(prefix))
+        })
+    };
+    for (d, domain) in of_type("CREATE DOMAIN") {
+        for (e, _) in of_type("CREATE TYPE").filter(|(_, e)| e.node == domain.node) {
+            edges.add(Some(e), d);
+        }
+    }
+}
+
+/// A CHECK is validated by a step of its own after the one adding it `NOT VALID` (both have
+/// the constraint's address; the validation is the update).
+fn check_added_before_validated(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (v, validate) in input.creations() {
+        if validate.action != Action::Update
+            || !matches!(validate.address, ObjectAddress::Constraint { .. })
+        {
+            continue;
+        }
+        for (a, add) in input.creations() {
+            if add.node == validate.node
+                && add.address == validate.address
+                && matches!(add.action, Action::Create | Action::Replace)
+            {
+                edges.add(Some(a), v);
+            }
+        }
+    }
+}
+
 /// Columns, constraints, indexes, replica identity and triggers need their table.
 fn table_before_its_parts(input: &RuleInput<'_>, edges: &mut Edges) {
     for (i, c) in input.creations() {
@@ -392,6 +484,25 @@ fn drops_after_everything_else(input: &RuleInput<'_>, edges: &mut Edges) {
         for (j, other) in input.changes.iter().enumerate() {
             if other.node == c.node && !other.phase.is_drop() {
                 edges.add(Some(j), i);
+            }
+        }
+    }
+}
+
+/// A type cannot be dropped while a column of a table being dropped still uses it.
+fn tables_and_columns_dropped_before_types(input: &RuleInput<'_>, edges: &mut Edges) {
+    for (t, ty) in input.drops() {
+        if !matches!(ty.address, ObjectAddress::Type { .. }) {
+            continue;
+        }
+        for (d, other) in input.drops() {
+            if other.node == ty.node
+                && matches!(
+                    other.address,
+                    ObjectAddress::Table { .. } | ObjectAddress::Column { .. }
+                )
+            {
+                edges.add(Some(d), t);
             }
         }
     }

@@ -10,6 +10,7 @@
 //! (kinds whose SQL comes ready-made, as internal tables, have none). A new object kind is
 //! a new file and one line in `KINDS`.
 
+mod checks;
 mod columns;
 mod constraints;
 mod functions;
@@ -25,9 +26,12 @@ pub(crate) mod slots;
 pub(crate) mod subscriptions;
 mod tables;
 mod triggers;
+pub(crate) mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,9 +64,11 @@ type KindDiff = fn(&NodeDiffInput<'_>) -> Vec<Change>;
 const KINDS: &[KindDiff] = &[
     schemas::diff,
     internal_tables::diff,
+    types::diff,
     tables::diff,
     columns::diff,
     constraints::diff,
+    checks::diff,
     indexes::diff,
     partitions::diff,
     key_sequences::diff,

@@ -53,6 +53,7 @@ fn dropped_table(input: &NodeDiffInput<'_>, table: &QualifiedName) -> Change {
 
 pub(super) mod ddl {
     use crate::desired::DesiredTable;
+    use crate::diff::checks::ddl::check_clause;
     use crate::diff::columns::ddl::column_definition_sql;
     use crate::diff::constraints::ddl::{primary_key_clause, unique_clause};
     use crate::diff::table_sql_name;
@@ -73,6 +74,7 @@ pub(super) mod ddl {
             .as_ref()
             .map(|p| format!(" PARTITION BY {}", partition_key_sql(&p.key)))
             .unwrap_or_default();
+        items.extend(table.checks.iter().map(check_clause));
         format!(
             "CREATE TABLE {} (\n    {}\n){partition_by}",
             table_sql_name(&table.name),

@@ -11,7 +11,7 @@ use super::*;
 use crate::desired::{ConstraintSpec, DesiredColumn, DesiredPublication, IndexSpec};
 use crate::hazard::HazardKind;
 
-fn t() -> QualifiedName {
+pub(super) fn t() -> QualifiedName {
     QualifiedName {
         schema: "public".to_string(),
         name: "t".to_string(),
@@ -61,7 +61,7 @@ fn live_key(name: &str, kind: ConstraintKind, column: &str) -> ConstraintCatalog
 }
 
 /// `public.t (id bigint primary key)` as desired.
-fn desired_table() -> DesiredTable {
+pub(super) fn desired_table() -> DesiredTable {
     DesiredTable {
         name: t(),
         columns: vec![column("id", "bigint", true)],
@@ -69,13 +69,14 @@ fn desired_table() -> DesiredTable {
         uniques: Vec::new(),
         foreign_keys: Vec::new(),
         indexes: Vec::new(),
+        checks: Vec::new(),
         dropped_columns: Vec::new(),
         partitioning: None,
     }
 }
 
 /// The same table as it is live.
-fn live_table() -> TableCatalog {
+pub(super) fn live_table() -> TableCatalog {
     TableCatalog {
         columns: vec![live_column("id", "bigint", true)],
         constraints: vec![live_key("t_pkey", ConstraintKind::PrimaryKey, "id")],
@@ -84,11 +85,12 @@ fn live_table() -> TableCatalog {
     }
 }
 
-fn node(tables: Vec<DesiredTable>) -> DesiredNode {
+pub(super) fn node(tables: Vec<DesiredTable>) -> DesiredNode {
     DesiredNode {
         name: "a".to_string(),
         schemas: Vec::new(),
         internal_tables: Vec::new(),
+        types: Vec::new(),
         tables,
         functions: Vec::new(),
         triggers: Vec::new(),
@@ -99,6 +101,7 @@ fn node(tables: Vec<DesiredTable>) -> DesiredNode {
         },
         subscriptions: Vec::new(),
         dropped_tables: Vec::new(),
+        dropped_types: Vec::new(),
     }
 }
 

@@ -96,7 +96,7 @@ pub struct ChangeView {
     /// What the human plan calls the step: the address, or `bootstrap n4 from n1`,
     /// `drain n3` for a node joining or leaving.
     pub label: String,
-    /// Object kind: schema, table, column, constraint, index, partition, replica identity,
+    /// Object kind: schema, type, table, column, constraint, index, partition, replica identity,
     /// function, trigger, publication, subscription, slot, membership, key slot.
     pub kind: String,
     pub name: String,

@@ -125,8 +125,7 @@ pub fn verify_tables(config: &ClusterConfig, only: &[String]) -> Result<Vec<Veri
             ));
         }
     }
-    Ok(config
-        .tables
+    Ok(crate::desired::tables_with_domain_base_types(config)
         .iter()
         .filter(|t| only.is_empty() || only.iter().any(|w| names_table(t, w)))
         .filter(|t| !t.primary_key.is_empty())

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use pgconverge_model::catalog::{
-    FunctionCatalog, OutsideObject, PublicationCatalog, QualifiedName, RoleInfo, SlotCatalog,
-    SubscriptionCatalog,
+    CheckCatalog, DomainCatalog, FunctionCatalog, OutsideObject, PublicationCatalog, QualifiedName,
+    RoleInfo, SlotCatalog, SubscriptionCatalog, TypeCatalog,
 };
 use pgconverge_model::naming::FUNCTION_COMMENT_PREFIX;
 use pgconverge_sql::redact_conninfo;
@@ -242,6 +242,41 @@ pub(super) fn decode_key_slots(rows: &[Row]) -> Result<BTreeMap<String, i64>, In
     const WHAT: &str = "key slots";
     rows.iter()
         .map(|row| Ok((get(row, 0, WHAT)?, get(row, 1, WHAT)?)))
+        .collect()
+}
+
+/// Enum and domain types by name, domain checks sorted by name.
+pub(super) fn decode_types(
+    rows: &[Row],
+) -> Result<BTreeMap<QualifiedName, TypeCatalog>, IntrospectError> {
+    const WHAT: &str = "types";
+    rows.iter()
+        .map(|row| {
+            let name =
+                QualifiedName::new(get::<String>(row, 0, WHAT)?, get::<String>(row, 1, WHAT)?);
+            let kind: String = get(row, 2, WHAT)?;
+            let ty = if kind == "e" {
+                TypeCatalog::Enum {
+                    labels: get(row, 3, WHAT)?,
+                }
+            } else {
+                let names: Vec<String> = get(row, 7, WHAT)?;
+                let definitions: Vec<String> = get(row, 8, WHAT)?;
+                let mut checks: Vec<CheckCatalog> = names
+                    .into_iter()
+                    .zip(definitions)
+                    .map(|(name, definition)| CheckCatalog { name, definition })
+                    .collect();
+                checks.sort_by(|a, b| a.name.cmp(&b.name));
+                TypeCatalog::Domain(DomainCatalog {
+                    base_type: get(row, 4, WHAT)?,
+                    not_null: get(row, 5, WHAT)?,
+                    default: get(row, 6, WHAT)?,
+                    checks,
+                })
+            };
+            Ok((name, ty))
+        })
         .collect()
 }
 

@@ -270,6 +270,7 @@ async fn read_catalog(
         slot_rows,
         key_sequence_rows,
         partition_rows,
+        type_rows,
     ) = futures_util::try_join!(
         server_and_subscriptions,
         query(client, "settings", SETTINGS_SQL, &settings_params),
@@ -288,6 +289,7 @@ async fn read_catalog(
         query(client, "replication slots", SLOTS_SQL, &[]),
         query(client, "key sequences", KEY_SEQUENCES_SQL, &scope_params),
         query(client, "partitions", PARTITIONS_SQL, &scope_params),
+        query(client, "types", TYPES_SQL, &scope_params),
     )?;
 
     let (mut tables, table_columns) = tables::decode_tables(&table_rows)?;
@@ -333,6 +335,7 @@ async fn read_catalog(
         role: server.role,
         schemas: decode::decode_schemas(&schema_rows)?,
         tables,
+        types: decode::decode_types(&type_rows)?,
         functions,
         publications: decode::decode_publications(&publication_rows)?,
         subscriptions: decode::decode_subscriptions(&subscription_rows)?,

@@ -327,6 +327,25 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = f.attnum
 WHERE n.nspname = ANY($1)
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9";
 
+/// Enum and domain types in scope (not an extension's): an enum's labels in sort order; a
+/// domain's base type, NOT NULL, default and CHECK constraints (PostgreSQL 17's domain
+/// not-null constraints, `n`, are read as `typnotnull`).
+pub(super) const TYPES_SQL: &str = "
+SELECT n.nspname::text, t.typname::text, t.typtype::text,
+       ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e
+             WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder),
+       pg_catalog.format_type(t.typbasetype, t.typtypmod), t.typnotnull,
+       pg_catalog.pg_get_expr(t.typdefaultbin, 0),
+       ARRAY(SELECT k.conname::text FROM pg_catalog.pg_constraint k
+             WHERE k.contypid = t.oid AND k.contype = 'c' ORDER BY k.oid),
+       ARRAY(SELECT pg_catalog.pg_get_constraintdef(k.oid) FROM pg_catalog.pg_constraint k
+             WHERE k.contypid = t.oid AND k.contype = 'c' ORDER BY k.oid)
+FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+WHERE n.nspname = ANY($1) AND t.typtype IN ('e', 'd')
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                    AND d.objid = t.oid AND d.deptype = 'e')";
+
 pub(super) const KEY_SLOTS_SQL: &str = "
 SELECT node, slot FROM _pgconverge.key_slot ORDER BY node";
 
@@ -352,9 +371,10 @@ pub(super) fn key_usage_sql(sequence: &str, table: &str, column: &str) -> String
 }
 
 /// Objects in the scope's schemas that the config cannot describe, one row each as (kind,
-/// schema, name, detail), for `import` to list: views, routines, policies, types, free
-/// sequences, extensions, and the facts that keep a table out of the config (a virtual
-/// generated column, a table an extension owns). Partitions are read with their tables.
+/// schema, name, detail), for `import` to list: views, routines, policies, range and
+/// composite types (enums and domains are in the model), free sequences, extensions, and the
+/// facts that keep a table out of the config (a virtual generated column, a table an
+/// extension owns). Partitions are read with their tables.
 pub(super) const OUTSIDE_OBJECTS_SQL: &str = "
 WITH ext AS (
     SELECT d.classid, d.objid, e.extname
@@ -399,19 +419,12 @@ FROM pg_catalog.pg_policy pol JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY($1)
 UNION ALL
-SELECT CASE t.typtype WHEN 'e' THEN 'enum type' WHEN 'd' THEN 'domain'
-                      WHEN 'r' THEN 'range type' WHEN 'm' THEN 'multirange type'
+SELECT CASE t.typtype WHEN 'r' THEN 'range type' WHEN 'm' THEN 'multirange type'
                       ELSE 'composite type' END,
-       n.nspname::text, t.typname::text,
-       CASE t.typtype WHEN 'e' THEN (
-                SELECT pg_catalog.string_agg(pg_catalog.quote_literal(e.enumlabel::text), ', '
-                                             ORDER BY e.enumsortorder)
-                FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid)
-            WHEN 'd' THEN pg_catalog.format_type(t.typbasetype, t.typtypmod)
-            ELSE '' END
+       n.nspname::text, t.typname::text, ''
 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
 WHERE n.nspname = ANY($1)
-  AND (t.typtype IN ('e', 'd', 'r', 'm')
+  AND (t.typtype IN ('r', 'm')
        OR (t.typtype = 'c' AND EXISTS (SELECT FROM pg_catalog.pg_class c
                                        WHERE c.oid = t.typrelid AND c.relkind = 'c')))
   AND NOT EXISTS (SELECT FROM ext WHERE ext.classid = 'pg_catalog.pg_type'::pg_catalog.regclass

@@ -123,8 +123,10 @@ async fn import_live(
             .as_ref()
             .map(|c| c.nodes.clone())
             .unwrap_or_default(),
+        types: import.types,
         tables: import.tables,
         dropped_tables: Vec::new(),
+        dropped_types: Vec::new(),
         // Nodes come back with the TLS defaults applied; keeping the block changes nothing.
         tls: current.as_ref().map(|c| c.tls.clone()).unwrap_or_default(),
         replication: current

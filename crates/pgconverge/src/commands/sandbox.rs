@@ -99,10 +99,12 @@ fn up(
             let config = ClusterConfig {
                 schema: None,
                 nodes,
+                types: Vec::new(),
                 tables: Vec::new(),
                 replication: ReplicationConfig::default(),
                 tls: Default::default(),
                 dropped_tables: Vec::new(),
+                dropped_types: Vec::new(),
             };
             let base = match path.parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),

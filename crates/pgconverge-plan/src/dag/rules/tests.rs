@@ -455,3 +455,96 @@ fn peers_unsubscribe_before_the_leaving_nodes_publication_and_slots() {
     );
     assert_eq!(edges, set(&[(0, 1), (0, 2)]));
 }
+
+fn type_address(schema: &str, ty: &str) -> ObjectAddress {
+    ObjectAddress::Type {
+        name: name(schema, ty),
+    }
+}
+
+fn with_sql(mut change: Change, sql: &str) -> Change {
+    change.statements = vec![crate::statement::Statement::sql(sql)];
+    change
+}
+
+#[test]
+fn types_wait_for_their_schema_and_come_before_tables_and_columns() {
+    let changes = [
+        create("a", schema("app")),
+        create("a", type_address("app", "mood")),
+        create("a", table("app", "t")),
+        create(
+            "a",
+            ObjectAddress::Column {
+                table: name("app", "u"),
+                column: "m".into(),
+            },
+        ),
+        create("b", table("app", "t")),
+    ];
+    let facts = Facts::default();
+    assert_eq!(
+        edges_of(schema_before_its_types, &changes, &facts),
+        set(&[(0, 1)])
+    );
+    assert_eq!(
+        edges_of(types_before_tables_and_columns, &changes, &facts),
+        set(&[(1, 2), (1, 3)])
+    );
+}
+
+#[test]
+fn enum_types_come_before_domains() {
+    let changes = [
+        with_sql(
+            create("a", type_address("public", "a_domain")),
+            "CREATE DOMAIN public.a_domain AS public.z_enum",
+        ),
+        with_sql(
+            create("a", type_address("public", "z_enum")),
+            "CREATE TYPE public.z_enum AS ENUM ('x')",
+        ),
+    ];
+    assert_eq!(
+        edges_of(enum_types_before_domains, &changes, &Facts::default()),
+        set(&[(1, 0)])
+    );
+}
+
+#[test]
+fn a_check_is_added_before_it_is_validated() {
+    let check = constraint("t", "t_id_check");
+    let changes = [
+        change("a", check.clone(), Action::Update),
+        create("a", check.clone()),
+        create("b", check),
+    ];
+    assert_eq!(
+        edges_of(check_added_before_validated, &changes, &Facts::default()),
+        set(&[(1, 0)])
+    );
+}
+
+#[test]
+fn types_are_dropped_after_the_tables_and_columns_using_them() {
+    let changes = [
+        drop("a", type_address("public", "mood")),
+        drop("a", table("public", "t")),
+        drop(
+            "a",
+            ObjectAddress::Column {
+                table: name("public", "u"),
+                column: "m".into(),
+            },
+        ),
+        drop("b", table("public", "t")),
+    ];
+    assert_eq!(
+        edges_of(
+            tables_and_columns_dropped_before_types,
+            &changes,
+            &Facts::default()
+        ),
+        set(&[(1, 0), (2, 0)])
+    );
+}

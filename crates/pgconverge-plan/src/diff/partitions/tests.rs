@@ -34,6 +34,7 @@ fn desired(partitions: Vec<PartitionConfig>, dropped: Vec<String>) -> DesiredNod
         foreign_keys: Vec::new(),
         indexes: Vec::new(),
         dropped_columns: Vec::new(),
+        checks: Vec::new(),
         partitioning: Some(DesiredPartitioning {
             key: PartitionBy {
                 strategy: PartitionStrategy::Range,
@@ -57,6 +58,8 @@ fn desired(partitions: Vec<PartitionConfig>, dropped: Vec<String>) -> DesiredNod
         },
         subscriptions: Vec::new(),
         dropped_tables: Vec::new(),
+        types: Vec::new(),
+        dropped_types: Vec::new(),
     }
 }
 

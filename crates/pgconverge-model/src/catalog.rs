@@ -7,6 +7,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod outside;
+pub use outside::{
+    GrantCatalog, OutsideCatalog, PolicyDefinition, RoutineDefinition, RowSecurity, ViewDefinition,
+};
+
 /// `schema.name`, both unquoted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct QualifiedName {
@@ -64,6 +69,9 @@ pub struct NodeCatalog {
     /// The key slot register (`_pgconverge.key_slot`): every node the mesh has had, by name,
     /// with the slot whose block its key sequences draw from. Empty when the table is absent.
     pub key_slots: BTreeMap<String, i64>,
+    /// Routines, views, policies and grants the config does not describe, which a joining
+    /// node's bootstrap carries from its donor.
+    pub outside: OutsideCatalog,
 }
 
 /// A node's membership record.

@@ -28,6 +28,8 @@ pub enum HazardKind {
     ReplicationGap,
     /// A replication slot is in use: the step fails until its subscriber disconnects.
     SlotActive,
+    /// An object outside the model stays on the donor: the joining node does not get it.
+    NotCopied,
 }
 
 /// One risk of a change: its kind, and the sentence the plan shows.

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pgconverge_model::catalog::{
-    ColumnCatalog, ConstraintCatalog, IndexCatalog, NodeCatalog, PublicationCatalog, QualifiedName,
-    SubscriptionCatalog, TriggerCatalog,
+    ColumnCatalog, ConstraintCatalog, IndexCatalog, NodeCatalog, OutsideCatalog,
+    PublicationCatalog, QualifiedName, SubscriptionCatalog, TriggerCatalog,
 };
 use pgconverge_model::config::ClusterConfig;
 use serde::{Deserialize, Serialize};
@@ -419,6 +419,9 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         membership: Option<&'a str>,
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         key_slots: &'a BTreeMap<String, i64>,
+        /// A bootstrap carries the donor's definitions as they were planned.
+        #[serde(skip_serializing_if = "OutsideCatalog::is_empty")]
+        outside: &'a OutsideCatalog,
     }
     json_sha256(&Structural {
         server_version_num: catalog.server_version_num,
@@ -467,5 +470,6 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
             .collect(),
         membership: catalog.membership.as_ref().map(|m| m.node.as_str()),
         key_slots: &catalog.key_slots,
+        outside: &catalog.outside,
     })
 }

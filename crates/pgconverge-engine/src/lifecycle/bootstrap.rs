@@ -42,7 +42,7 @@ pub(super) async fn run(ctx: &StepContext<'_>, spec: &BootstrapSpec) -> Result<(
                 holds_rows_sql: t.holds_rows_sql.clone(),
             })
             .collect(),
-        joiner_finish_sql: spec.joiner_finish_sql.clone(),
+        joiner_finish_sql: spec.joiner_after_copy_sql(),
     };
     let estimated_bytes = spec.estimated_bytes.max(0) as u64;
     let report = copy_into_joiner(&mut donor, &mut joiner, &copy, &mut |p| {

@@ -13,6 +13,7 @@
 //! their stored body (`prosrc`), never printed whole.
 
 mod decode;
+mod outside;
 mod queries;
 #[cfg(test)]
 mod server_tests;
@@ -268,6 +269,7 @@ async fn read_catalog(
         publication_rows,
         slot_rows,
         key_sequence_rows,
+        outside,
     ) = futures_util::try_join!(
         server_and_subscriptions,
         query(client, "settings", SETTINGS_SQL, &settings_params),
@@ -285,6 +287,7 @@ async fn read_catalog(
         query(client, "publications", PUBLICATIONS_SQL, &[]),
         query(client, "replication slots", SLOTS_SQL, &[]),
         query(client, "key sequences", KEY_SEQUENCES_SQL, &scope_params),
+        outside::read_outside(client, &scope.schemas),
     )?;
 
     let (mut tables, table_columns) = tables::decode_tables(&table_rows)?;
@@ -335,6 +338,7 @@ async fn read_catalog(
         slots: decode::decode_slots(&slot_rows)?,
         membership,
         key_slots,
+        outside,
     })
 }
 

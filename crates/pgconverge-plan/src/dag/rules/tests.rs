@@ -346,6 +346,7 @@ fn bootstrap(joiner: &str, donor: &str, others: &[&str]) -> Change {
         tables: Vec::new(),
         joiner_setup_sql: Vec::new(),
         joiner_finish_sql: Vec::new(),
+        outside_objects: Vec::new(),
         estimated_rows: Some(0),
         estimated_bytes: 0,
     }));

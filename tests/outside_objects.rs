@@ -269,3 +269,178 @@ async fn join_carries_functions_views_triggers_policies_and_grants() {
         text(&out)
     );
 }
+
+fn write_sql(cluster: &TestCluster, name: &str, text: &str) {
+    let path = cluster.dir.join(name);
+    std::fs::create_dir_all(path.parent().expect("a directory")).expect("sql directory");
+    std::fs::write(&path, text).expect("sql file");
+}
+
+fn config_with_files(cluster: &TestCluster, members: &[usize], files: &[&str]) {
+    let nodes: Vec<Value> = members
+        .iter()
+        .map(|&i| cluster.node(i).config_json())
+        .collect();
+    cluster.write_config_value(json!({ "nodes": nodes, "tables": tables(), "sql_files": files }));
+}
+
+async fn shout(cluster: &TestCluster, node: usize) -> String {
+    cluster
+        .client(node)
+        .await
+        .query_one("SELECT public.shout('Hi')", &[])
+        .await
+        .expect("shout")
+        .get(0)
+}
+
+const VIEWS_SQL: &str =
+    "CREATE OR REPLACE VIEW public.note_count AS SELECT count(*) AS n FROM public.notes;\n";
+const FUNCTIONS_SQL: &str = "CREATE OR REPLACE FUNCTION public.shout(t text) RETURNS text\n\
+                             LANGUAGE sql AS $$ SELECT upper(t) $$;\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn join_sql_files_reach_every_node_in_order_and_again_when_changed() {
+    let cluster = TestCluster::start(3);
+    write_sql(&cluster, "sql/001_views.sql", VIEWS_SQL);
+    write_sql(&cluster, "sql/002_functions.sql", FUNCTIONS_SQL);
+    let files = ["sql/001_views.sql", "sql/002_functions.sql"];
+
+    // A file that cannot be read is a located config error; nothing runs.
+    config_with_files(&cluster, &[0, 1], &["sql/001_views.sql", "sql/missing.sql"]);
+    let out = cluster.pgconverge(&["apply", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("pgconverge.json:") && shown.contains("sql_files[1]: cannot read SQL file"),
+        "{shown}"
+    );
+    assert_eq!(
+        cluster
+            .query_i64(
+                0,
+                "SELECT count(*) FROM pg_namespace WHERE nspname = '_pgconverge'"
+            )
+            .await,
+        0
+    );
+
+    config_with_files(&cluster, &[0, 1], &files);
+    let plan = text(&cluster.pgconverge(&["plan"]));
+    assert!(
+        plan.matches("+ sql file sql/001_views.sql").count() == 2
+            && plan.matches("+ sql file sql/002_functions.sql").count() == 2,
+        "{plan}"
+    );
+    apply(&cluster);
+    for node in 0..2 {
+        assert_eq!(shout(&cluster, node).await, "HI");
+        assert_eq!(
+            cluster
+                .query_i64(node, "SELECT n FROM public.note_count")
+                .await,
+            0
+        );
+    }
+    let out = cluster.pgconverge(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // A changed file runs again; a plan saved before the change is stale.
+    let saved = cluster.dir.join("before.plan");
+    let out = cluster.pgconverge(&["plan", "--out", saved.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    write_sql(
+        &cluster,
+        "sql/002_functions.sql",
+        &FUNCTIONS_SQL.replace("upper", "lower"),
+    );
+    let out = cluster.pgconverge(&["apply", "--auto-approve", saved.to_str().expect("path")]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("stale"), "{}", text(&out));
+    let plan = text(&cluster.pgconverge(&["plan"]));
+    assert!(
+        plan.matches("~ sql file sql/002_functions.sql  # changed since it ran")
+            .count()
+            == 2
+            && !plan.contains("001_views"),
+        "{plan}"
+    );
+    apply(&cluster);
+    assert_eq!(shout(&cluster, 0).await, "hi");
+    assert_eq!(shout(&cluster, 1).await, "hi");
+
+    // A failing file stops the apply naming node, file and line; the next apply, the file
+    // mended, runs it and the files after it.
+    write_sql(
+        &cluster,
+        "sql/003_broken.sql",
+        "-- a comment\nCREATE OR REPLACE VIEW public.v1 AS SELECT 1 AS one;\nSELEC 2;\n",
+    );
+    write_sql(
+        &cluster,
+        "sql/004_after.sql",
+        "CREATE OR REPLACE VIEW public.v2 AS SELECT 2 AS two;\n",
+    );
+    let more = [
+        files[0],
+        files[1],
+        "sql/003_broken.sql",
+        "sql/004_after.sql",
+    ];
+    config_with_files(&cluster, &[0, 1], &more);
+    let out = cluster.pgconverge(&["apply", "--auto-approve"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("SQL file sql/003_broken.sql, line 3: syntax error at or near \"SELEC\""),
+        "{shown}"
+    );
+    assert!(shown.contains("n1") || shown.contains("n2"), "{shown}");
+    for node in 0..2 {
+        assert_eq!(
+            cluster
+                .query_i64(
+                    node,
+                    "SELECT count(*) FROM pg_class WHERE relname IN ('v1', 'v2')"
+                )
+                .await,
+            0,
+            "the failed file left nothing and the next did not run"
+        );
+    }
+    write_sql(
+        &cluster,
+        "sql/003_broken.sql",
+        "-- a comment\nCREATE OR REPLACE VIEW public.v1 AS SELECT 1 AS one;\n",
+    );
+    apply(&cluster);
+
+    // A joining node gets the donor's objects and runs every file in order.
+    config_with_files(&cluster, &[0, 1, 2], &more);
+    let plan = text(&cluster.pgconverge(&["plan"]));
+    assert!(
+        plan.contains("copies view: public.note_count; public.v1; public.v2"),
+        "{plan}"
+    );
+    apply(&cluster);
+    for node in 0..3 {
+        assert_eq!(shout(&cluster, node).await, "hi");
+        assert_eq!(
+            cluster
+                .query_i64(
+                    node,
+                    "SELECT count(*) FROM pg_class WHERE relname IN ('v1', 'v2')"
+                )
+                .await,
+            2
+        );
+        assert_eq!(
+            cluster
+                .query_i64(node, "SELECT count(*) FROM _pgconverge.sql_files")
+                .await,
+            4
+        );
+    }
+    let out = cluster.pgconverge(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

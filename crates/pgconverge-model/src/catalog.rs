@@ -72,6 +72,9 @@ pub struct NodeCatalog {
     /// Routines, views, policies and grants the config does not describe, which a joining
     /// node's bootstrap carries from its donor.
     pub outside: OutsideCatalog,
+    /// The config's SQL files last run on the node (`_pgconverge.sql_files`): name → sha256
+    /// of the contents run. Empty when the table is absent.
+    pub sql_files: BTreeMap<String, String>,
 }
 
 /// A node's membership record.

@@ -271,6 +271,7 @@ fn load_parsed(
         replication: Some(&replication),
         tls: None,
         dropped_tables: &[],
+        sql_files: &[],
     };
     validate::check(&parts, &layout, &mut findings);
     let semantic = findings.diagnostics;
@@ -287,6 +288,8 @@ fn load_parsed(
             replication,
             tls: Default::default(),
             dropped_tables: Vec::new(),
+            sql_files: Vec::new(),
+            sql_file_texts: Vec::new(),
         })
     } else {
         Err(Diagnostics(diagnostics))

@@ -35,6 +35,33 @@ pub struct DesiredNode {
     pub subscriptions: Vec<DesiredSubscription>,
     /// Tables the config asks to drop.
     pub dropped_tables: Vec<QualifiedName>,
+    /// The config's SQL files, in order, shared with the other nodes.
+    pub sql_files: Vec<Arc<DesiredSqlFile>>,
+}
+
+/// One of the config's SQL files, as every node must have run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredSqlFile {
+    /// As the config names it.
+    pub name: String,
+    pub text: String,
+    /// Hex sha256 of `text`, recorded on the node once it ran.
+    pub sha256: String,
+}
+
+/// The config's SQL files with their fingerprints.
+pub fn desired_sql_files(config: &ClusterConfig) -> Vec<Arc<DesiredSqlFile>> {
+    config
+        .sql_file_texts
+        .iter()
+        .map(|f| {
+            Arc::new(DesiredSqlFile {
+                name: f.name.clone(),
+                text: f.text.clone(),
+                sha256: crate::conflict::naming::sha256_hex(&f.text),
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +168,7 @@ struct SharedObjects {
     conflict: ConflictObjects,
     schemas: Vec<String>,
     tables: Vec<DesiredTable>,
+    sql_files: Vec<Arc<DesiredSqlFile>>,
 }
 
 impl SharedObjects {
@@ -162,6 +190,7 @@ impl SharedObjects {
             conflict,
             schemas,
             tables,
+            sql_files: desired_sql_files(config),
         }
     }
 }
@@ -201,6 +230,7 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
         },
         subscriptions,
         dropped_tables: dropped_tables(config),
+        sql_files: shared.sql_files.clone(),
     }
 }
 

@@ -384,7 +384,21 @@ pub(crate) fn json_sha256<T: Serialize>(value: &T) -> String {
 }
 
 pub fn config_fingerprint(config: &ClusterConfig) -> String {
-    json_sha256(config)
+    if config.sql_file_texts.is_empty() {
+        return json_sha256(config);
+    }
+    // A plan runs the files' contents as they were: a file edited since makes it stale.
+    let files: Vec<(&str, String)> = config
+        .sql_file_texts
+        .iter()
+        .map(|f| {
+            (
+                f.name.as_str(),
+                crate::conflict::naming::sha256_hex(&f.text),
+            )
+        })
+        .collect();
+    json_sha256(&(config, files))
 }
 
 /// Fingerprint of what a plan depends on: structure, not activity (slot positions, activity
@@ -422,6 +436,8 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         /// A bootstrap carries the donor's definitions as they were planned.
         #[serde(skip_serializing_if = "OutsideCatalog::is_empty")]
         outside: &'a OutsideCatalog,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        sql_files: &'a BTreeMap<String, String>,
     }
     json_sha256(&Structural {
         server_version_num: catalog.server_version_num,
@@ -471,5 +487,6 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         membership: catalog.membership.as_ref().map(|m| m.node.as_str()),
         key_slots: &catalog.key_slots,
         outside: &catalog.outside,
+        sql_files: &catalog.sql_files,
     })
 }

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use pgconverge_model::NodeConfig;
+use pgconverge_model::{NodeConfig, ObjectAddress};
 use pgconverge_plan::dag::OrderedChange;
+use pgconverge_plan::diff::sql_files::FILE_STATEMENT_INDEX;
 use pgconverge_plan::Plan;
 use pgconverge_postgres::connect::{connect, set_session_defaults};
-use pgconverge_postgres::execute::{execute_statements, ExecError};
+use pgconverge_postgres::execute::{execute_statements, line_of_position, ExecError};
 use tokio::sync::{watch, Semaphore};
 use tokio_postgres::Client;
 
@@ -259,12 +260,35 @@ async fn run_step(run: &Run, client: &mut Client, step: &OrderedChange) -> Resul
             Ok(())
         }
         Err(err) => {
-            let message = failure_message(&err);
+            let message = match &step.change.address {
+                ObjectAddress::SqlFile { name } => sql_file_failure(name, &statements, &err),
+                _ => failure_message(&err),
+            };
             run.observer
                 .step(step, StepEvent::Failed { message: &message });
             Err(message)
         }
     }
+}
+
+/// A SQL file's failure names the file and, when the server places the error in the
+/// file's text, its line there.
+fn sql_file_failure(name: &str, statements: &[String], err: &ExecError) -> String {
+    let in_file = err.statement_index == Some(FILE_STATEMENT_INDEX);
+    let line = err
+        .position
+        .filter(|_| in_file)
+        .zip(statements.get(FILE_STATEMENT_INDEX))
+        .map(|(position, text)| format!(", line {}", line_of_position(text, position)))
+        .unwrap_or_default();
+    let mut message = format!("SQL file {name}{line}: {}", err.error);
+    if let Some(detail) = err.detail() {
+        message.push_str(&format!(" (detail: {detail})"));
+    }
+    if let Some(hint) = err.hint() {
+        message.push_str(&format!(" (hint: {hint})"));
+    }
+    message
 }
 
 /// PostgreSQL's message with its detail and hint, when it gave them.

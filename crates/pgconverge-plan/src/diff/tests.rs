@@ -95,6 +95,7 @@ fn node(tables: Vec<DesiredTable>) -> DesiredNode {
         },
         subscriptions: Vec::new(),
         dropped_tables: Vec::new(),
+        sql_files: Vec::new(),
     }
 }
 

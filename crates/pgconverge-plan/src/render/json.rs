@@ -110,7 +110,7 @@ pub struct ChangeView {
     /// `drain n3` for a node joining or leaving.
     pub label: String,
     /// Object kind: schema, table, column, constraint, index, replica identity, function,
-    /// trigger, publication, subscription, slot, membership, key slot.
+    /// trigger, publication, subscription, slot, membership, key slot, sql file.
     pub kind: String,
     pub name: String,
     /// Terraform-style actions: `["create"]`, `["update"]`, `["delete"]`,

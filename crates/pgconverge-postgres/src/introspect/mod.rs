@@ -28,7 +28,7 @@ use pgconverge_model::catalog::{FunctionCatalog, QualifiedName};
 use pgconverge_model::catalog::{OutsideObject, TableCatalog};
 use pgconverge_model::key_blocks::KeyWidth;
 use pgconverge_model::naming::{
-    FUNCTION_COMMENT_PREFIX, INTERNAL_SCHEMA, KEY_SLOT_TABLE, MEMBERSHIP_TABLE,
+    FUNCTION_COMMENT_PREFIX, INTERNAL_SCHEMA, KEY_SLOT_TABLE, MEMBERSHIP_TABLE, SQL_FILES_TABLE,
 };
 use pgconverge_model::{NodeCatalog, NodeConfig};
 use pgconverge_sql::{quote_ident, quote_qualified};
@@ -323,6 +323,16 @@ async fn read_catalog(
         BTreeMap::new()
     };
     read_key_usage(client, &mut tables, &key_slots).await?;
+    let sql_files = if tables.contains_key(&QualifiedName::new(INTERNAL_SCHEMA, SQL_FILES_TABLE)) {
+        let sql = format!(
+            "SELECT name, sha256 FROM {}",
+            quote_qualified(INTERNAL_SCHEMA, SQL_FILES_TABLE)
+        );
+        let rows = query(client, "SQL files", &sql, &[]).await?;
+        decode::decode_pairs(&rows, "SQL files")?
+    } else {
+        BTreeMap::new()
+    };
 
     Ok(NodeCatalog {
         server_version_num: server.version_num,
@@ -339,6 +349,7 @@ async fn read_catalog(
         membership,
         key_slots,
         outside,
+        sql_files,
     })
 }
 

@@ -455,3 +455,19 @@ fn peers_unsubscribe_before_the_leaving_nodes_publication_and_slots() {
     );
     assert_eq!(edges, set(&[(0, 1), (0, 2)]));
 }
+
+#[test]
+fn sql_files_run_last_on_their_node_in_config_order() {
+    let file = |name: &str| ObjectAddress::SqlFile {
+        name: name.to_string(),
+    };
+    let changes = [
+        create("a", table("public", "t")),
+        create("a", file("b.sql")),
+        create("a", file("a.sql")),
+        create("a", membership("a")),
+        create("b", file("b.sql")),
+    ];
+    let edges = edges_of(sql_files_last_in_config_order, &changes, &Facts::default());
+    assert_eq!(edges, set(&[(0, 1), (3, 1), (1, 2)]));
+}

@@ -261,7 +261,7 @@ async fn run_step(run: &Run, client: &mut Client, step: &OrderedChange) -> Resul
         }
         Err(err) => {
             let message = match &step.change.address {
-                ObjectAddress::SqlFile { name } => sql_file_failure(name, &statements, &err),
+                ObjectAddress::SqlFile { .. } => sql_file_failure(&statements, &err),
                 _ => failure_message(&err),
             };
             run.observer
@@ -271,17 +271,18 @@ async fn run_step(run: &Run, client: &mut Client, step: &OrderedChange) -> Resul
     }
 }
 
-/// A SQL file's failure names the file and, when the server places the error in the
-/// file's text, its line there.
-fn sql_file_failure(name: &str, statements: &[String], err: &ExecError) -> String {
-    let in_file = err.statement_index == Some(FILE_STATEMENT_INDEX);
+/// A SQL file's failure (the step names the file and the node) gives the line of the file
+/// where the server places the error, when it does.
+fn sql_file_failure(statements: &[String], err: &ExecError) -> String {
     let line = err
         .position
-        .filter(|_| in_file)
+        .filter(|_| err.statement_index == Some(FILE_STATEMENT_INDEX))
         .zip(statements.get(FILE_STATEMENT_INDEX))
-        .map(|(position, text)| format!(", line {}", line_of_position(text, position)))
-        .unwrap_or_default();
-    let mut message = format!("SQL file {name}{line}: {}", err.error);
+        .map(|(position, text)| line_of_position(text, position));
+    let mut message = match line {
+        Some(line) => format!("line {line}: {}", err.error),
+        None => err.to_string(),
+    };
     if let Some(detail) = err.detail() {
         message.push_str(&format!(" (detail: {detail})"));
     }

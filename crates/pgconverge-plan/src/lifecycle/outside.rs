@@ -99,7 +99,14 @@ pub fn carried_objects(
     let mut differing = Vec::new();
     let routines = routines(donor, joiner, &mut carried, &mut differing);
     let views = views(&tables, donor, joiner, &mut carried, &mut differing);
-    triggers(&tables, donor, joiner, &mut carried, &mut differing);
+    triggers(
+        &tables,
+        &routines,
+        donor,
+        joiner,
+        &mut carried,
+        &mut differing,
+    );
     let policy_roles = policies(&tables, donor, joiner, &mut carried, &mut differing);
     row_security(&tables, donor, joiner, &mut carried);
     let sequences: BTreeSet<&QualifiedName> = tables
@@ -272,9 +279,11 @@ pub fn create_view_sql(view: &ViewDefinition) -> Vec<String> {
     sql
 }
 
-/// User triggers (their function outside `_pgconverge`) on the configured tables.
+/// User triggers (their function outside `_pgconverge`) on the configured tables; one whose
+/// function the joiner will not have (outside the configured schemas) stays behind.
 fn triggers(
     tables: &BTreeSet<&QualifiedName>,
+    routines: &BTreeSet<(QualifiedName, String)>,
     donor: &NodeCatalog,
     joiner: &NodeCatalog,
     carried: &mut Carried,
@@ -288,9 +297,15 @@ fn triggers(
         let live = joiner.tables.get(*table);
         for trigger in on_donor.triggers.iter().filter(user) {
             let name = format!("{} on {table}", trigger.name);
+            let function_there = trigger.function.schema == "pg_catalog"
+                || routines.iter().any(|(f, _)| *f == trigger.function);
             match live.and_then(|t| t.triggers.iter().find(|l| l.name == trigger.name)) {
                 Some(l) if l.definition == trigger.definition && l.enabled == trigger.enabled => {}
                 Some(_) => differing.push(format!("trigger {name}")),
+                None if !function_there => carried.left_behind.push(format!(
+                    "trigger {name} (its function {} is outside the configured schemas)",
+                    trigger.function
+                )),
                 None => carried.objects.push(CarriedObject {
                     kind: "trigger".into(),
                     name,

@@ -54,6 +54,12 @@ fn donor() -> NodeCatalog {
                         .into(),
                 },
                 TriggerCatalog {
+                    name: "elsewhere".into(),
+                    function: QualifiedName::new("audit", "log"),
+                    enabled: "O".into(),
+                    definition: "CREATE TRIGGER elsewhere …".into(),
+                },
+                TriggerCatalog {
                     name: "_pgc_10_stamp".into(),
                     function: QualifiedName::new("_pgconverge", "stamp"),
                     enabled: "O".into(),
@@ -133,7 +139,11 @@ fn everything_the_joiner_lacks_is_carried_views_after_what_they_read() {
     );
     assert_eq!(
         carried.left_behind,
-        ["view public.c_elsewhere (reads relations the config does not hold)"]
+        [
+            "view public.c_elsewhere (reads relations the config does not hold)",
+            "trigger elsewhere on public.items (its function audit.log is outside the configured \
+             schemas)"
+        ]
     );
     assert_eq!(
         describe_carried(&carried.objects),

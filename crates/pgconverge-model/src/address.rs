@@ -75,6 +75,11 @@ pub enum ObjectAddress {
     KeySlot {
         node: String,
     },
+    /// One of the config's `sql_files` run on the node (its row in `_pgconverge.sql_files`
+    /// holds the sha256 of the contents last run), named as the config names it.
+    SqlFile {
+        name: String,
+    },
 }
 
 /// Why a text is not an object address.
@@ -87,9 +92,10 @@ pub struct AddressParseError {
 
 /// Kind words, two-word ones first so `replica identity` and `key slot` are tried before any
 /// one-word kind.
-const KINDS: [&str; 15] = [
+const KINDS: [&str; 16] = [
     "replica identity",
     "key slot",
+    "sql file",
     "schema",
     "table",
     "type",
@@ -139,6 +145,7 @@ impl ObjectAddress {
             ObjectAddress::Slot { .. } => "slot",
             ObjectAddress::Membership { .. } => "membership",
             ObjectAddress::KeySlot { .. } => "key slot",
+            ObjectAddress::SqlFile { .. } => "sql file",
         }
     }
 
@@ -150,7 +157,8 @@ impl ObjectAddress {
             | ObjectAddress::Subscription { name }
             | ObjectAddress::Slot { name }
             | ObjectAddress::Membership { node: name }
-            | ObjectAddress::KeySlot { node: name } => name.clone(),
+            | ObjectAddress::KeySlot { node: name }
+            | ObjectAddress::SqlFile { name } => name.clone(),
             ObjectAddress::Table { table }
             | ObjectAddress::ReplicaIdentity { table }
             | ObjectAddress::Type { name: table } => dotted(&[&table.schema, &table.name]),
@@ -211,6 +219,7 @@ impl FromStr for ObjectAddress {
             "slot" => ObjectAddress::Slot { name: single() },
             "membership" => ObjectAddress::Membership { node: single() },
             "key slot" => ObjectAddress::KeySlot { node: single() },
+            "sql file" => ObjectAddress::SqlFile { name: single() },
             "table" => ObjectAddress::Table {
                 table: qualified(name)?,
             },

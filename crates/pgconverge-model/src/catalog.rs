@@ -7,6 +7,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod outside;
+pub use outside::{
+    GrantCatalog, OutsideCatalog, PolicyDefinition, RoutineDefinition, RowSecurity, ViewDefinition,
+};
+
 /// `schema.name`, both unquoted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct QualifiedName {
@@ -67,6 +72,12 @@ pub struct NodeCatalog {
     /// The key slot register (`_pgconverge.key_slot`): every node the mesh has had, by name,
     /// with the slot whose block its key sequences draw from. Empty when the table is absent.
     pub key_slots: BTreeMap<String, i64>,
+    /// Routines, views, policies and grants the config does not describe, which a joining
+    /// node's bootstrap carries from its donor.
+    pub outside: OutsideCatalog,
+    /// The config's SQL files last run on the node (`_pgconverge.sql_files`): name → sha256
+    /// of the contents run. Empty when the table is absent.
+    pub sql_files: BTreeMap<String, String>,
 }
 
 /// An enum or domain type as PostgreSQL has it.

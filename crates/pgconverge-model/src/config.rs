@@ -37,6 +37,25 @@ pub struct ClusterConfig {
     /// `types` is kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped_types: Vec<String>,
+    /// SQL files for what the config does not describe (views, functions, triggers,
+    /// policies, grants), paths relative to this file. Each is run on every node, in this
+    /// order, in one transaction, and again whenever its contents change; a joining node
+    /// runs them all. Write them to be run again: `CREATE OR REPLACE`, `IF NOT EXISTS`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sql_files: Vec<String>,
+    /// The contents of `sql_files`, in the same order, read beside the config by the
+    /// command that loaded it; not part of the JSON.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub sql_file_texts: Vec<SqlFileText>,
+}
+
+/// One of `sql_files` as read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqlFileText {
+    /// As the config names it.
+    pub name: String,
+    pub text: String,
 }
 
 /// One PostgreSQL server (one database on it) taking part in the mesh.

@@ -273,6 +273,7 @@ fn load_parsed(
         dropped_tables: &[],
         types: &[],
         dropped_types: &[],
+        sql_files: &[],
     };
     validate::check(&parts, &layout, &mut findings);
     let semantic = findings.diagnostics;
@@ -291,6 +292,8 @@ fn load_parsed(
             dropped_tables: Vec::new(),
             types: Vec::new(),
             dropped_types: Vec::new(),
+            sql_files: Vec::new(),
+            sql_file_texts: Vec::new(),
         })
     } else {
         Err(Diagnostics(diagnostics))

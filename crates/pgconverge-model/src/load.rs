@@ -95,6 +95,10 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         None => Vec::new(),
         Some(v) => Vec::<String>::deserialize(v).ok()?,
     };
+    let sql_files = match root.get("sql_files") {
+        None => Vec::new(),
+        Some(v) => Vec::<String>::deserialize(v).ok()?,
+    };
     let schema = match root.get("$schema") {
         None => None,
         Some(v) => Some(String::deserialize(v).ok()?),
@@ -109,6 +113,7 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         dropped_tables: &dropped_tables,
         types: &types,
         dropped_types: &dropped_types,
+        sql_files: &sql_files,
     };
     // No positions: whether there is any problem is all this needs to know.
     let unlocated = ParsedFile::unparsed(&src.path);
@@ -126,6 +131,8 @@ fn read_unified_quickly(src: &ConfigSource) -> Option<Result<ClusterConfig, ()>>
         tls,
         dropped_tables,
         dropped_types,
+        sql_files,
+        sql_file_texts: Vec::new(),
     }
     .with_tls_defaults()))
 }
@@ -173,6 +180,10 @@ fn load_unified_located(
         None => Some(Vec::new()),
         Some(v) => reader.read(v, &FieldPath::root().key("dropped_types"), &mut unreadable),
     };
+    let sql_files: Option<Vec<String>> = match root.get("sql_files") {
+        None => Some(Vec::new()),
+        Some(v) => reader.read(v, &FieldPath::root().key("sql_files"), &mut unreadable),
+    };
     let schema = match root.get("$schema") {
         None => Some(None),
         Some(v) => reader
@@ -192,6 +203,7 @@ fn load_unified_located(
         dropped_tables: dropped_tables.as_deref().unwrap_or_default(),
         types: types.as_deref().unwrap_or_default(),
         dropped_types: dropped_types.as_deref().unwrap_or_default(),
+        sql_files: sql_files.as_deref().unwrap_or_default(),
     };
     let mut findings = Findings::new(vec![&parsed.file]);
     validate::check(&parts, &UnifiedLayout, &mut findings);
@@ -210,7 +222,7 @@ fn load_unified_located(
         schema,
         tls,
         dropped_tables,
-        (types, dropped_types),
+        (types, dropped_types, sql_files),
     ) {
         (
             true,
@@ -219,11 +231,13 @@ fn load_unified_located(
             Some(schema),
             Some(tls),
             Some(dropped_tables),
-            (Some(types), Some(dropped_types)),
+            (Some(types), Some(dropped_types), Some(sql_files)),
         ) => Ok(ClusterConfig {
             schema,
             types,
             dropped_types,
+            sql_files,
+            sql_file_texts: Vec::new(),
             nodes: nodes.into_iter().map(|(_, n)| n).collect(),
             tables: tables.into_iter().map(|(_, t)| t).collect(),
             replication,
@@ -239,6 +253,24 @@ fn load_unified_located(
             message: "the configuration could not be read".to_string(),
         }])),
         _ => Err(Diagnostics(diagnostics)),
+    }
+}
+
+/// A problem with entry `index` of `sql_files` found after loading (a file that cannot be
+/// read), located in `src` as any other problem.
+pub fn sql_file_diagnostic(src: &ConfigSource, index: usize, message: String) -> Diagnostic {
+    let path = FieldPath::root().key("sql_files").index(index);
+    match source_map::parse(src) {
+        Ok(parsed) => parsed
+            .file
+            .diagnostic(&path, source_map::Anchor::Value, message),
+        Err(_) => Diagnostic {
+            file: src.path.clone(),
+            line: 0,
+            column: 0,
+            field: path.to_string(),
+            message,
+        },
     }
 }
 
@@ -315,6 +347,9 @@ impl Layout for UnifiedLayout {
     }
     fn dropped_table(&self, d: usize) -> FieldPath {
         FieldPath::root().key("dropped_tables").index(d)
+    }
+    fn sql_file(&self, f: usize) -> FieldPath {
+        FieldPath::root().key("sql_files").index(f)
     }
     fn primary_key(&self, t: usize) -> FieldPath {
         Self::table_path(t).key("primary_key")

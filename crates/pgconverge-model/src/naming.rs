@@ -9,6 +9,9 @@ pub const MEMBERSHIP_TABLE: &str = "membership";
 /// Table in [`INTERNAL_SCHEMA`] recording the key slot of every node the mesh has had (see
 /// `key_blocks`); rows are never deleted, so a slot is never handed out twice.
 pub const KEY_SLOT_TABLE: &str = "key_slot";
+
+/// Which of the config's SQL files ran on the node, with the sha256 of what ran.
+pub const SQL_FILES_TABLE: &str = "sql_files";
 /// Prefix reserved for columns pgconverge adds to replicated tables.
 pub const RESERVED_COLUMN_PREFIX: &str = "_pgc_";
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1), in bytes.

@@ -44,6 +44,10 @@ pub(crate) trait Layout {
     fn table_field(&self, t: usize, field: &str) -> FieldPath;
     /// An entry of the top-level `dropped_tables`.
     fn dropped_table(&self, d: usize) -> FieldPath;
+    /// An entry of the top-level `sql_files`; the file where the format has none.
+    fn sql_file(&self, _f: usize) -> FieldPath {
+        FieldPath::root()
+    }
     fn primary_key(&self, t: usize) -> FieldPath;
     fn unique(&self, t: usize, u: usize) -> FieldPath;
     fn foreign_key(&self, t: usize, f: usize) -> FieldPath;
@@ -99,6 +103,8 @@ pub(crate) struct Parts<'a> {
     pub(crate) types: &'a [TypeConfig],
     /// Types the config asks to drop.
     pub(crate) dropped_types: &'a [String],
+    /// SQL files to run on every node.
+    pub(crate) sql_files: &'a [String],
 }
 
 /// Runs every semantic check.
@@ -109,6 +115,7 @@ pub(crate) fn check(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findi
     partitions::check(parts, layout, findings);
     check_dropped_tables(parts, layout, findings);
     types::check(parts, layout, findings);
+    check_sql_files(parts, layout, findings);
     if let Some(replication) = parts.replication {
         let path = layout.replication();
         for (field, days) in [
@@ -683,6 +690,23 @@ fn check_dropped_tables(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut F
         seen.push((schema, name));
         if let Some(problem) = problem {
             findings.error(file, &layout.dropped_table(d), problem);
+        }
+    }
+}
+
+/// A SQL file is named once, by a non-empty path; whether it can be read is the loading
+/// command's to find out (the model reads no file).
+fn check_sql_files(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findings<'_>) {
+    for (f, name) in parts.sql_files.iter().enumerate() {
+        let problem = if name.trim().is_empty() {
+            Some("a SQL file needs a path".to_string())
+        } else if parts.sql_files[..f].contains(name) {
+            Some(format!("{} is listed twice", quoted(name)))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            findings.error(layout.tables_file(), &layout.sql_file(f), problem);
         }
     }
 }

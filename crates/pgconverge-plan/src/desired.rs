@@ -41,6 +41,33 @@ pub struct DesiredNode {
     pub dropped_tables: Vec<QualifiedName>,
     /// Types the config asks to drop.
     pub dropped_types: Vec<QualifiedName>,
+    /// The config's SQL files, in order, shared with the other nodes.
+    pub sql_files: Vec<Arc<DesiredSqlFile>>,
+}
+
+/// One of the config's SQL files, as every node must have run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredSqlFile {
+    /// As the config names it.
+    pub name: String,
+    pub text: String,
+    /// Hex sha256 of `text`, recorded on the node once it ran.
+    pub sha256: String,
+}
+
+/// The config's SQL files with their fingerprints.
+pub fn desired_sql_files(config: &ClusterConfig) -> Vec<Arc<DesiredSqlFile>> {
+    config
+        .sql_file_texts
+        .iter()
+        .map(|f| {
+            Arc::new(DesiredSqlFile {
+                name: f.name.clone(),
+                text: f.text.clone(),
+                sha256: crate::conflict::naming::sha256_hex(&f.text),
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -202,6 +229,7 @@ struct SharedObjects {
     schemas: Vec<String>,
     types: Vec<DesiredType>,
     tables: Vec<DesiredTable>,
+    sql_files: Vec<Arc<DesiredSqlFile>>,
 }
 
 impl SharedObjects {
@@ -229,6 +257,7 @@ impl SharedObjects {
             schemas,
             types: crate::diff::types::desired_types(&config.types),
             tables,
+            sql_files: desired_sql_files(config),
         }
     }
 }
@@ -274,6 +303,7 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
             .iter()
             .map(|t| parse_table_ref(t, "public"))
             .collect(),
+        sql_files: shared.sql_files.clone(),
     }
 }
 

@@ -94,6 +94,8 @@ pub fn definition_fingerprint(catalog: &NodeCatalog, address: &ObjectAddress) ->
         // The register rows and sequence bounds are re-derived from every node on each plan
         // (a join moves them on every member); raising a sequence is upkeep, not drift.
         ObjectAddress::KeySlot { .. } => json_sha256(&"key slot"),
+        // What ran is the config's to say: a changed file is run again, never drift.
+        ObjectAddress::SqlFile { name } => catalog.sql_files.get(name)?.clone(),
         ObjectAddress::Function { .. } => return None,
     };
     Some(fingerprint)

@@ -31,6 +31,8 @@ pub enum HazardKind {
     /// Rows a node held are merged with the mesh's: where both hold a key, the older version
     /// is set aside in the conflict ledger.
     MergesRows,
+    /// An object outside the model stays on the donor: the joining node does not get it.
+    NotCopied,
 }
 
 /// One risk of a change: its kind, and the sentence the plan shows.

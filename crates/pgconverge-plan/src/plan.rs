@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pgconverge_model::catalog::{
-    ColumnCatalog, ConstraintCatalog, IndexCatalog, NodeCatalog, PublicationCatalog, QualifiedName,
-    SubscriptionCatalog, TriggerCatalog, TypeCatalog,
+    ColumnCatalog, ConstraintCatalog, IndexCatalog, NodeCatalog, OutsideCatalog,
+    PublicationCatalog, QualifiedName, SubscriptionCatalog, TriggerCatalog, TypeCatalog,
 };
 use pgconverge_model::config::ClusterConfig;
 use serde::{Deserialize, Serialize};
@@ -404,7 +404,21 @@ pub(crate) fn json_sha256<T: Serialize>(value: &T) -> String {
 }
 
 pub fn config_fingerprint(config: &ClusterConfig) -> String {
-    json_sha256(config)
+    if config.sql_file_texts.is_empty() {
+        return json_sha256(config);
+    }
+    // A plan runs the files' contents as they were: a file edited since makes it stale.
+    let files: Vec<(&str, String)> = config
+        .sql_file_texts
+        .iter()
+        .map(|f| {
+            (
+                f.name.as_str(),
+                crate::conflict::naming::sha256_hex(&f.text),
+            )
+        })
+        .collect();
+    json_sha256(&(config, files))
 }
 
 /// Fingerprint of what a plan depends on: structure, not activity (slot positions, activity
@@ -445,6 +459,11 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
         partitioning: Vec<PartitioningStructure<'a>>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         types: Vec<(&'a QualifiedName, &'a TypeCatalog)>,
+        /// A bootstrap carries the donor's definitions as they were planned.
+        #[serde(skip_serializing_if = "OutsideCatalog::is_empty")]
+        outside: &'a OutsideCatalog,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        sql_files: &'a BTreeMap<String, String>,
     }
     type PartitioningStructure<'a> = (
         &'a QualifiedName,
@@ -505,5 +524,7 @@ pub fn catalog_fingerprint(catalog: &NodeCatalog) -> String {
             .filter(|(_, t)| t.partition_key.is_some() || !t.partitions.is_empty())
             .map(|(name, t)| (name, &t.partition_key, t.partitions.as_slice()))
             .collect(),
+        outside: &catalog.outside,
+        sql_files: &catalog.sql_files,
     })
 }

@@ -13,6 +13,23 @@ pub struct ExecError {
     /// Index into the statements passed in; `None` when `BEGIN` or `COMMIT` failed.
     pub statement_index: Option<usize>,
     pub error: QueryError,
+    /// Where in the failed statement the server places the error: a 1-based character
+    /// position, when it gives one.
+    pub position: Option<u32>,
+}
+
+/// The server's position of an error within the statement it ran, when it gives one.
+pub fn error_position(error: &tokio_postgres::Error) -> Option<u32> {
+    match error.as_db_error()?.position()? {
+        tokio_postgres::error::ErrorPosition::Original(position) => Some(*position),
+        tokio_postgres::error::ErrorPosition::Internal { .. } => None,
+    }
+}
+
+/// The 1-based line of `text` holding 1-based character `position`.
+pub fn line_of_position(text: &str, position: u32) -> usize {
+    let before = (position as usize).saturating_sub(1);
+    1 + text.chars().take(before).filter(|c| *c == '\n').count()
 }
 
 impl ExecError {
@@ -53,11 +70,13 @@ pub async fn execute_statements(
     let outside = |error: tokio_postgres::Error| ExecError {
         statement_index: None,
         error: QueryError::from(&error),
+        position: None,
     };
     let failed_at = |index: usize| {
         move |error: tokio_postgres::Error| ExecError {
             statement_index: Some(index),
             error: QueryError::from(&error),
+            position: error_position(&error),
         }
     };
     if transactional {
@@ -98,4 +117,18 @@ pub async fn advisory_unlock(client: &Client, key: i64) -> Result<bool, QueryErr
         .query_one("SELECT pg_advisory_unlock($1)", &[&key])
         .await?;
     Ok(row.try_get(0)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_characters_not_bytes() {
+        let text = "-- é\nSELECT 1;\nSELEC 2;";
+        assert_eq!(line_of_position(text, 1), 1);
+        assert_eq!(line_of_position(text, 6), 2);
+        assert_eq!(line_of_position(text, 16), 3);
+        assert_eq!(line_of_position(text, 10_000), 3);
+    }
 }

@@ -1167,3 +1167,127 @@ async fn introspect_enum_and_domain_types_and_checks_as_postgres_has_them() {
     let again = introspect(&client, &scope()).await.expect("introspection");
     assert_eq!(again, catalog);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspect_outside_objects_with_their_definitions_and_sql_files_with_their_fingerprints() {
+    let cluster = TestCluster::start(1);
+    let client = cluster.client(0).await;
+    client
+        .batch_execute(
+            "CREATE ROLE outside_reader;
+             CREATE SCHEMA _pgconverge;
+             CREATE TABLE _pgconverge.sql_files (name text PRIMARY KEY, sha256 text NOT NULL);
+             INSERT INTO _pgconverge.sql_files VALUES ('sql/a.sql', 'abc');
+             CREATE FUNCTION _pgconverge.internal() RETURNS int LANGUAGE sql AS 'SELECT 1';
+             CREATE FUNCTION public.generated() RETURNS int LANGUAGE sql AS 'SELECT 1';
+             COMMENT ON FUNCTION public.generated() IS 'pgconverge:abc:1';
+             CREATE TABLE public.t (id int PRIMARY KEY, owner text);
+             CREATE FUNCTION public.f(a int) RETURNS int LANGUAGE sql AS 'SELECT a';
+             CREATE VIEW public.v WITH (security_barrier) AS SELECT id, public.f(id) FROM public.t;
+             CREATE MATERIALIZED VIEW public.m AS SELECT count(*) AS n FROM public.v;
+             CREATE INDEX m_n ON public.m (n);
+             ALTER TABLE public.t ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+             CREATE POLICY p ON public.t AS RESTRICTIVE FOR UPDATE TO outside_reader
+                 USING (owner = current_user) WITH CHECK (id > 0);
+             GRANT SELECT, UPDATE ON public.t TO outside_reader WITH GRANT OPTION;
+             REVOKE EXECUTE ON FUNCTION public.f(int) FROM PUBLIC;
+             GRANT EXECUTE ON FUNCTION public.f(int) TO outside_reader;",
+        )
+        .await
+        .expect("objects created");
+
+    let catalog = introspect(&client, &scope()).await.expect("introspection");
+    let outside = &catalog.outside;
+    let routines: Vec<String> = outside
+        .routines
+        .iter()
+        .map(|r| format!("{} {}({})", r.kind, r.name, r.identity_arguments))
+        .collect();
+    assert_eq!(routines, ["function public.f(a integer)"]);
+    assert!(outside.routines[0]
+        .definition
+        .starts_with("CREATE OR REPLACE FUNCTION public.f(a integer)"));
+    let views: Vec<(String, bool, Vec<String>, Vec<String>)> = outside
+        .views
+        .iter()
+        .map(|v| {
+            (
+                v.name.to_string(),
+                v.materialized,
+                v.options.clone(),
+                v.depends_on.iter().map(|d| d.to_string()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        views,
+        [
+            ("public.m".into(), true, vec![], vec!["public.v".into()]),
+            (
+                "public.v".into(),
+                false,
+                vec!["security_barrier=true".into()],
+                vec!["public.t".into()]
+            ),
+        ]
+    );
+    assert_eq!(
+        outside.views[0].indexes,
+        ["CREATE INDEX m_n ON public.m USING btree (n)"]
+    );
+    assert!(outside.views[1].query.contains("public.f(id)"));
+    let policy = &outside.policies[0];
+    assert_eq!(
+        (
+            policy.name.as_str(),
+            policy.permissive,
+            policy.command.as_str(),
+            policy.roles.clone(),
+            policy.using.as_deref(),
+            policy.with_check.as_deref()
+        ),
+        (
+            "p",
+            false,
+            "UPDATE",
+            vec!["outside_reader".to_string()],
+            Some("(owner = CURRENT_USER)"),
+            Some("(id > 0)")
+        )
+    );
+    assert_eq!(
+        outside
+            .row_security
+            .iter()
+            .map(|r| (r.table.to_string(), r.enabled, r.forced))
+            .collect::<Vec<_>>(),
+        [("public.t".to_string(), true, true)]
+    );
+    let grants: Vec<String> = outside
+        .grants
+        .iter()
+        .map(|g| {
+            format!(
+                "{} {}({}) {} {} {}",
+                g.object_kind, g.name, g.arguments, g.grantee, g.privilege, g.grantable
+            )
+        })
+        .collect();
+    assert_eq!(
+        grants,
+        [
+            "FUNCTION public.f(a integer) outside_reader EXECUTE false",
+            // PostgreSQL 15+ grants USAGE on `public` to PUBLIC; the owner's own is left out.
+            "SCHEMA .public()  USAGE false",
+            "TABLE public.t() outside_reader SELECT true",
+            "TABLE public.t() outside_reader UPDATE true",
+        ]
+    );
+    assert!(outside.roles.contains(&"outside_reader".to_string()));
+    assert_eq!(
+        catalog.sql_files,
+        std::collections::BTreeMap::from([("sql/a.sql".to_string(), "abc".to_string())])
+    );
+    let again = introspect(&client, &scope()).await.expect("introspection");
+    assert_eq!(again, catalog);
+}

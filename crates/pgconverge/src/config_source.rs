@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use pgconverge_model::load::{load_legacy, load_unified, ConfigSource};
-use pgconverge_model::ClusterConfig;
+use pgconverge_model::config::SqlFileText;
+use pgconverge_model::load::{load_legacy, load_unified, sql_file_diagnostic, ConfigSource};
+use pgconverge_model::{ClusterConfig, Diagnostic};
 
 use crate::cli::GlobalArgs;
 use crate::error::CommandError;
@@ -74,10 +75,17 @@ fn read_source(path: &Path) -> Result<ConfigSource, CommandError> {
     })
 }
 
-/// Reads and validates the configuration; every problem is reported at once.
+/// Reads and validates the configuration, and reads the SQL files it names (relative to
+/// its directory); every problem is reported at once.
 pub fn load(location: &ConfigLocation) -> Result<ClusterConfig, CommandError> {
     let result = match location {
-        ConfigLocation::Unified(path) => load_unified(&read_source(path)?),
+        ConfigLocation::Unified(path) => {
+            let source = read_source(path)?;
+            load_unified(&source).and_then(|config| {
+                with_sql_files(config, &source, &location.base_dir())
+                    .map_err(pgconverge_model::Diagnostics)
+            })
+        }
         ConfigLocation::Legacy { nodes, schema } => {
             load_legacy(&read_source(nodes)?, &read_source(schema)?)
         }
@@ -90,6 +98,35 @@ pub fn load(location: &ConfigLocation) -> Result<ClusterConfig, CommandError> {
         ))
         .with_details(diagnostics.0.iter().map(|d| d.to_string()).collect())
     })
+}
+
+/// `config` with the contents of its SQL files; a file that cannot be read is a problem
+/// located at its entry in `sql_files`.
+fn with_sql_files(
+    mut config: ClusterConfig,
+    source: &ConfigSource,
+    base: &Path,
+) -> Result<ClusterConfig, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    for (index, name) in config.sql_files.iter().enumerate() {
+        let path = base.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => config.sql_file_texts.push(SqlFileText {
+                name: name.clone(),
+                text,
+            }),
+            Err(err) => problems.push(sql_file_diagnostic(
+                source,
+                index,
+                format!("cannot read SQL file {}: {err}", path.display()),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
 }
 
 pub fn locate_and_load(

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use pgconverge_model::NodeConfig;
+use pgconverge_model::{NodeConfig, ObjectAddress};
 use pgconverge_plan::dag::OrderedChange;
+use pgconverge_plan::diff::sql_files::FILE_STATEMENT_INDEX;
 use pgconverge_plan::Plan;
 use pgconverge_postgres::connect::{connect, set_session_defaults};
-use pgconverge_postgres::execute::{execute_statements, ExecError};
+use pgconverge_postgres::execute::{execute_statements, line_of_position, ExecError};
 use tokio::sync::{watch, Semaphore};
 use tokio_postgres::Client;
 
@@ -259,12 +260,36 @@ async fn run_step(run: &Run, client: &mut Client, step: &OrderedChange) -> Resul
             Ok(())
         }
         Err(err) => {
-            let message = failure_message(&err);
+            let message = match &step.change.address {
+                ObjectAddress::SqlFile { .. } => sql_file_failure(&statements, &err),
+                _ => failure_message(&err),
+            };
             run.observer
                 .step(step, StepEvent::Failed { message: &message });
             Err(message)
         }
     }
+}
+
+/// A SQL file's failure (the step names the file and the node) gives the line of the file
+/// where the server places the error, when it does.
+fn sql_file_failure(statements: &[String], err: &ExecError) -> String {
+    let line = err
+        .position
+        .filter(|_| err.statement_index == Some(FILE_STATEMENT_INDEX))
+        .zip(statements.get(FILE_STATEMENT_INDEX))
+        .map(|(position, text)| line_of_position(text, position));
+    let mut message = match line {
+        Some(line) => format!("line {line}: {}", err.error),
+        None => err.to_string(),
+    };
+    if let Some(detail) = err.detail() {
+        message.push_str(&format!(" (detail: {detail})"));
+    }
+    if let Some(hint) = err.hint() {
+        message.push_str(&format!(" (hint: {hint})"));
+    }
+    message
 }
 
 /// PostgreSQL's message with its detail and hint, when it gave them.

@@ -236,6 +236,7 @@ async fn open_gate(
                 let message = failure_message(&ExecError {
                     statement_index: Some(index),
                     error: QueryError::from(&error),
+                    position: None,
                 });
                 observer.step(step, StepEvent::Failed { message: &message });
                 return Err((step.id, message, false));

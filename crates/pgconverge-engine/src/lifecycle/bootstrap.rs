@@ -47,7 +47,7 @@ pub(super) async fn run(ctx: &StepContext<'_>, spec: &BootstrapSpec) -> Result<(
         joiner_after_copy_sql: merge.map_or_else(Vec::new, |m| {
             m.after_copy.iter().map(|s| s.sql.clone()).collect()
         }),
-        joiner_finish_sql: spec.joiner_finish_sql.clone(),
+        joiner_finish_sql: spec.joiner_after_copy_sql(),
     };
     let estimated_bytes = spec.estimated_bytes.max(0) as u64;
     let report = copy_into_joiner(&mut donor, &mut joiner, &copy, &mut |p| {

@@ -44,7 +44,8 @@ fn every_kind(part: &str) -> Vec<ObjectAddress> {
         ObjectAddress::Subscription { name: name.clone() },
         ObjectAddress::Slot { name: name.clone() },
         ObjectAddress::Membership { node: name.clone() },
-        ObjectAddress::KeySlot { node: name },
+        ObjectAddress::KeySlot { node: name.clone() },
+        ObjectAddress::SqlFile { name },
     ]
 }
 
@@ -131,6 +132,12 @@ fn ordinary_names_read_as_they_always_have() {
             "slot pgc_n1_from_n2",
         ),
         (ObjectAddress::KeySlot { node: "n1".into() }, "key slot n1"),
+        (
+            ObjectAddress::SqlFile {
+                name: "sql/001 views.sql".into(),
+            },
+            "sql file sql/001 views.sql",
+        ),
     ];
     for (address, text) in cases {
         assert_eq!(address.to_string(), text);

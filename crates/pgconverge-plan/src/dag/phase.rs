@@ -37,6 +37,9 @@ pub enum Phase {
     /// subscriptions start (they resume from slots made before the copy's snapshot).
     Membership,
     Subscriptions,
+    /// The config's SQL files, last: they may use any table, column or function, and on a
+    /// joining node they run after the bootstrap has created the donor's objects.
+    SqlFiles,
     /// A node leaving: drained first, so nothing it wrote is lost when the others stop
     /// subscribing to it.
     Drain,
@@ -87,6 +90,7 @@ impl Phase {
             ObjectAddress::Subscription { .. } => Phase::Subscriptions,
             ObjectAddress::Membership { .. } => Phase::Membership,
             ObjectAddress::KeySlot { .. } => Phase::KeySequences,
+            ObjectAddress::SqlFile { .. } => Phase::SqlFiles,
         }
     }
 

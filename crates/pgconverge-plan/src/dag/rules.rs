@@ -95,6 +95,10 @@ pub const RULES: &[Rule] = &[
         add_edges: bootstrap_before_joiner_subscribes,
     },
     Rule {
+        name: "sql_files_last_in_config_order",
+        add_edges: sql_files_last_in_config_order,
+    },
+    Rule {
         name: "drops_after_everything_else",
         add_edges: drops_after_everything_else,
     },
@@ -348,6 +352,27 @@ fn table_before_its_parts(input: &RuleInput<'_>, edges: &mut Edges) {
                 table: table.clone(),
             };
             edges.add(input.find(&c.node, &table), i);
+        }
+    }
+}
+
+/// A node's SQL files run in config order (the diff lists them so), after every other
+/// creation on the node: they may use its tables and functions, and on a joining node they
+/// run once its bootstrap has created the donor's objects, which a file may replace.
+fn sql_files_last_in_config_order(input: &RuleInput<'_>, edges: &mut Edges) {
+    let mut previous: HashMap<&str, usize> = HashMap::new();
+    for (i, c) in input.creations() {
+        if !matches!(c.address, ObjectAddress::SqlFile { .. }) {
+            continue;
+        }
+        if let Some(p) = previous.insert(c.node.as_str(), i) {
+            edges.add(Some(p), i);
+            continue;
+        }
+        for (j, other) in input.creations() {
+            if other.node == c.node && !matches!(other.address, ObjectAddress::SqlFile { .. }) {
+                edges.add(Some(j), i);
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ pub(crate) mod publication;
 mod replica_identity;
 mod schemas;
 pub(crate) mod slots;
+pub mod sql_files;
 pub(crate) mod subscriptions;
 mod tables;
 mod triggers;
@@ -79,6 +80,7 @@ const KINDS: &[KindDiff] = &[
     subscriptions::diff,
     slots::diff_missing,
     slots::diff_orphans,
+    sql_files::diff,
 ];
 
 pub fn diff_node(input: &NodeDiffInput<'_>) -> Vec<Change> {

@@ -102,6 +102,7 @@ pub(super) fn node(tables: Vec<DesiredTable>) -> DesiredNode {
         subscriptions: Vec::new(),
         dropped_tables: Vec::new(),
         dropped_types: Vec::new(),
+        sql_files: Vec::new(),
     }
 }
 
@@ -299,3 +300,77 @@ fn dropping_an_active_orphan_slot_waits_for_its_subscriber() {
 }
 
 mod table_features;
+#[test]
+fn sql_files_run_when_new_or_changed_in_config_order() {
+    use crate::desired::DesiredSqlFile;
+    use std::sync::Arc;
+    let file = |name: &str, text: &str| {
+        Arc::new(DesiredSqlFile {
+            name: name.into(),
+            text: text.into(),
+            sha256: crate::conflict::naming::sha256_hex(text),
+        })
+    };
+    let mut desired = node(Vec::new());
+    desired.sql_files = vec![
+        file("sql/2.sql", "SELECT 2"),
+        file("sql/1.sql", "SELECT 1"),
+        file("sql/3.sql", "SELECT 3"),
+    ];
+    let mut observed = NodeCatalog::default();
+    observed.sql_files.insert(
+        "sql/1.sql".into(),
+        crate::conflict::naming::sha256_hex("SELECT 1"),
+    );
+    observed
+        .sql_files
+        .insert("sql/3.sql".into(), "an older sha256".into());
+    let around = Surroundings::default();
+    let changes = diff_node(&NodeDiffInput {
+        desired: &desired,
+        observed: &observed,
+        cluster: &around.cluster,
+        managed: &around.managed,
+        desired_slots_here: &around.desired_slots_here,
+        key_slots: &around.key_slots,
+    });
+    let files: Vec<(String, Action, Option<String>)> = changes
+        .iter()
+        .filter(|c| matches!(c.address, ObjectAddress::SqlFile { .. }))
+        .map(|c| (c.address.to_string(), c.action, c.reason.clone()))
+        .collect();
+    let changed = format!(
+        "changed since it ran (sha256 an older sha → {})",
+        &crate::conflict::naming::sha256_hex("SELECT 3")[..12]
+    );
+    assert_eq!(
+        files,
+        [
+            (
+                "sql file sql/2.sql".to_string(),
+                Action::Create,
+                Some("not run on this node yet".to_string())
+            ),
+            (
+                "sql file sql/3.sql".to_string(),
+                Action::Update,
+                Some(changed)
+            ),
+        ]
+    );
+    let first = changes
+        .iter()
+        .find(|c| matches!(c.address, ObjectAddress::SqlFile { .. }))
+        .expect("a file");
+    let statements: Vec<String> = first
+        .statements
+        .iter()
+        .map(|s| s.render(&|_| None))
+        .collect();
+    assert_eq!(
+        statements[crate::diff::sql_files::FILE_STATEMENT_INDEX],
+        "SELECT 2"
+    );
+    assert!(statements[2]
+        .starts_with("INSERT INTO _pgconverge.sql_files (name, sha256) VALUES ('sql/2.sql', "));
+}

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::membership::record_sql;
 use super::merge::{row_merge, RowMergeSpec};
+use super::outside::{carried_objects, carried_sql, describe_carried, CarriedObject};
 use super::{LifecycleInput, LifecycleStep};
 use crate::change::{Action, Change};
 use crate::conflict::naming::{CLAIMS_TABLE, TOMBSTONES_TABLE};
@@ -41,6 +42,10 @@ pub struct BootstrapSpec {
     pub joiner_setup_sql: Vec<String>,
     /// Run last in the joiner's copy transaction: the membership record.
     pub joiner_finish_sql: Vec<String>,
+    /// The donor's objects outside the model that the joiner lacks, created in the copy
+    /// transaction after the rows and before `joiner_finish_sql` (see `outside.rs`).
+    #[serde(default)]
+    pub outside_objects: Vec<CarriedObject>,
     /// Sum of the donor's row estimates; `None` when a table was never analysed.
     pub estimated_rows: Option<i64>,
     pub estimated_bytes: i64,
@@ -91,6 +96,8 @@ pub(super) fn bootstrap_change(
         })
         .collect();
     let tables = copied_tables(node, &donor_catalog);
+    let joiner_catalog = input.observed.get(&node.name).cloned().unwrap_or_default();
+    let carried = carried_objects(node, donor, &donor_catalog, &joiner_catalog)?;
     let estimated_rows = tables
         .iter()
         .try_fold(0i64, |sum, t| t.estimated_rows.map(|r| sum + r));
@@ -105,6 +112,7 @@ pub(super) fn bootstrap_change(
         // and foreign keys are not checked (the donor's rows already passed them).
         joiner_setup_sql: vec!["SET LOCAL session_replication_role = replica".into()],
         joiner_finish_sql: vec![record_sql(&node.name, Some(donor))],
+        outside_objects: carried.objects,
         estimated_rows,
         estimated_bytes,
         merge: merges_rows(input, node)
@@ -112,7 +120,29 @@ pub(super) fn bootstrap_change(
             .flatten()
             .map(Box::new),
     };
-    Ok(change_for(node, spec))
+    let mut change = change_for(node, spec);
+    if !carried.left_behind.is_empty() {
+        change.hazards.push(Hazard::new(
+            HazardKind::NotCopied,
+            format!(
+                "not copied to {}: {}",
+                node.name,
+                carried.left_behind.join(", ")
+            ),
+        ));
+    }
+    Ok(change)
+}
+
+impl BootstrapSpec {
+    /// Everything the joiner runs in its copy transaction after the rows: the objects
+    /// outside the model, then the membership record.
+    pub fn joiner_after_copy_sql(&self) -> Vec<String> {
+        carried_sql(&self.outside_objects)
+            .into_iter()
+            .chain(self.joiner_finish_sql.iter().cloned())
+            .collect()
+    }
 }
 
 /// Whether `node` is configured to merge the rows it holds into the mesh's.
@@ -129,8 +159,17 @@ fn change_for(node: &DesiredNode, spec: BootstrapSpec) -> Change {
         node: node.name.clone(),
     };
     let user_tables = spec.tables.len().saturating_sub(2);
+    let objects = if spec.outside_objects.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", and {} from {}",
+            describe_carried(&spec.outside_objects),
+            spec.donor
+        )
+    };
     let reason = format!(
-        "copies {user_tables} table{} and the conflict registers in one snapshot: {}; {}",
+        "copies {user_tables} table{} and the conflict registers in one snapshot: {}{objects}; {}",
         if user_tables == 1 { "" } else { "s" },
         describe_size(spec.estimated_rows, spec.estimated_bytes),
         spec.donor_choice

@@ -5,11 +5,14 @@
 //!
 //! - `membership`: the membership table and the rule for who is already a member.
 //! - `bootstrap`: a joining node's copy from its donor (what is copied, what is waited for).
+//! - `outside`: the donor's objects outside the model (routines, views, user triggers,
+//!   policies, grants) that a bootstrap creates on the joiner.
 //! - `removal`: a leaving node's drain and the cleanup of its own objects.
 
 mod bootstrap;
 mod membership;
 mod merge;
+mod outside;
 mod removal;
 
 #[cfg(test)]
@@ -28,6 +31,7 @@ use crate::prereq::Blocker;
 pub use bootstrap::{BootstrapSpec, CatchUpWait, TableCopySpec};
 pub use membership::{is_member, membership_table};
 pub use merge::{MergeCount, MergeStatement, RowMergeSpec};
+pub use outside::{describe_carried, CarriedObject};
 pub use removal::{DepartingNode, Departure, DrainSpec, DrainWait};
 
 /// Work a step does that involves other nodes than its own.

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use crate::change::Action;
 use crate::dag::OrderedChange;
+use crate::lifecycle::{CarriedObject, LifecycleStep};
 use crate::plan::Plan;
 
 struct Palette {
@@ -167,6 +168,9 @@ pub fn render_with(plan: &Plan, view: HumanView) -> String {
                 (None, _) => {}
             }
             let _ = writeln!(out, "{line}");
+            if let Some(LifecycleStep::Bootstrap(spec)) = &c.lifecycle {
+                write_carried(&mut out, &spec.outside_objects);
+            }
             let show_diff = c.drift || view.all_body_diffs;
             if let Some(diff) = c.body_diff.as_ref().filter(|_| show_diff) {
                 for l in diff.lines() {
@@ -195,4 +199,23 @@ pub fn render_with(plan: &Plan, view: HumanView) -> String {
         s.destroy
     );
     out
+}
+
+/// The objects outside the model a bootstrap creates, one line per kind: `copies views:
+/// public.v, public.w`.
+fn write_carried(out: &mut String, objects: &[CarriedObject]) {
+    let mut kinds: Vec<&str> = Vec::new();
+    for o in objects {
+        if !kinds.contains(&o.kind.as_str()) {
+            kinds.push(&o.kind);
+        }
+    }
+    for kind in kinds {
+        let names: Vec<&str> = objects
+            .iter()
+            .filter(|o| o.kind == kind)
+            .map(|o| o.name.as_str())
+            .collect();
+        let _ = writeln!(out, "      copies {kind}: {}", names.join("; "));
+    }
 }

@@ -48,6 +48,9 @@ pub struct BootstrapView {
     /// Members whose changes the donor must have applied before the copy (all but the donor).
     pub waits_for: Vec<String>,
     pub tables: Vec<TableCopyView>,
+    /// Objects outside the model the joining node gets from the donor, in creation order.
+    #[serde(default)]
+    pub objects: Vec<CarriedObjectView>,
     /// Sum of the donor's estimates; null when a table was never analysed.
     pub estimated_rows: Option<i64>,
     pub estimated_bytes: i64,
@@ -59,6 +62,16 @@ pub struct TableCopyView {
     pub table: String,
     pub estimated_rows: Option<i64>,
     pub estimated_bytes: i64,
+}
+
+/// One object outside the model a bootstrap creates on the joining node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CarriedObjectView {
+    /// `function`, `procedure`, `view`, `materialized view`, `trigger`, `policy`,
+    /// `row security` or `grant`.
+    pub kind: String,
+    /// e.g. `public.f(integer)`, `audit on public.t`, `SELECT on table public.t to app`.
+    pub name: String,
 }
 
 /// What a leaving node's drain waits for.
@@ -97,7 +110,7 @@ pub struct ChangeView {
     /// `drain n3` for a node joining or leaving.
     pub label: String,
     /// Object kind: schema, type, table, column, constraint, index, partition, replica identity,
-    /// function, trigger, publication, subscription, slot, membership, key slot.
+    /// function, trigger, publication, subscription, slot, membership, key slot, sql file.
     pub kind: String,
     pub name: String,
     /// Terraform-style actions: `["create"]`, `["update"]`, `["delete"]`,
@@ -252,6 +265,14 @@ fn bootstrap_view(spec: &BootstrapSpec) -> BootstrapView {
                 table: t.table.to_string(),
                 estimated_rows: t.estimated_rows,
                 estimated_bytes: t.estimated_bytes,
+            })
+            .collect(),
+        objects: spec
+            .outside_objects
+            .iter()
+            .map(|o| CarriedObjectView {
+                kind: o.kind.clone(),
+                name: o.name.clone(),
             })
             .collect(),
         estimated_rows: spec.estimated_rows,

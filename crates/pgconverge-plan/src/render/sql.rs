@@ -115,7 +115,7 @@ fn render_bootstrap(out: &mut String, c: &Change, spec: &BootstrapSpec) {
     for t in &spec.tables {
         let _ = writeln!(out, "{};  -- rows from {}", t.copy_in_sql, spec.donor);
     }
-    for sql in &spec.joiner_finish_sql {
+    for sql in spec.joiner_after_copy_sql() {
         let _ = writeln!(out, "{sql};");
     }
     let _ = writeln!(out, "COMMIT;");

@@ -13,6 +13,7 @@
 //! their stored body (`prosrc`), never printed whole.
 
 mod decode;
+mod outside;
 mod partitions;
 mod queries;
 #[cfg(test)]
@@ -28,7 +29,7 @@ use pgconverge_model::catalog::{FunctionCatalog, QualifiedName};
 use pgconverge_model::catalog::{OutsideObject, TableCatalog};
 use pgconverge_model::key_blocks::KeyWidth;
 use pgconverge_model::naming::{
-    FUNCTION_COMMENT_PREFIX, INTERNAL_SCHEMA, KEY_SLOT_TABLE, MEMBERSHIP_TABLE,
+    FUNCTION_COMMENT_PREFIX, INTERNAL_SCHEMA, KEY_SLOT_TABLE, MEMBERSHIP_TABLE, SQL_FILES_TABLE,
 };
 use pgconverge_model::{NodeCatalog, NodeConfig};
 use pgconverge_sql::{quote_ident, quote_qualified};
@@ -271,6 +272,7 @@ async fn read_catalog(
         key_sequence_rows,
         partition_rows,
         type_rows,
+        outside,
     ) = futures_util::try_join!(
         server_and_subscriptions,
         query(client, "settings", SETTINGS_SQL, &settings_params),
@@ -290,6 +292,7 @@ async fn read_catalog(
         query(client, "key sequences", KEY_SEQUENCES_SQL, &scope_params),
         query(client, "partitions", PARTITIONS_SQL, &scope_params),
         query(client, "types", TYPES_SQL, &scope_params),
+        outside::read_outside(client, &scope.schemas),
     )?;
 
     let (mut tables, table_columns) = tables::decode_tables(&table_rows)?;
@@ -326,6 +329,16 @@ async fn read_catalog(
         BTreeMap::new()
     };
     read_key_usage(client, &mut tables, &key_slots).await?;
+    let sql_files = if tables.contains_key(&QualifiedName::new(INTERNAL_SCHEMA, SQL_FILES_TABLE)) {
+        let sql = format!(
+            "SELECT name, sha256 FROM {}",
+            quote_qualified(INTERNAL_SCHEMA, SQL_FILES_TABLE)
+        );
+        let rows = query(client, "SQL files", &sql, &[]).await?;
+        decode::decode_pairs(&rows, "SQL files")?
+    } else {
+        BTreeMap::new()
+    };
 
     Ok(NodeCatalog {
         server_version_num: server.version_num,
@@ -342,6 +355,8 @@ async fn read_catalog(
         slots: decode::decode_slots(&slot_rows)?,
         membership,
         key_slots,
+        outside,
+        sql_files,
     })
 }
 

@@ -127,6 +127,12 @@ async fn import_live(
         tables: import.tables,
         dropped_tables: Vec::new(),
         dropped_types: Vec::new(),
+        // Objects the tables cannot describe keep reaching every node through the files.
+        sql_files: current
+            .as_ref()
+            .map(|c| c.sql_files.clone())
+            .unwrap_or_default(),
+        sql_file_texts: Vec::new(),
         // Nodes come back with the TLS defaults applied; keeping the block changes nothing.
         tls: current.as_ref().map(|c| c.tls.clone()).unwrap_or_default(),
         replication: current

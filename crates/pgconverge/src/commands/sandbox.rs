@@ -105,6 +105,8 @@ fn up(
                 tls: Default::default(),
                 dropped_tables: Vec::new(),
                 dropped_types: Vec::new(),
+                sql_files: Vec::new(),
+                sql_file_texts: Vec::new(),
             };
             let base = match path.parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),

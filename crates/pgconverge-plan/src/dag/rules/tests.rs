@@ -346,6 +346,7 @@ fn bootstrap(joiner: &str, donor: &str, others: &[&str]) -> Change {
         tables: Vec::new(),
         joiner_setup_sql: Vec::new(),
         joiner_finish_sql: Vec::new(),
+        outside_objects: Vec::new(),
         estimated_rows: Some(0),
         estimated_bytes: 0,
         merge: None,
@@ -547,4 +548,20 @@ fn types_are_dropped_after_the_tables_and_columns_using_them() {
         ),
         set(&[(1, 0), (2, 0)])
     );
+}
+
+#[test]
+fn sql_files_run_last_on_their_node_in_config_order() {
+    let file = |name: &str| ObjectAddress::SqlFile {
+        name: name.to_string(),
+    };
+    let changes = [
+        create("a", table("public", "t")),
+        create("a", file("b.sql")),
+        create("a", file("a.sql")),
+        create("a", membership("a")),
+        create("b", file("b.sql")),
+    ];
+    let edges = edges_of(sql_files_last_in_config_order, &changes, &Facts::default());
+    assert_eq!(edges, set(&[(0, 1), (3, 1), (1, 2)]));
 }

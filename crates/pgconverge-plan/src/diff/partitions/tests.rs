@@ -60,6 +60,7 @@ fn desired(partitions: Vec<PartitionConfig>, dropped: Vec<String>) -> DesiredNod
         dropped_tables: Vec::new(),
         types: Vec::new(),
         dropped_types: Vec::new(),
+        sql_files: Vec::new(),
     }
 }
 

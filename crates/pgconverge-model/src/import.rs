@@ -237,7 +237,7 @@ fn table_config(
             report.push(NotImported {
                 object: format!("trigger {} on {name}", trigger.name),
                 reason: format!(
-                    "triggers are outside the model; it stays here, and runs on this node only: {}",
+                    "triggers are outside the model; {CARRIED}; it fires for writes made on the node it is on, never for replicated changes: {}",
                     trigger.definition
                 ),
             });
@@ -528,6 +528,10 @@ fn integer_type_of(data_type: &str) -> String {
         .unwrap_or(normalized)
 }
 
+/// What becomes of an object outside the model that a bootstrap carries.
+const CARRIED: &str = "it stays here, nodes bootstrapped from this one get it, and sql_files \
+     carry later changes of it to every node";
+
 /// The report line of an object outside every table, if it is one.
 fn outside_entry(object: &OutsideObject) -> Option<NotImported> {
     let qualified = if object.schema.is_empty() {
@@ -539,7 +543,7 @@ fn outside_entry(object: &OutsideObject) -> Option<NotImported> {
         "generated column" | "extension table" => return None,
         "policy" => (
             format!("policy {} on {qualified}", object.detail),
-            "row-level security policies are outside the model; it stays here".to_string(),
+            format!("row-level security policies are outside the model; {CARRIED}"),
         ),
         "extension" => (
             format!("extension {qualified} {}", object.detail),
@@ -551,13 +555,21 @@ fn outside_entry(object: &OutsideObject) -> Option<NotImported> {
              apply (a default that calls it is bounded to each node's key block)"
                 .to_string(),
         ),
-        kind @ ("function" | "procedure" | "aggregate" | "window function") => (
+        kind @ ("function" | "procedure") => (
             format!("{kind} {qualified}({})", object.detail),
-            "routines are outside the model; it stays here".to_string(),
+            format!("routines are outside the model; {CARRIED}"),
+        ),
+        kind @ ("view" | "materialized view") => (
+            format!("{kind} {qualified}"),
+            format!("{kind}s are outside the model; {CARRIED}"),
+        ),
+        kind @ ("aggregate" | "window function") => (
+            format!("{kind} {qualified}({})", object.detail),
+            format!("{kind}s are outside the model; it stays here: create it on the other nodes, e.g. in one of sql_files"),
         ),
         kind => (
             format!("{kind} {qualified}"),
-            format!("{kind}s are outside the model; it stays here"),
+            format!("{kind}s are outside the model; it stays here: create it on the other nodes, e.g. in one of sql_files"),
         ),
     };
     Some(NotImported {

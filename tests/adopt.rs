@@ -209,31 +209,6 @@ INSERT INTO shop.order_lines VALUES (1, 1, 2), (2, 1, 5);
 INSERT INTO tags (label) VALUES ('new');
 ";
 
-/// Whether a planned change only adds pgconverge's own machinery: its schema and tables,
-/// its reserved columns, functions and triggers, the publication, slots, subscriptions,
-/// membership, and the key slot that bounds the existing sequences.
-fn is_pgconverge_addition(change: &serde_json::Value) -> bool {
-    let kind = change["kind"].as_str().unwrap_or_default();
-    let name = change["name"].as_str().unwrap_or_default();
-    let created = change["actions"] == serde_json::json!(["create"]);
-    match kind {
-        "schema" => name == "_pgconverge",
-        "table" => name.starts_with("_pgconverge."),
-        "column" => created && (name.ends_with("._pgc_version") || name.ends_with("._pgc_origin")),
-        "trigger" => {
-            created
-                && (name.starts_with("_pgconverge.")
-                    || name
-                        .rsplit('.')
-                        .next()
-                        .is_some_and(|t| t.starts_with("_pgc_")))
-        }
-        "function" => created && name.starts_with("_pgconverge."),
-        "publication" | "slot" | "subscription" | "membership" | "key slot" => true,
-        _ => false,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopt_import_from_a_live_database_then_plan_changes_nothing_that_exists() {
     let cluster = TestCluster::start(1);
@@ -380,7 +355,7 @@ async fn adopt_import_from_a_live_database_then_plan_changes_nothing_that_exists
     assert!(!changes.is_empty());
     let foreign: Vec<&serde_json::Value> = changes
         .iter()
-        .filter(|c| !is_pgconverge_addition(c))
+        .filter(|c| !mesh::is_pgconverge_addition(c))
         .collect();
     assert!(
         foreign.is_empty(),

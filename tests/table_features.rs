@@ -460,7 +460,11 @@ async fn adopt_import_of_table_features_then_plan_changes_nothing_that_exists() 
     assert_eq!(plan["blockers"], serde_json::json!([]), "{plan:#}");
     let foreign: Vec<&serde_json::Value> = plan["changes"]
         .as_array()
-        .map(|cs| cs.iter().filter(|c| !is_pgconverge_addition(c)).collect())
+        .map(|cs| {
+            cs.iter()
+                .filter(|c| !mesh::is_pgconverge_addition(c))
+                .collect()
+        })
         .unwrap_or_default();
     assert!(
         foreign.is_empty(),
@@ -483,29 +487,6 @@ async fn adopt_import_of_table_features_then_plan_changes_nothing_that_exists() 
         )
         .await;
     assert_eq!(total, 600);
-}
-
-/// Whether a planned change only adds pgconverge's own machinery (as in tests/adopt.rs).
-fn is_pgconverge_addition(change: &serde_json::Value) -> bool {
-    let kind = change["kind"].as_str().unwrap_or_default();
-    let name = change["name"].as_str().unwrap_or_default();
-    let created = change["actions"] == serde_json::json!(["create"]);
-    match kind {
-        "schema" => name == "_pgconverge",
-        "table" => name.starts_with("_pgconverge."),
-        "column" => created && (name.ends_with("._pgc_version") || name.ends_with("._pgc_origin")),
-        "trigger" => {
-            created
-                && (name.starts_with("_pgconverge.")
-                    || name
-                        .rsplit('.')
-                        .next()
-                        .is_some_and(|t| t.starts_with("_pgc_")))
-        }
-        "function" => created && name.starts_with("_pgconverge."),
-        "publication" | "slot" | "subscription" | "membership" | "key slot" => true,
-        _ => false,
-    }
 }
 
 /// A node joining a mesh whose tables hold rows gets them copied from its donor without the

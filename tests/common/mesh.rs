@@ -415,3 +415,30 @@ pub async fn apply_error_count(cluster: &TestCluster, node: usize) -> (i64, Stri
         .get(0);
     (count, apply_error_lines(&cluster.server_log(node), 5))
 }
+
+/// Whether a planned change (an entry of `plan --json`'s `changes`) only adds pgconverge's
+/// own machinery to an existing database: its schema and tables, its reserved columns,
+/// functions and triggers, a partition's TRUNCATE refusal, the publication, slots,
+/// subscriptions, membership, and the key slot that bounds the existing sequences.
+pub fn is_pgconverge_addition(change: &serde_json::Value) -> bool {
+    let kind = change["kind"].as_str().unwrap_or_default();
+    let name = change["name"].as_str().unwrap_or_default();
+    let created = change["actions"] == serde_json::json!(["create"]);
+    match kind {
+        "schema" => name == "_pgconverge",
+        "table" => name.starts_with("_pgconverge."),
+        "column" => created && (name.ends_with("._pgc_version") || name.ends_with("._pgc_origin")),
+        "trigger" => {
+            created
+                && (name.starts_with("_pgconverge.")
+                    || name
+                        .rsplit('.')
+                        .next()
+                        .is_some_and(|t| t.starts_with("_pgc_")))
+        }
+        "function" => created && name.starts_with("_pgconverge."),
+        "partition" => change["actions"] == serde_json::json!(["update"]),
+        "publication" | "slot" | "subscription" | "membership" | "key slot" => true,
+        _ => false,
+    }
+}

@@ -3,6 +3,7 @@
 //! holds reach every node, a key both held keeps the first node's version everywhere and the
 //! other is set aside in the merging node's conflict ledger. A node holding rows that joins a
 //! running mesh is refused until it sets `merge_rows`, then merged while every node writes.
+//! A generated column is computed on every node, never written by the merge.
 
 #[path = "common/mesh.rs"]
 mod mesh;
@@ -16,7 +17,11 @@ use serde_json::{json, Value};
 use tokio_postgres::Client;
 
 const SCHEMA: &str = "
-CREATE TABLE public.customers (id bigint PRIMARY KEY, name text NOT NULL);
+CREATE TABLE public.customers (
+    id bigint PRIMARY KEY,
+    name text NOT NULL,
+    label text GENERATED ALWAYS AS ('#' || id::text || ' ' || name) STORED
+);
 CREATE TABLE public.orders (
     id bigint PRIMARY KEY,
     customer_id bigint NOT NULL REFERENCES public.customers (id),
@@ -27,7 +32,8 @@ fn tables() -> Value {
     json!([
         {"name": "customers", "columns": [
             {"name": "id", "type": "bigint"},
-            {"name": "name", "type": "text", "nullable": false}],
+            {"name": "name", "type": "text", "nullable": false},
+            {"name": "label", "type": "text", "generated": "'#' || id::text || ' ' || name"}],
          "primary_key": ["id"]},
         {"name": "orders", "columns": [
             {"name": "id", "type": "bigint"},
@@ -191,6 +197,11 @@ async fn adopt_merges_two_databases_with_rows_while_both_take_writes() {
                 .await,
             0,
             "node {node} holds n2's version of a key n1 held"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM public.customers WHERE label IS DISTINCT FROM '#' || id || ' ' || name").await,
+            0,
+            "node {node}: a generated value not computed from its row"
         );
         assert_eq!(
             count(

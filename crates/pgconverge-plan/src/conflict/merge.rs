@@ -76,7 +76,7 @@ pub fn table_merge_sql(table: &TableConfig, index: usize) -> TableMergeSql {
     let stage = format!("pg_temp.{stage}");
     let configured: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let staged = [
-        configured.clone(),
+        configured,
         vec![quote_ident(VERSION_COLUMN), quote_ident(ORIGIN_COLUMN)],
     ]
     .concat()
@@ -171,17 +171,27 @@ pub fn table_merge_sql(table: &TableConfig, index: usize) -> TableMergeSql {
     } else {
         " OVERRIDING SYSTEM VALUE"
     };
+    // PostgreSQL computes generated columns on every node; an insert naming one fails.
+    let written: Vec<&str> = table
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .filter(|c| !shape.generated.iter().any(|g| g == c))
+        .collect();
     let insert_kept = format!(
         "INSERT INTO {qualified} ({columns}){overriding} SELECT {s_columns} FROM {stage} AS s \
          WHERE NOT EXISTS (SELECT 1 FROM {qualified} AS d WHERE {same_key}) \
            AND NOT EXISTS (SELECT 1 FROM {tombstones} AS ts WHERE {tombstone_of_s} \
                            AND NOT {newer_than_tombstone})",
         qualified = shape.qualified,
-        columns = configured.join(", "),
-        s_columns = table
-            .columns
+        columns = written
             .iter()
-            .map(|c| field("s", &c.name))
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        s_columns = written
+            .iter()
+            .map(|c| field("s", c))
             .collect::<Vec<_>>()
             .join(", "),
     );

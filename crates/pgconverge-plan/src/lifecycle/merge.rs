@@ -11,7 +11,7 @@ use pgconverge_model::ClusterConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::conflict::merge::{clear_registers_sql, table_merge_sql};
-use crate::desired::{DesiredNode, DesiredTable};
+use crate::desired::{tables_with_domain_base_types, DesiredNode, DesiredTable};
 
 /// What a merging joiner runs in its copy transaction besides the copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,11 +47,13 @@ pub enum MergeCount {
 
 /// The merge of every table `node` replicates, or `None` when it has none.
 pub(super) fn row_merge(config: &ClusterConfig, node: &DesiredNode) -> Option<RowMergeSpec> {
+    // Keys are spelled as the conflict machinery spells them (a domain by its base type), so
+    // the tombstones the merge looks up are found.
+    let tables = tables_with_domain_base_types(config);
     let merges: Vec<(QualifiedName, _)> = parents_first(&node.tables)
         .into_iter()
         .filter_map(|t| {
-            config
-                .tables
+            tables
                 .iter()
                 .find(|c| c.schema == t.name.schema && c.name == t.name.name)
         })

@@ -111,7 +111,12 @@ async fn adoption_of_a_database_with_rows_while_it_takes_writes() {
 
     let out = with(&["plan"]);
     assert_eq!(out.status.code(), Some(0), "plan:\n{}", text(&out));
-    for expected in ["bootstrap n2 from n1", "bootstrap n3 from n1", "holds rows"] {
+    for expected in [
+        "bootstrap n2 from n1",
+        "bootstrap n3 from n1",
+        "holds rows",
+        "existing rows take its constant default, the oldest stamp: nothing rewritten or backfilled",
+    ] {
         assert!(
             text(&out).contains(expected),
             "missing {expected:?}:\n{}",

@@ -2,8 +2,9 @@
 //! previous name (`renamed_from`), dropped only when the config lists them in
 //! `dropped_columns`; type, default and nullability brought to the desired ones.
 
-use pgconverge_model::catalog::ColumnCatalog;
+use pgconverge_model::catalog::{ColumnCatalog, TableCatalog};
 use pgconverge_model::types::normalize_type;
+use pgconverge_model::units::thousands;
 
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
@@ -26,7 +27,7 @@ pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
                 .and_then(|old| live.column(old));
             let change = match (live.column(&column.name), renamed) {
                 (None, Some(old)) => Some(renamed_column(input, table, column, old)),
-                (None, None) => Some(added_column(input, table, column)),
+                (None, None) => Some(added_column(input, table, column, live)),
                 (Some(live_col), _) => altered_column(input, table, column, live_col),
             };
             out.extend(change);
@@ -47,12 +48,20 @@ fn address(table: &DesiredTable, column: &DesiredColumn) -> ObjectAddress {
     }
 }
 
-fn added_column(input: &NodeDiffInput<'_>, table: &DesiredTable, column: &DesiredColumn) -> Change {
+fn added_column(
+    input: &NodeDiffInput<'_>,
+    table: &DesiredTable,
+    column: &DesiredColumn,
+    live: &TableCatalog,
+) -> Change {
     let mut c = input.change(
         address(table, column),
         Action::Create,
         vec![Statement::sql(ddl::add_column_sql(table, column))],
     );
+    if column.reserved {
+        c.reason = reserved_column_reason(live);
+    }
     // Rows written with the column must not reach a node without it (see `gate`).
     c.gated = true;
     if column.generated.is_some() {
@@ -72,6 +81,22 @@ fn added_column(input: &NodeDiffInput<'_>, table: &DesiredTable, column: &Desire
         });
     }
     c
+}
+
+/// What adding a reserved column means for the rows a table already holds: they take its
+/// constant default (version 0 from no node, the oldest stamp there is), which PostgreSQL
+/// stores in the catalog, so no row is rewritten or backfilled and the lock is brief.
+fn reserved_column_reason(live: &TableCatalog) -> Option<String> {
+    let rows = if live.estimated_rows > 0 {
+        format!("~{} existing rows", thousands(live.estimated_rows))
+    } else if live.has_rows == Some(true) {
+        "existing rows".to_string()
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{rows} take its constant default, the oldest stamp: nothing rewritten or backfilled"
+    ))
 }
 
 /// The live column under its previous name, renamed and brought to the desired definition

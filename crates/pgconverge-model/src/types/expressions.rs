@@ -117,7 +117,10 @@ fn tokens(expr: &str) -> Vec<Token> {
 
 /// `"name"` as `name` when that is how the server would print it unquoted.
 fn unquoted(quoted: &str) -> String {
-    let inner = &quoted[1..quoted.len().saturating_sub(1).max(1)];
+    let inner = quoted
+        .strip_prefix('"')
+        .map(|rest| rest.strip_suffix('"').unwrap_or(rest))
+        .unwrap_or(quoted);
     let simple = inner.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
         && inner
             .chars()
@@ -240,6 +243,14 @@ fn drop_grouping_parentheses(tokens: Vec<Token>) -> Vec<Token> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unterminated_quoted_name_is_compared_not_a_panic() {
+        for text in ["\"é", "\"", "lower(\"ü", "\"a\" = \"é"] {
+            assert!(expressions_match(text, text), "{text:?}");
+            assert!(!expressions_match(text, "lower(email)"), "{text:?}");
+        }
+    }
 
     #[test]
     fn server_spellings_meet_hand_spellings() {

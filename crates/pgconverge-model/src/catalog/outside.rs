@@ -32,6 +32,7 @@ impl OutsideCatalog {
             && self.policies.is_empty()
             && self.row_security.is_empty()
             && self.grants.is_empty()
+            && self.roles.is_empty()
     }
 }
 

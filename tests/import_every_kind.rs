@@ -1,7 +1,7 @@
 //! One database using every kind the model describes (enum and domain types, CHECK
 //! constraints, identity, serial and generated columns, indexes with methods, expression keys,
 //! INCLUDE and predicates, foreign keys with every action and deferral, composite keys,
-//! range- and list-partitioned tables) and objects outside it (a view, a function, a trigger,
+//! an array of an enum, range- and list-partitioned tables) and objects outside it (a view, a function, a trigger,
 //! a policy, grants), on real servers: `import` describes it whole, the plan against it
 //! changes nothing that exists, and two empty nodes are bootstrapped from it while a client
 //! writes there. Afterwards every table holds the same rows on every node, writes with
@@ -36,6 +36,7 @@ CREATE TABLE public.customers (
     last_name text NOT NULL,
     full_name text GENERATED ALWAYS AS (first_name || ' ' || last_name) STORED,
     profile jsonb NOT NULL DEFAULT '{}',
+    moods public.mood[] NOT NULL DEFAULT '{}',
     CONSTRAINT customers_email_check CHECK (position('@' in email) > 1)
 );
 CREATE INDEX customers_lower_email_idx ON public.customers (lower(email));
@@ -90,8 +91,9 @@ ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY;
 GRANT SELECT ON public.paid_orders, public.orders TO reporting;
 
 INSERT INTO public.regions VALUES ('de', 'be', 'Berlin'), ('de', 'hh', 'Hamburg');
-INSERT INTO public.customers (email, first_name, last_name, mood)
-    SELECT 'c' || g || '@x', 'F' || g, 'L' || g, (ARRAY['sad', 'ok', 'happy'])[1 + g % 3]::public.mood
+INSERT INTO public.customers (email, first_name, last_name, mood, moods)
+    SELECT 'c' || g || '@x', 'F' || g, 'L' || g, (ARRAY['sad', 'ok', 'happy'])[1 + g % 3]::public.mood,
+           ARRAY['happy', 'sad']::public.mood[]
     FROM generate_series(1, 2000) g;
 INSERT INTO public.orders (customer_id, country, region, total, status)
     SELECT 1 + g % 2000, 'de', CASE WHEN g % 2 = 0 THEN 'be' ELSE 'hh' END, g,

@@ -7,7 +7,7 @@
 
 use pgconverge_model::catalog::{DomainCatalog, NodeCatalog, TypeCatalog};
 use pgconverge_model::config::TypeConfig;
-use pgconverge_model::types::{normalize_default, normalize_type};
+use pgconverge_model::types::{expressions_match, normalize_default, normalize_type};
 
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
@@ -263,9 +263,11 @@ pub fn is_not_valid(definition: &str) -> bool {
     definition.trim_end().ends_with(" NOT VALID")
 }
 
-/// Whether a configured expression and a live definition mean the same check.
+/// Whether a configured expression and a live definition mean the same check: compared as
+/// index and generated expressions are (`expressions_match`: casts and grouping parentheses
+/// the server adds are not a difference).
 pub fn checks_match(expression: &str, definition: &str) -> bool {
-    normalize_default(expression) == normalize_default(check_expression(definition))
+    expressions_match(expression, check_expression(definition))
 }
 
 /// Why a live enum cannot become the desired one, if it cannot: a label the config dropped,

@@ -376,3 +376,31 @@ fn a_domains_new_check_and_not_null_look_at_the_columns_of_the_domain_first() {
          WHERE NOT (VALUE > 0) LIMIT 1"
     );
 }
+
+#[test]
+fn a_check_matches_the_servers_spelling_with_its_casts_and_parentheses() {
+    use crate::diff::types::checks_match;
+    for (configured, live) in [
+        ("price >= 0", "CHECK ((price >= (0)::numeric))"),
+        ("VALUE > 0", "CHECK ((VALUE > 0)) NOT VALID"),
+        (
+            "created_at::date <= updated_at::date",
+            "CHECK (((created_at)::date <= (updated_at)::date))",
+        ),
+        (
+            "status IN ('open', 'paid')",
+            "CHECK ((status = ANY (ARRAY['open'::text, 'paid'::text])))",
+        ),
+        (
+            "code::text ~ '^[A-Z]+$'",
+            "CHECK (((code)::text ~ '^[A-Z]+$'::text))",
+        ),
+    ] {
+        assert!(checks_match(configured, live), "{configured:?} vs {live:?}");
+    }
+    assert!(!checks_match(
+        "price > 0",
+        "CHECK ((price >= (0)::numeric))"
+    ));
+    assert!(!checks_match("a < b", "CHECK ((b < a))"));
+}

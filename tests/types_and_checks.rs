@@ -30,6 +30,7 @@ fn config(cluster: &TestCluster, step: usize) -> Value {
     let mut table_checks = vec![
         json!({ "expression": "price >= 0" }),
         json!({ "name": "items_price_unlucky", "expression": "price NOT IN (13, 666)" }),
+        json!({ "name": "items_price_range", "expression": "price BETWEEN 0 AND 100000000" }),
     ];
     if step >= 1 {
         domain_checks.push(json!({ "expression": "VALUE < 1000" }));

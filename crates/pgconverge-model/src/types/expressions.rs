@@ -38,6 +38,7 @@ const TYPE_CONTINUATIONS: &[&str] = &["varying", "precision", "with", "without",
 pub fn loose_expression(expr: &str) -> String {
     let tokens = tokens(expr);
     let tokens = drop_casts(tokens);
+    let tokens = between_as_comparisons(tokens);
     let tokens = in_lists_as_arrays(tokens);
     let tokens = drop_grouping_parentheses(tokens);
     let mut out = String::new();
@@ -167,6 +168,76 @@ fn drop_casts(tokens: Vec<Token>) -> Vec<Token> {
     out
 }
 
+/// `x BETWEEN a AND b` as the server stores it, `x >= a AND x <= b`; `NOT BETWEEN` as
+/// `x < a OR x > b`. Only where `x`, `a` and `b` are single names or literals (a longer operand
+/// would need the grammar to delimit); other spellings stay as they are.
+fn between_as_comparisons(tokens: Vec<Token>) -> Vec<Token> {
+    let simple = |t: Option<&Token>| -> Option<Token> {
+        match t {
+            Some(Token::Word(w)) if !["and", "or", "not", "between"].contains(&w.as_str()) => {
+                Some(Token::Word(w.clone()))
+            }
+            Some(Token::Literal(l)) => Some(Token::Literal(l.clone())),
+            _ => None,
+        }
+    };
+    let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        if tokens[i] != Token::Word("between".into()) {
+            out.push(tokens[i].clone());
+            i += 1;
+            continue;
+        }
+        let negated = out.last() == Some(&Token::Word("not".into()));
+        let operand_at = out.len().saturating_sub(if negated { 2 } else { 1 });
+        // Arithmetic binds tighter than BETWEEN: `a + b BETWEEN …` or `… AND 2 * c` have a
+        // longer operand, so only a bound by an edge, a comma or a keyword is taken.
+        let bound_before = operand_at == 0 || delimits(&out[operand_at - 1]);
+        let bound_after = tokens.get(i + 4).is_none_or(delimits);
+        let parts = (
+            simple(out.get(operand_at)).filter(|_| !out.is_empty() && bound_before && bound_after),
+            simple(tokens.get(i + 1)),
+            tokens.get(i + 2) == Some(&Token::Word("and".into())),
+            simple(tokens.get(i + 3)),
+        );
+        let (Some(operand), Some(low), true, Some(high)) = parts else {
+            out.push(tokens[i].clone());
+            i += 1;
+            continue;
+        };
+        out.truncate(operand_at);
+        let (below, joiner, above) = if negated {
+            ("<", "or", ">")
+        } else {
+            (">=", "and", "<=")
+        };
+        out.extend([
+            operand.clone(),
+            Token::Operator(below.into()),
+            low,
+            Token::Word(joiner.into()),
+            operand,
+            Token::Operator(above.into()),
+            high,
+        ]);
+        i += 4;
+    }
+    out
+}
+
+/// Whether `token` ends an operand of `BETWEEN` on its side.
+fn delimits(token: &Token) -> bool {
+    match token {
+        Token::Symbol(c) => matches!(c, '(' | ')' | ','),
+        Token::Word(w) => [
+            "and", "or", "not", "when", "then", "else", "end", "case", "is",
+        ]
+        .contains(&w.as_str()),
+        _ => false,
+    }
+}
+
 /// `x IN (a, b)` as the server prints it, `x = ANY (ARRAY[a, b])`; `NOT IN` as `<> ALL`.
 /// A subquery (`IN (SELECT …)`) is left as it is.
 fn in_lists_as_arrays(tokens: Vec<Token>) -> Vec<Token> {
@@ -243,6 +314,37 @@ fn drop_grouping_parentheses(tokens: Vec<Token>) -> Vec<Token> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn between_meets_the_comparisons_the_server_stores() {
+        for (configured, live) in [
+            ("qty BETWEEN 1 AND 100", "((qty >= 1) AND (qty <= 100))"),
+            (
+                "at BETWEEN '2026-01-01' AND '2027-01-01' AND kind <> 'x'",
+                "(((at >= '2026-01-01'::date) AND (at <= '2027-01-01'::date)) AND (kind <> 'x'::text))",
+            ),
+            ("qty NOT BETWEEN 1 AND 100", "((qty < 1) OR (qty > 100))"),
+        ] {
+            assert!(expressions_match(configured, live), "{configured:?} vs {live:?}");
+        }
+        assert!(!expressions_match(
+            "qty BETWEEN 1 AND 100",
+            "((qty >= 1) AND (qty <= 10))"
+        ));
+        assert!(!expressions_match(
+            "qty NOT BETWEEN 1 AND 100",
+            "((qty >= 1) AND (qty <= 100))"
+        ));
+        // A longer operand is left as written, never misread.
+        assert!(!expressions_match(
+            "a + b BETWEEN 1 AND 2",
+            "(((a + b) >= 1) AND (b <= 2))"
+        ));
+        assert!(!expressions_match(
+            "b BETWEEN 1 AND 2 * c",
+            "((b >= 1) AND (b <= 2)) * c"
+        ));
+    }
 
     #[test]
     fn an_unterminated_quoted_name_is_compared_not_a_panic() {

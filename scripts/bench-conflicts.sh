@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Throughput and replication lag of a table replicated by pgconverge (stamp/log triggers, change
-# log, merge on apply) against the same table replicated by plain logical replication
-# (publication of the table itself), on one 3-node sandbox, in the same run.
+# Throughput and replication lag of one table replicated three ways on one sandbox mesh, in the
+# same run:
+#
+#   plain       plain logical replication (a publication of the table itself, origin = none)
+#   pgconverge  pgconverge's write path (stamp/log triggers, change log, merge on apply)
+#   forwarding  the evaluated write path without a change record (scripts/write-path/
+#               forwarding.sql: base tables published, origin = any, merge in BEFORE triggers;
+#               see docs/conflicts.md, "A write path without a second row")
 #
 # pgbench (PostgreSQL 18 client) runs single-row UPDATEs, then INSERTs, at $CLIENTS clients on
-# n1, alternating plain / pgconverge rounds. Lag is measured on n2 and n3 for 1 row in 50: a
-# REPLICA trigger records the time between the write on n1 (a clock_timestamp() column) and the
-# row landing on the subscriber (same machine, same clock).
+# n1, alternating the variants each round. Lag is measured on every other node for 1 row in
+# 50: a REPLICA trigger records the time between the write on n1 (a clock_timestamp() column)
+# and the row landing on the subscriber (same machine, same clock).
 #
-#   scripts/bench-conflicts.sh              # 20 s per round, 2 rounds per variant
-#   BENCH_SECONDS=60 BENCH_ROUNDS=3 scripts/bench-conflicts.sh
+#   scripts/bench-conflicts.sh              # 3 nodes, 20 s per round, 2 rounds per variant
+#   BENCH_NODES=5 BENCH_SECONDS=60 BENCH_ROUNDS=3 scripts/bench-conflicts.sh
 #
-# Environment: BENCH_SECONDS, BENCH_ROUNDS, BENCH_CLIENTS (8), BENCH_ROWS (100000),
-# BENCH_PORT (first of three ports, 15640), PGCONVERGE_PG_BIN (default .pg/18/bin),
+# Environment: BENCH_NODES (3), BENCH_SECONDS, BENCH_ROUNDS, BENCH_CLIENTS (8), BENCH_ROWS
+# (100000), BENCH_PORT (first of the nodes' ports, 15640), PGCONVERGE_PG_BIN (default .pg/18/bin),
 # BENCH_DURABILITY: `sandbox` (fsync and synchronous_commit off, as the sandbox runs: commits
 # are nearly free, so this measures CPU cost alone), `durable` (fsync, synchronous_commit and
 # full_page_writes on, as a production server runs), or `both` (default).
@@ -33,7 +38,14 @@ case "$durability" in
   *) echo "BENCH_DURABILITY must be sandbox, durable or both" >&2; exit 1 ;;
 esac
 port="${BENCH_PORT:-15640}"
-ports=("$port" "$((port + 1))" "$((port + 2))")
+node_count="${BENCH_NODES:-3}"
+[[ $node_count =~ ^[0-9]+$ ]] && (( node_count >= 2 && node_count <= 9 )) ||
+  { echo "BENCH_NODES must be a number from 2 to 9" >&2; exit 1; }
+ports=()
+for ((i = 0; i < node_count; i++)); do ports+=("$((port + i))"); done
+nodes=("${!ports[@]}")
+receivers=("${nodes[@]:1}")
+variants=(plain pgconverge forwarding)
 
 bench_setup
 
@@ -44,12 +56,14 @@ sql() { # sql NODE_INDEX STATEMENT…
   "$bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${ports[$node]}" -U pgc -d app "${args[@]}"
 }
 
+node_entries="$(for i in "${nodes[@]}"; do
+  printf '    {"name": "n%d", "host": "127.0.0.1", "port": %d, "db": "app", "user": "pgc"}' "$((i + 1))" "${ports[$i]}"
+  if (( i + 1 < node_count )); then echo ,; fi
+done)"
 cat >"$work/pgconverge.json" <<EOF
 {
   "nodes": [
-    {"name": "n1", "host": "127.0.0.1", "port": ${ports[0]}, "db": "app", "user": "pgc"},
-    {"name": "n2", "host": "127.0.0.1", "port": ${ports[1]}, "db": "app", "user": "pgc"},
-    {"name": "n3", "host": "127.0.0.1", "port": ${ports[2]}, "db": "app", "user": "pgc"}
+$node_entries
   ],
   "tables": [
 $(bench_table_json bench_lww)
@@ -58,15 +72,22 @@ $(bench_table_json bench_lww)
 EOF
 
 cd "$work"
-echo "starting 3 servers on ports ${ports[*]} and applying the configuration…" >&2
+echo "starting $node_count servers on ports ${ports[*]} and applying the configuration…" >&2
 "$pgconverge" sandbox up --pg-bin "$bin" >/dev/null
 "$pgconverge" apply --auto-approve >/dev/null
 
-# The same table, replicated the plain way; and, on every node, the lag recorder.
-for i in 0 1 2; do
+# The same table, replicated the plain way and the forwarding way; and, on every node, the lag
+# recorder.
+for i in "${nodes[@]}"; do
+  PGOPTIONS='-c client_min_messages=warning' "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 \
+    -p "${ports[$i]}" -U pgc -d app -f "$root/scripts/write-path/forwarding.sql" >/dev/null
   sql "$i" \
+    "SELECT _pgc_fwd.set_node('n$((i + 1))', $((i + 1)))" \
     "CREATE TABLE bench_plain (id bigint PRIMARY KEY, v bigint, payload text, ts timestamptz)" \
     "CREATE PUBLICATION bench_plain_pub_n$((i + 1)) FOR TABLE bench_plain" \
+    "CREATE TABLE bench_fwd (id bigint PRIMARY KEY, v bigint, payload text, ts timestamptz)" \
+    "SELECT _pgc_fwd.install('public.bench_fwd')" \
+    "CREATE PUBLICATION bench_fwd_pub_n$((i + 1)) FOR TABLE bench_fwd" \
     "CREATE TABLE bench_lag (variant text, lag_ms float8)" \
     "CREATE FUNCTION bench_record_lag() RETURNS trigger LANGUAGE plpgsql SET search_path = '' AS \$\$
      BEGIN
@@ -76,21 +97,29 @@ for i in 0 1 2; do
     "CREATE TRIGGER bench_lag AFTER INSERT OR UPDATE ON bench_plain FOR EACH ROW WHEN (NEW.id % 50 = 0) EXECUTE FUNCTION bench_record_lag('plain')" \
     "ALTER TABLE bench_plain ENABLE REPLICA TRIGGER bench_lag" \
     "CREATE TRIGGER bench_lag AFTER INSERT OR UPDATE ON bench_lww FOR EACH ROW WHEN (NEW.id % 50 = 0) EXECUTE FUNCTION bench_record_lag('pgconverge')" \
-    "ALTER TABLE bench_lww ENABLE REPLICA TRIGGER bench_lag"
+    "ALTER TABLE bench_lww ENABLE REPLICA TRIGGER bench_lag" \
+    "CREATE TRIGGER bench_lag AFTER INSERT OR UPDATE ON bench_fwd FOR EACH ROW WHEN (NEW.id % 50 = 0) EXECUTE FUNCTION bench_record_lag('forwarding')" \
+    "ALTER TABLE bench_fwd ENABLE REPLICA TRIGGER bench_lag"
 done
-for i in 0 1 2; do
-  for j in 0 1 2; do
+# Plain: each node sends its own writes only. Forwarding: each node sends everything it applies
+# too, so every change reaches a node once per peer. Streaming is `on`, as pgconverge's own
+# subscriptions use it.
+for i in "${nodes[@]}"; do
+  for j in "${nodes[@]}"; do
     [[ $i == "$j" ]] && continue
     sql "$i" "CREATE SUBSCRIPTION bench_plain_n$((i + 1))_from_n$((j + 1))
       CONNECTION 'host=127.0.0.1 port=${ports[$j]} dbname=app user=pgc'
-      PUBLICATION bench_plain_pub_n$((j + 1)) WITH (origin = none, copy_data = false)"
+      PUBLICATION bench_plain_pub_n$((j + 1)) WITH (origin = none, copy_data = false, streaming = on)" \
+      "CREATE SUBSCRIPTION bench_fwd_n$((i + 1))_from_n$((j + 1))
+      CONNECTION 'host=127.0.0.1 port=${ports[$j]} dbname=app user=pgc'
+      PUBLICATION bench_fwd_pub_n$((j + 1)) WITH (origin = any, copy_data = false, streaming = on)"
   done
 done
 
-# Waits until n2 and n3 hold `count` rows of `table` with v >= `min_v` on row `id`.
+# Waits until every other node holds row `id` of `table` with v >= `min_v`.
 wait_for() { # wait_for TABLE ID MIN_V
   local deadline=$((SECONDS + 300))
-  for i in 1 2; do
+  for i in "${receivers[@]}"; do
     until [[ "$(sql "$i" "SELECT count(*) FROM $1 WHERE id = $2 AND v >= $3")" == 1 ]]; do
       (( SECONDS < deadline )) || { echo "replication of $1 did not catch up" >&2; exit 1; }
       sleep 0.2
@@ -108,7 +137,7 @@ drain() { # drain TABLE
 }
 
 echo "loading $rows rows into each table…" >&2
-for t in bench_plain bench_lww; do
+for t in bench_plain bench_lww bench_fwd; do
   sql 0 "INSERT INTO $t SELECT g, 0, 'row ' || g, clock_timestamp() FROM generate_series(1, $rows) g"
   drain "$t"
 done
@@ -119,7 +148,7 @@ declare -A tps_sum lag50 lag99
 set_durability() { # set_durability sandbox|durable
   local on=off
   [[ $1 == durable ]] && on=on
-  for i in 0 1 2; do
+  for i in "${nodes[@]}"; do
     sql "$i" "ALTER SYSTEM SET fsync = $on" "ALTER SYSTEM SET synchronous_commit = $on" \
       "ALTER SYSTEM SET full_page_writes = $on" "SELECT pg_reload_conf()" >/dev/null
   done
@@ -127,7 +156,7 @@ set_durability() { # set_durability sandbox|durable
 
 run() { # run OP TABLE VARIANT
   local op="$1" table="$2" variant="$3"
-  for i in 1 2; do sql "$i" "TRUNCATE bench_lag"; done
+  for i in "${receivers[@]}"; do sql "$i" "TRUNCATE bench_lag"; done
   local out tps
   out="$("$bin/pgbench" -n -c "$clients" -j 2 -T "$seconds" -D table="$table" \
     -f "$work/$op.sql" -h 127.0.0.1 -p "${ports[0]}" -U pgc app 2>&1)" \
@@ -135,7 +164,7 @@ run() { # run OP TABLE VARIANT
   tps="$(bench_tps "$out")"
   drain "$table"
   local stats
-  stats="$(for i in 1 2; do sql "$i" "SELECT lag_ms FROM bench_lag WHERE variant = '$variant'"; done |
+  stats="$(for i in "${receivers[@]}"; do sql "$i" "SELECT lag_ms FROM bench_lag WHERE variant = '$variant'"; done |
     sort -n | awk '{a[NR]=$1} END {if (NR == 0) {print "- -"} else {
       p50 = a[int(NR * 0.50 + 0.5) > 0 ? int(NR * 0.50 + 0.5) : 1];
       p99 = a[int(NR * 0.99 + 0.5) > 0 ? int(NR * 0.99 + 0.5) : 1];
@@ -154,22 +183,25 @@ for mode in "${modes[@]}"; do
     for ((r = 1; r <= rounds; r++)); do
       run "$op" bench_plain plain
       run "$op" bench_lww pgconverge
+      run "$op" bench_fwd forwarding
     done
   done
 done
 
 echo
-echo "pgbench: $clients clients on n1, ${seconds}s x $rounds rounds per variant, 3-node mesh, $(nproc) CPUs"
+echo "pgbench: $clients clients on n1, ${seconds}s x $rounds rounds per variant, $node_count-node mesh, $(nproc) CPUs"
 printf '%-17s %-11s %10s %20s %20s\n' "op (commits)" variant "tps (mean)" "lag p50 ms/round" "lag p99 ms/round"
 for mode in "${modes[@]}"; do
   for op in update insert; do
     key="$op $mode"
-    for variant in plain pgconverge; do
+    for variant in "${variants[@]}"; do
       mean="$(awk -v s="${tps_sum["$key $variant"]}" -v n="$rounds" 'BEGIN {printf "%.0f", s / n}')"
       printf '%-17s %-11s %10s %20s %20s\n' "$key" "$variant" "$mean" "${lag50["$key $variant"]}" "${lag99["$key $variant"]}"
     done
-    ratio="$(awk -v a="${tps_sum["$key pgconverge"]}" -v b="${tps_sum["$key plain"]}" 'BEGIN {printf "%.2f", a / b}')"
-    verdict="$(awk -v r="$ratio" 'BEGIN {print (r >= 0.90) ? "meets" : "below"}')"
-    echo "$key: pgconverge / plain = $ratio ($verdict the 0.90 target)"
+    for variant in pgconverge forwarding; do
+      ratio="$(awk -v a="${tps_sum["$key $variant"]}" -v b="${tps_sum["$key plain"]}" 'BEGIN {printf "%.2f", a / b}')"
+      verdict="$(awk -v r="$ratio" 'BEGIN {print (r >= 0.90) ? "meets" : "below"}')"
+      echo "$key: $variant / plain = $ratio ($verdict the 0.90 target)"
+    done
   done
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What each part of pgconverge's local write path costs the writing node, before any
-# replication: pgbench throughput on one server for the same table four ways, in one run.
+# replication: pgbench throughput on one server for the same table five ways, in one run.
 #
 #   plain       no triggers
 #   stamp       pgconverge's stamp trigger only (the per-row clock, nothing recorded)
@@ -8,6 +8,9 @@
 #               (op and the row as json) into a table without indexes: the least that a
 #               change carried by a replicated record can cost
 #   pgconverge  the table as pgconverge manages it (stamp and log triggers, change log)
+#   forwarding  the evaluated write path without a change record (scripts/write-path/
+#               forwarding.sql: stamp in BEFORE triggers, an incarnation column and identity
+#               index, a tombstone lookup per INSERT; docs/conflicts.md)
 #
 # Every table has the same columns (the plain ones carry the two stamp columns too), so rows and
 # WAL differ only by what the triggers add. pgbench runs single-row UPDATEs, then INSERTs, at
@@ -66,10 +69,13 @@ CREATE TRIGGER _pgc_10_stamp BEFORE INSERT OR UPDATE ON bench_stamp FOR EACH ROW
 CREATE TABLE bench_stamp_row (LIKE bench_pgconverge INCLUDING ALL);
 CREATE TRIGGER _pgc_10_stamp BEFORE INSERT OR UPDATE ON bench_stamp_row FOR EACH ROW EXECUTE FUNCTION $stamp();
 CREATE TRIGGER _pgc_90_log AFTER INSERT OR UPDATE ON bench_stamp_row FOR EACH ROW EXECUTE FUNCTION public.bench_record_change();
+CREATE TABLE bench_forwarding (LIKE bench_pgconverge INCLUDING ALL);
 EOF
+PGOPTIONS='-c client_min_messages=warning' sql -f "$root/scripts/write-path/forwarding.sql" >/dev/null
+sql -c "SELECT _pgc_fwd.set_node('n1', 1)" -c "SELECT _pgc_fwd.install('public.bench_forwarding')" >/dev/null
 
 echo "loading $rows rows into each table…" >&2
-variants=(plain stamp stamp_row pgconverge)
+variants=(plain stamp stamp_row pgconverge forwarding)
 for v in "${variants[@]}"; do
   sql -c "INSERT INTO bench_$v (id, v, payload, ts) SELECT g, 0, 'row ' || g, clock_timestamp() FROM generate_series(1, $rows) g"
 done

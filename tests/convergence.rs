@@ -65,6 +65,53 @@ type Value = Option<String>;
 /// `(version, origin)`; origins compare bytewise, as in the generated SQL.
 type Stamp = (i64, String);
 
+/// Which write path the mesh runs: pgconverge's (stamps, change log, registers) or the
+/// evaluated forwarding path (scripts/write-path/forwarding.sql; docs/conflicts.md, "A write
+/// path without a second row"), which resolves no UNIQUE constraint but the primary key and
+/// refuses a change of primary key.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum WritePath {
+    ChangeLog,
+    Forwarding,
+}
+
+/// One committed write of a key: its stamp, the incarnation it wrote (the forwarding path's
+/// `_pgc_birth`; 0 on the change-log path), and whether it deleted the row.
+#[derive(Clone, Debug)]
+struct Write {
+    stamp: Stamp,
+    birth: i64,
+    delete: bool,
+}
+
+/// What the writes of one key must leave on every node. Change log: the greatest stamp (row or
+/// tombstone). Forwarding: the newest incarnation, gone if any delete of it committed, else
+/// at the greatest stamp written to it.
+fn expected_register(path: WritePath, writes: &[Write]) -> Option<(i64, Stamp, bool)> {
+    match path {
+        WritePath::ChangeLog => writes
+            .iter()
+            .map(|w| w.stamp.clone())
+            .max()
+            .map(|s| (0, s, false)),
+        WritePath::Forwarding => {
+            let birth = writes.iter().map(|w| w.birth).max()?;
+            let of_it: Vec<&Write> = writes.iter().filter(|w| w.birth == birth).collect();
+            let deleted = of_it.iter().any(|w| w.delete);
+            let stamp = of_it.iter().map(|w| w.stamp.clone()).max()?;
+            Some((birth, stamp, deleted))
+        }
+    }
+}
+
+/// The RETURNING list of every write: the stamp, and the incarnation where there is one.
+fn returning(path: WritePath) -> &'static str {
+    match path {
+        WritePath::ChangeLog => "_pgc_version, _pgc_origin, 0::bigint",
+        WritePath::Forwarding => "_pgc_version, _pgc_origin, _pgc_birth",
+    }
+}
+
 /// A column as the harness writes it: `$n::text::<cast>`.
 struct Column {
     name: &'static str,
@@ -302,10 +349,12 @@ fn key_clause(spec: &Spec, first: usize) -> String {
 #[derive(Default)]
 struct Record {
     /// Every committed write's stamp, per (table, key identity).
-    writes: HashMap<(usize, String), Vec<Stamp>>,
+    writes: HashMap<(usize, String), Vec<Write>>,
     /// One spelling of each key's parameters.
     keys: HashMap<(usize, String), Vec<Value>>,
     committed: BTreeMap<&'static str, u64>,
+    /// Changes of primary key the forwarding path refused, as it must.
+    refused_moves: u64,
     retried: BTreeMap<String, u64>,
     /// Broken promises: an UPDATE that did not report the locked row, or a stamp that did
     /// not rise above the version it overwrote.
@@ -324,6 +373,7 @@ struct Shared {
     stop_after: Instant,
     deadline: Instant,
     record: Mutex<Record>,
+    path: WritePath,
 }
 
 impl Shared {
@@ -352,7 +402,7 @@ async fn connect(node: &TestNode) -> Client {
 }
 
 enum Outcome {
-    Wrote(&'static str, Vec<(usize, String, Vec<Value>, Stamp)>),
+    Wrote(&'static str, Vec<(usize, String, Vec<Value>, Write)>),
     Nothing,
 }
 
@@ -376,7 +426,7 @@ async fn one_transaction(
         }
         let columns: Vec<&Column> = spec.keys.iter().chain(spec.values.iter()).collect();
         let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}) RETURNING _pgc_version, _pgc_origin",
+            "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
             spec.qualified,
             columns
                 .iter()
@@ -388,7 +438,8 @@ async fn one_transaction(
                 .enumerate()
                 .map(|(i, c)| format!("${}::text::{}", i + 1, c.cast))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            returning(shared.path)
         );
         let tx = client
             .build_transaction()
@@ -397,10 +448,12 @@ async fn one_transaction(
             .await?;
         let row = tx.query_one(&sql, &params(&values)).await?;
         tx.commit().await?;
-        return Ok(Outcome::Wrote(
-            "insert",
-            vec![(t, id, key_values, (row.get(0), row.get(1)))],
-        ));
+        let write = Write {
+            stamp: (row.get(0), row.get(1)),
+            birth: row.get(2),
+            delete: false,
+        };
+        return Ok(Outcome::Wrote("insert", vec![(t, id, key_values, write)]));
     }
     if (92..96).contains(&roll) {
         // A new primary key: the old key is deleted and the new one created at one stamp.
@@ -432,13 +485,29 @@ async fn one_transaction(
             .map(|(i, c)| format!("\"{}\" = ${}::text::{}", c.name, first + i, c.cast))
             .collect();
         let sql = format!(
-            "UPDATE {} SET {} WHERE {} RETURNING _pgc_version, _pgc_origin",
+            "UPDATE {} SET {} WHERE {} RETURNING {}",
             spec.qualified,
             sets.join(", "),
-            key_clause(spec, 1)
+            key_clause(spec, 1),
+            returning(shared.path)
         );
         let mut values = key_values.clone();
         values.extend(new_key_values.iter().cloned());
+        if shared.path == WritePath::Forwarding {
+            // A new key is a new incarnation, which only an INSERT may create.
+            match tx.query(&sql, &params(&values)).await {
+                Err(e) if e.code().map(|c| c.code()) == Some("0A000") => {
+                    shared.record().refused_moves += 1;
+                }
+                Err(e) => return Err(e),
+                Ok(_) => shared.record().violations.push(format!(
+                    "n{}: the forwarding path let {} {id} change its primary key",
+                    node + 1,
+                    spec.qualified
+                )),
+            }
+            return Ok(Outcome::Nothing);
+        }
         let rows = tx.query(&sql, &params(&values)).await?;
         if rows.len() != 1 {
             shared.record().violations.push(format!(
@@ -457,12 +526,18 @@ async fn one_transaction(
                 spec.qualified
             ));
         }
+        let birth = rows[0].get(2);
         tx.commit().await?;
+        let write = |stamp: Stamp| Write {
+            stamp,
+            birth,
+            delete: false,
+        };
         return Ok(Outcome::Wrote(
             "move",
             vec![
-                (t, id, key_values, new.clone()),
-                (t, new_id, new_key_values, new),
+                (t, id, key_values, write(new.clone())),
+                (t, new_id, new_key_values, write(new)),
             ],
         ));
     }
@@ -505,10 +580,11 @@ async fn one_transaction(
                 })
                 .collect();
             let sql = format!(
-                "UPDATE {} SET {} WHERE {} RETURNING _pgc_version, _pgc_origin",
+                "UPDATE {} SET {} WHERE {} RETURNING {}",
                 spec.qualified,
                 sets.join(", "),
-                key_clause(spec, 1)
+                key_clause(spec, 1),
+                returning(shared.path)
             );
             let rows = tx.query(&sql, &params(&values)).await?;
             if rows.len() != 1 {
@@ -528,7 +604,12 @@ async fn one_transaction(
                     spec.qualified
                 ));
             }
-            wrote.push((t, id, key_values, new));
+            let write = Write {
+                stamp: new,
+                birth: rows[0].get(2),
+                delete: false,
+            };
+            wrote.push((t, id, key_values, write));
         }
         tx.commit().await?;
         return Ok(if wrote.is_empty() {
@@ -544,15 +625,28 @@ async fn one_transaction(
         .start()
         .await?;
     let sql = format!(
-        "DELETE FROM {} WHERE {} RETURNING _pgc_version, _pgc_origin",
+        "DELETE FROM {} WHERE {} RETURNING {}",
         spec.qualified,
-        key_clause(spec, 1)
+        key_clause(spec, 1),
+        returning(shared.path)
     );
     let Some(old) = tx.query_opt(&sql, &params(&key_values)).await? else {
         tx.commit().await?;
         return Ok(Outcome::Nothing);
     };
+    let old_birth: i64 = old.get(2);
     let old: Stamp = (old.get(0), old.get(1));
+    if shared.path == WritePath::Forwarding {
+        // The deleted incarnation is what every node must end without; the final checks
+        // read the tombstones.
+        tx.commit().await?;
+        let write = Write {
+            stamp: old,
+            birth: old_birth,
+            delete: true,
+        };
+        return Ok(Outcome::Wrote("delete", vec![(t, id, key_values, write)]));
+    }
     let mut tomb_params: Vec<Value> = vec![some(spec.qualified)];
     tomb_params.extend(key_values.iter().cloned());
     let tomb = tx
@@ -573,7 +667,12 @@ async fn one_transaction(
         ));
     }
     tx.commit().await?;
-    Ok(Outcome::Wrote("delete", vec![(t, id, key_values, tomb)]))
+    let write = Write {
+        stamp: tomb,
+        birth: 0,
+        delete: true,
+    };
+    Ok(Outcome::Wrote("delete", vec![(t, id, key_values, write)]))
 }
 
 /// One client of `node`. The last client of each node runs REPEATABLE READ transactions,
@@ -595,9 +694,9 @@ async fn client_loop(shared: Arc<Shared>, node: usize, seed: u64, isolation: Iso
             Ok(Outcome::Wrote(kind, writes)) => {
                 let mut record = shared.record();
                 *record.committed.entry(kind).or_default() += 1;
-                for (t, id, key_values, stamp) in writes {
+                for (t, id, key_values, write) in writes {
                     record.keys.entry((t, id.clone())).or_insert(key_values);
-                    record.writes.entry((t, id)).or_default().push(stamp);
+                    record.writes.entry((t, id)).or_default().push(write);
                 }
             }
             Ok(Outcome::Nothing) => {}
@@ -700,11 +799,24 @@ async fn register(client: &Client, spec: &Spec, key_values: &[Value]) -> Option<
         .map(|r| (r.get(0), r.get(1)))
 }
 
-async fn run_seed(seed: u64, seconds: u64) {
-    eprintln!("convergence harness: seed {seed}, {seconds} s (rerun with {SEEDS_ENV}={seed})");
+async fn run_seed(seed: u64, seconds: u64, path: WritePath) {
+    eprintln!(
+        "convergence harness ({path:?}): seed {seed}, {seconds} s (rerun with {SEEDS_ENV}={seed})"
+    );
     let cluster = TestCluster::start(3);
-    let specs = specs();
-    let mesh = Mesh::install(&cluster, specs.iter().map(|s| s.config.clone()).collect()).await;
+    let mut specs = specs();
+    let configs: Vec<TableConfig> = specs.iter().map(|s| s.config.clone()).collect();
+    let mesh = match path {
+        WritePath::ChangeLog => Mesh::install(&cluster, configs).await,
+        WritePath::Forwarding => {
+            // Only the primary key is resolved on this path; see expected_register.
+            for spec in &mut specs {
+                spec.config.unique.clear();
+            }
+            let configs = specs.iter().map(|s| s.config.clone()).collect();
+            Mesh::install_forwarding(&cluster, configs).await
+        }
+    };
     for node in 0..3 {
         let client = cluster.client(node).await;
         client
@@ -721,6 +833,7 @@ async fn run_seed(seed: u64, seconds: u64) {
         stop_after: Instant::now() + Duration::from_secs(seconds) / 3,
         deadline: Instant::now() + Duration::from_secs(seconds),
         record: Mutex::new(Record::default()),
+        path,
     });
     let mut clients = Vec::new();
     for node in 0..3 {
@@ -750,6 +863,83 @@ async fn run_seed(seed: u64, seconds: u64) {
 
     mesh.wait_for_catch_up(Duration::from_secs(120)).await;
     let record = std::mem::take(&mut *shared.record());
+    let ledger = match path {
+        WritePath::ChangeLog => ledger_summary(&cluster).await,
+        WritePath::Forwarding => vec![format!("refused key changes {}", record.refused_moves)],
+    };
+    eprintln!(
+        "seed {seed}: committed {:?}, retried {:?}, partitions {schedule:?}\n  ledger {ledger:?}",
+        record.committed, record.retried
+    );
+
+    if path == WritePath::Forwarding {
+        // A divergence is the graver finding; report it before any apply error.
+        mesh.assert_converged().await;
+    }
+    mesh.assert_no_apply_errors().await;
+    mesh.assert_converged().await;
+    assert!(
+        record.violations.is_empty(),
+        "seed {seed}: {:#?}",
+        record.violations
+    );
+    if path == WritePath::ChangeLog {
+        assert_eq!(
+            mesh.change_log_rows().await,
+            0,
+            "seed {seed}: change log not empty"
+        );
+        for register_table in ["tombstones", "claims"] {
+            let digests = [
+                register_digest(&mesh, 0, register_table).await,
+                register_digest(&mesh, 1, register_table).await,
+                register_digest(&mesh, 2, register_table).await,
+            ];
+            assert!(
+                digests.iter().all(|d| *d == digests[0]),
+                "seed {seed}: {register_table} differ between nodes: {digests:?}"
+            );
+        }
+    }
+    // Each key's register is what its committed writes decide (expected_register): the last
+    // writer won, and no causally later write lost.
+    for node in 0..3 {
+        let client = cluster.client(node).await;
+        for ((t, id), writes) in &record.writes {
+            let spec = &shared.specs[*t];
+            let want = expected_register(path, writes);
+            let key_values = &record.keys[&(*t, id.clone())];
+            let got = match path {
+                WritePath::ChangeLog => register(&client, spec, key_values)
+                    .await
+                    .map(|s| (0, s, false)),
+                WritePath::Forwarding => {
+                    forwarding_register(&client, spec, key_values, want.as_ref()).await
+                }
+            };
+            assert_eq!(
+                got, want,
+                "seed {seed}: n{} {} key {id}: register is not what the writes decide (writes {writes:?})",
+                node + 1,
+                spec.qualified
+            );
+        }
+    }
+    let total: u64 = record.committed.values().sum();
+    assert!(
+        total > 100,
+        "seed {seed}: only {total} transactions committed"
+    );
+    if path == WritePath::Forwarding {
+        assert!(
+            record.refused_moves > 0,
+            "seed {seed}: no change of primary key was tried"
+        );
+    }
+}
+
+/// Conflict ledger kinds and counts per node (change-log path).
+async fn ledger_summary(cluster: &TestCluster) -> Vec<String> {
     let mut ledger = Vec::new();
     for node in 0..3 {
         let client = cluster.client(node).await;
@@ -766,58 +956,55 @@ async fn run_seed(seed: u64, seconds: u64) {
             .collect();
         ledger.push(format!("n{}: {}", node + 1, kinds.join(" ")));
     }
-    eprintln!(
-        "seed {seed}: committed {:?}, retried {:?}, partitions {schedule:?}\n  ledger {ledger:?}",
-        record.committed, record.retried
-    );
+    ledger
+}
 
-    mesh.assert_no_apply_errors().await;
-    mesh.assert_converged().await;
-    assert!(
-        record.violations.is_empty(),
-        "seed {seed}: {:#?}",
-        record.violations
+/// The forwarding path's register of a key on a node: its live row's incarnation and stamp;
+/// else, when `want` says the newest incarnation was deleted, that incarnation if the node's
+/// tombstones hold it.
+async fn forwarding_register(
+    client: &Client,
+    spec: &Spec,
+    key_values: &[Value],
+    want: Option<&(i64, Stamp, bool)>,
+) -> Option<(i64, Stamp, bool)> {
+    let row_sql = format!(
+        "SELECT _pgc_birth, _pgc_version, _pgc_origin FROM {} WHERE {}",
+        spec.qualified,
+        key_clause(spec, 1)
     );
-    assert_eq!(
-        mesh.change_log_rows().await,
-        0,
-        "seed {seed}: change log not empty"
-    );
-    for register_table in ["tombstones", "claims"] {
-        let digests = [
-            register_digest(&mesh, 0, register_table).await,
-            register_digest(&mesh, 1, register_table).await,
-            register_digest(&mesh, 2, register_table).await,
-        ];
-        assert!(
-            digests.iter().all(|d| *d == digests[0]),
-            "seed {seed}: {register_table} differ between nodes: {digests:?}"
-        );
+    if let Some(r) = client
+        .query_opt(&row_sql, &params(key_values))
+        .await
+        .unwrap_or_else(|e| panic!("{row_sql}: {e:?}"))
+    {
+        return Some((r.get(0), (r.get(1), r.get(2)), false));
     }
-    // Last writer wins: each key's register is the greatest stamp any client committed.
-    for node in 0..3 {
-        let client = cluster.client(node).await;
-        for ((t, id), stamps) in &record.writes {
-            let spec = &shared.specs[*t];
-            let want = stamps.iter().max().cloned();
-            let got = register(&client, spec, &record.keys[&(*t, id.clone())]).await;
-            assert_eq!(
-                got, want,
-                "seed {seed}: n{} {} key {id}: register is not the latest write (writes {stamps:?})",
-                node + 1,
-                spec.qualified
-            );
-        }
-    }
-    let total: u64 = record.committed.values().sum();
-    assert!(
-        total > 100,
-        "seed {seed}: only {total} transactions committed"
-    );
+    let (birth, stamp, _) = want?.clone();
+    let tombstoned: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM _pgc_fwd.tombstones WHERE tbl = $1 AND birth = $2)",
+            &[&spec.qualified, &birth],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading _pgc_fwd.tombstones: {e:?}"))
+        .get(0);
+    tombstoned.then_some((birth, stamp, true))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn seeded_workloads_converge() {
+    run_seeds(WritePath::ChangeLog).await;
+}
+
+/// The harness on the evaluated forwarding path, without UNIQUE constraints other than the
+/// primary key and with changes of primary key refused (docs/conflicts.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn seeded_workloads_converge_on_forwarding_path() {
+    run_seeds(WritePath::Forwarding).await;
+}
+
+async fn run_seeds(path: WritePath) {
     let seeds: Vec<u64> = match std::env::var(SEEDS_ENV) {
         Ok(list) if !list.trim().is_empty() => list
             .split(',')
@@ -838,7 +1025,7 @@ async fn seeded_workloads_converge() {
     };
     for seed in seeds {
         // A panic anywhere in the run is reported with its seed.
-        if let Err(e) = tokio::spawn(run_seed(seed, seconds)).await {
+        if let Err(e) = tokio::spawn(run_seed(seed, seconds, path)).await {
             let message = e
                 .try_into_panic()
                 .ok()

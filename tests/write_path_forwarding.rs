@@ -1,0 +1,118 @@
+//! The evaluated forwarding write path (scripts/write-path/forwarding.sql; docs/conflicts.md,
+//! "A write path without a second row") on real servers: the hazard of out-of-line values
+//! that PostgreSQL sends as "unchanged", reproduced without the path's remedy and shown
+//! mended with it. The seeded harness runs on this path in tests/convergence.rs.
+
+#[path = "common/mesh.rs"]
+mod mesh;
+
+use std::time::Duration;
+
+use mesh::{table, Mesh};
+use pgconverge_tests::TestCluster;
+
+fn docs_table() -> pgconverge_model::TableConfig {
+    table(serde_json::json!({
+        "name": "docs",
+        "columns": [
+            {"name": "id", "type": "bigint"},
+            {"name": "v", "type": "int"},
+            {"name": "payload", "type": "text"}
+        ],
+        "primary_key": ["id"]
+    }))
+}
+
+/// A value PostgreSQL stores out of line: 12,800 characters that pglz cannot shrink.
+fn large_value(seed: u32) -> String {
+    format!("(SELECT string_agg(md5((g * {seed})::text), '') FROM generate_series(1, 400) g)")
+}
+
+/// Two concurrent updates of one row: n2 rewrites the large value, n1 (later, so it wins)
+/// changes only `v`. Returns the md5 of `payload` on each node once all have caught up.
+async fn concurrent_updates(mesh: &Mesh<'_>, id: i64) -> Vec<String> {
+    let cluster = mesh.cluster;
+    let n1 = cluster.client(0).await;
+    n1.batch_execute(&format!(
+        "INSERT INTO docs VALUES ({id}, 0, {})",
+        large_value(1)
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("insert: {e:?}"));
+    mesh.wait_for_catch_up(Duration::from_secs(60)).await;
+
+    mesh.set_all_subscriptions(false).await;
+    let n2 = cluster.client(1).await;
+    n2.batch_execute(&format!(
+        "UPDATE docs SET payload = {} WHERE id = {id}",
+        large_value(7)
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("update on n2: {e:?}"));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    n1.batch_execute(&format!("UPDATE docs SET v = 1 WHERE id = {id}"))
+        .await
+        .unwrap_or_else(|e| panic!("update on n1: {e:?}"));
+    mesh.set_all_subscriptions(true).await;
+    mesh.wait_for_catch_up(Duration::from_secs(60)).await;
+
+    let mut digests = Vec::new();
+    for node in 0..3 {
+        let client = cluster.client(node).await;
+        let row = client
+            .query_one(
+                &format!("SELECT v, md5(payload) FROM docs WHERE id = {id}"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reading n{}: {e:?}", node + 1));
+        assert_eq!(
+            row.get::<_, i32>(0),
+            1,
+            "n{}: n1's later update lost",
+            node + 1
+        );
+        digests.push(row.get(1));
+    }
+    digests
+}
+
+/// Without the remedy, n1's update carries `payload` as "unchanged" and n2 fills it from its
+/// own, different version: the nodes disagree for good. With it, they agree on n1's row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forwarding_path_sends_out_of_line_values_whole() {
+    let cluster = TestCluster::start(3);
+    let mesh = Mesh::install_forwarding(&cluster, vec![docs_table()]).await;
+
+    let with_remedy = concurrent_updates(&mesh, 1).await;
+    assert!(
+        with_remedy.iter().all(|d| *d == with_remedy[0]),
+        "with the remedy the nodes must agree: {with_remedy:?}"
+    );
+
+    // The local UPDATE function without the lines that rebuild large values.
+    for node in 0..3 {
+        let client = cluster.client(node).await;
+        client
+            .batch_execute(
+                r#"DO $$
+                DECLARE f regprocedure; src text;
+                BEGIN
+                  SELECT p.oid::regprocedure, p.prosrc INTO f, src
+                    FROM pg_proc p JOIN pg_trigger t ON t.tgfoid = p.oid
+                   WHERE t.tgrelid = 'public.docs'::regclass AND t.tgname = '_pgc_10_upd';
+                  src := regexp_replace(src, 'IF pg_catalog.pg_column_size[^\n]*\n', '', 'g');
+                  EXECUTE format('CREATE OR REPLACE FUNCTION %s RETURNS trigger LANGUAGE plpgsql AS %L', f, src);
+                END $$"#,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("removing the remedy on n{}: {e:?}", node + 1));
+    }
+    let without = concurrent_updates(&mesh, 2).await;
+    assert_eq!(without[0], without[2], "n1 and n3 hold n1's row");
+    assert_ne!(
+        without[0], without[1],
+        "without the remedy n2 keeps its own large value under n1's update: the hazard is gone?"
+    );
+    mesh.assert_no_apply_errors().await;
+}

@@ -772,10 +772,19 @@ async fn register_digest(mesh: &Mesh<'_>, node: usize, table: &str) -> String {
         .get(0)
 }
 
-/// The key register on `node`: the live row's stamp, else the tombstone's.
-async fn register(client: &Client, spec: &Spec, key_values: &[Value]) -> Option<Stamp> {
+/// The key register on a node as [`expected_register`] states it: the live row's incarnation
+/// and stamp; else, on the change-log path, the tombstone's stamp; on the forwarding path, the
+/// deleted incarnation `want` names if the node's tombstones hold it.
+async fn register(
+    client: &Client,
+    spec: &Spec,
+    key_values: &[Value],
+    path: WritePath,
+    want: Option<&(i64, Stamp, bool)>,
+) -> Option<(i64, Stamp, bool)> {
     let row_sql = format!(
-        "SELECT _pgc_version, _pgc_origin FROM {} WHERE {}",
+        "SELECT {} FROM {} WHERE {}",
+        returning(path),
         spec.qualified,
         key_clause(spec, 1)
     );
@@ -784,19 +793,35 @@ async fn register(client: &Client, spec: &Spec, key_values: &[Value]) -> Option<
         .await
         .unwrap_or_else(|e| panic!("{row_sql}: {e:?}"))
     {
-        return Some((r.get(0), r.get(1)));
+        return Some((r.get(2), (r.get(0), r.get(1)), false));
     }
-    let mut tomb_params: Vec<Value> = vec![some(spec.qualified)];
-    tomb_params.extend(key_values.iter().cloned());
-    let sql = format!(
-        "SELECT version, origin FROM _pgconverge.tombstones WHERE tbl = $1::text AND pk = {}",
-        spec.canonical_key
-    );
-    client
-        .query_opt(&sql, &params(&tomb_params))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .map(|r| (r.get(0), r.get(1)))
+    match path {
+        WritePath::ChangeLog => {
+            let mut tomb_params: Vec<Value> = vec![some(spec.qualified)];
+            tomb_params.extend(key_values.iter().cloned());
+            let sql = format!(
+                "SELECT version, origin FROM _pgconverge.tombstones WHERE tbl = $1::text AND pk = {}",
+                spec.canonical_key
+            );
+            client
+                .query_opt(&sql, &params(&tomb_params))
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+                .map(|r| (0, (r.get(0), r.get(1)), false))
+        }
+        WritePath::Forwarding => {
+            let (birth, stamp, _) = want?.clone();
+            let tombstoned: bool = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM _pgc_fwd.tombstones WHERE tbl = $1 AND birth = $2)",
+                    &[&spec.qualified, &birth],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("reading _pgc_fwd.tombstones: {e:?}"))
+                .get(0);
+            tombstoned.then_some((birth, stamp, true))
+        }
+    }
 }
 
 async fn run_seed(seed: u64, seconds: u64, path: WritePath) {
@@ -909,14 +934,7 @@ async fn run_seed(seed: u64, seconds: u64, path: WritePath) {
             let spec = &shared.specs[*t];
             let want = expected_register(path, writes);
             let key_values = &record.keys[&(*t, id.clone())];
-            let got = match path {
-                WritePath::ChangeLog => register(&client, spec, key_values)
-                    .await
-                    .map(|s| (0, s, false)),
-                WritePath::Forwarding => {
-                    forwarding_register(&client, spec, key_values, want.as_ref()).await
-                }
-            };
+            let got = register(&client, spec, key_values, path, want.as_ref()).await;
             assert_eq!(
                 got, want,
                 "seed {seed}: n{} {} key {id}: register is not what the writes decide (writes {writes:?})",
@@ -957,39 +975,6 @@ async fn ledger_summary(cluster: &TestCluster) -> Vec<String> {
         ledger.push(format!("n{}: {}", node + 1, kinds.join(" ")));
     }
     ledger
-}
-
-/// The forwarding path's register of a key on a node: its live row's incarnation and stamp;
-/// else, when `want` says the newest incarnation was deleted, that incarnation if the node's
-/// tombstones hold it.
-async fn forwarding_register(
-    client: &Client,
-    spec: &Spec,
-    key_values: &[Value],
-    want: Option<&(i64, Stamp, bool)>,
-) -> Option<(i64, Stamp, bool)> {
-    let row_sql = format!(
-        "SELECT _pgc_birth, _pgc_version, _pgc_origin FROM {} WHERE {}",
-        spec.qualified,
-        key_clause(spec, 1)
-    );
-    if let Some(r) = client
-        .query_opt(&row_sql, &params(key_values))
-        .await
-        .unwrap_or_else(|e| panic!("{row_sql}: {e:?}"))
-    {
-        return Some((r.get(0), (r.get(1), r.get(2)), false));
-    }
-    let (birth, stamp, _) = want?.clone();
-    let tombstoned: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM _pgc_fwd.tombstones WHERE tbl = $1 AND birth = $2)",
-            &[&spec.qualified, &birth],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("reading _pgc_fwd.tombstones: {e:?}"))
-        .get(0);
-    tombstoned.then_some((birth, stamp, true))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -188,6 +188,19 @@ for mode in "${modes[@]}"; do
   done
 done
 
+# Mean over rounds of a variant's lag percentile against plain's, and the 1.2× target:
+# lag_ratio KEY VARIANT PERCENTILE "VARIANT ROUNDS" "PLAIN ROUNDS"
+lag_ratio() {
+  awk -v key="$1" -v variant="$2" -v p="$3" -v a="$4" -v b="$5" 'BEGIN {
+    na = split(a, x, " "); nb = split(b, y, " "); sa = 0; sb = 0; ok = 1
+    for (i = 1; i <= na; i++) { if (x[i] == "-") ok = 0; sa += x[i] }
+    for (i = 1; i <= nb; i++) { if (y[i] == "-") ok = 0; sb += y[i] }
+    if (!ok || na == 0 || nb == 0 || sb == 0) { printf "%s: %s lag %s: not measured\n", key, variant, p; exit }
+    r = (sa / na) / (sb / nb)
+    printf "%s: %s lag %s / plain = %.2f (%s the 1.2 target)\n", key, variant, p, r, (r <= 1.2) ? "meets" : "above"
+  }'
+}
+
 echo
 echo "pgbench: $clients clients on n1, ${seconds}s x $rounds rounds per variant, $node_count-node mesh, $(nproc) CPUs"
 printf '%-17s %-11s %10s %20s %20s\n' "op (commits)" variant "tps (mean)" "lag p50 ms/round" "lag p99 ms/round"
@@ -202,6 +215,8 @@ for mode in "${modes[@]}"; do
       ratio="$(awk -v a="${tps_sum["$key $variant"]}" -v b="${tps_sum["$key plain"]}" 'BEGIN {printf "%.2f", a / b}')"
       verdict="$(awk -v r="$ratio" 'BEGIN {print (r >= 0.90) ? "meets" : "below"}')"
       echo "$key: $variant / plain = $ratio ($verdict the 0.90 target)"
+      lag_ratio "$key" "$variant" p50 "${lag50["$key $variant"]}" "${lag50["$key plain"]}"
+      lag_ratio "$key" "$variant" p99 "${lag99["$key $variant"]}" "${lag99["$key plain"]}"
     done
   done
 done

@@ -427,7 +427,7 @@ fn log_change(
     b: &mut Body,
     depth: usize,
     shape: &TableShape,
-    op: char,
+    op: &str,
     key: &str,
     row: &str,
     version: &str,
@@ -437,13 +437,13 @@ fn log_change(
         b,
         depth,
         shape,
-        [op.to_string().as_str(), key, row, version, origin],
+        [op, key, row, version, origin],
         ("_pgc_prev_version", "_pgc_prev_origin"),
     );
 }
 
-/// Records a write in the change log: `[op, key, row, version, origin]` and the stamp it
-/// overwrote. The row is deleted again at once: its insert is what replication sends.
+/// Records a write in the change log: `[op, key, row, version, origin]` (SQL expressions)
+/// and the stamp it overwrote. The row is deleted again at once: its insert is what replication sends.
 ///
 /// The delete names the row by a one-row ctid *range*: a TID range scan reads the page the
 /// way a scan does, so PostgreSQL prunes the dead rows of earlier writes on it once it is
@@ -461,7 +461,7 @@ fn log_change_over(
         depth,
         &format!(
             "INSERT INTO {changes} (tbl, op, pk, \"row\", version, origin, prev_version, prev_origin)\n\
-             VALUES ({}, '{op}', {key}, {row}, {version}, {origin}, {prev_version}, {prev_origin})\n\
+             VALUES ({}, {op}, {key}, {row}, {version}, {origin}, {prev_version}, {prev_origin})\n\
              RETURNING ctid INTO _pgc_logged;",
             shape.key_literal
         ),
@@ -486,6 +486,7 @@ pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(1, "_pgc_seen_origin text;");
     b.line(1, "_pgc_stamp bigint;");
     b.line(1, "_pgc_logged tid;");
+    b.line(1, "_pgc_op \"char\";");
     b.line(0, "BEGIN");
     b.line(1, format!("IF {} THEN", same_key_and_values(shape)));
     log_change_over(
@@ -493,7 +494,7 @@ pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         2,
         shape,
         [
-            "U",
+            "'U'",
             &shape.key_json("NEW"),
             "pg_catalog.to_json(NEW)",
             &version("NEW"),
@@ -532,7 +533,7 @@ pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         &mut b,
         2,
         shape,
-        'D',
+        "'D'",
         &shape.key_json("OLD"),
         &shape.key_row_json("OLD"),
         "_pgc_stamp",
@@ -541,32 +542,9 @@ pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(2, "RETURN NULL;");
     b.line(1, "END IF;");
 
-    let unique_moves = |b: &mut Body, depth: usize| {
-        for u in &shape.uniques {
-            b.line(
-                depth,
-                format!(
-                    "IF {} IS DISTINCT FROM {} THEN",
-                    shape.unique_tuple(u, "NEW"),
-                    shape.unique_tuple(u, "OLD")
-                ),
-            );
-            b.line(
-                depth + 1,
-                format!("IF {} THEN", shape.unique_present(u, "OLD")),
-            );
-            give_up_value(b, depth + 2, shape, u);
-            b.line(depth + 1, "END IF;");
-            b.line(
-                depth + 1,
-                format!("IF {} THEN", shape.unique_present(u, "NEW")),
-            );
-            take_over_value(b, depth + 2, shape, u);
-            b.line(depth + 1, "END IF;");
-            b.line(depth, "END IF;");
-        }
-    };
-
+    // INSERT, or UPDATE: one path for both, so that each take-over and give-up is written
+    // once. A new primary key is a delete of the old key and an insert of the new one.
+    b.line(1, "_pgc_op := 'I';");
     b.line(1, "IF TG_OP = 'UPDATE' THEN");
     b.line(
         2,
@@ -595,7 +573,7 @@ pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         &mut b,
         3,
         shape,
-        'D',
+        "'D'",
         &shape.key_json("OLD"),
         &shape.key_row_json("OLD"),
         &version("NEW"),
@@ -603,48 +581,45 @@ pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     );
     b.line(3, "_pgc_prev_version := 0;");
     b.line(3, "_pgc_prev_origin := '';");
-    take_over_key(&mut b, 3, shape);
-    unique_moves(&mut b, 3);
-    log_change(
-        &mut b,
-        3,
-        shape,
-        'I',
-        &shape.key_json("NEW"),
-        "pg_catalog.to_json(NEW)",
-        &version("NEW"),
-        &origin("NEW"),
-    );
-    b.line(3, "RETURN NULL;");
+    b.line(2, "ELSE");
+    b.line(3, "_pgc_op := 'U';");
+    b.line(3, format!("_pgc_prev_version := {};", version("OLD")));
+    b.line(3, format!("_pgc_prev_origin := {};", origin("OLD")));
     b.line(2, "END IF;");
-    b.line(2, format!("_pgc_prev_version := {};", version("OLD")));
-    b.line(2, format!("_pgc_prev_origin := {};", origin("OLD")));
-    unique_moves(&mut b, 2);
-    log_change(
-        &mut b,
-        2,
-        shape,
-        'U',
-        &shape.key_json("NEW"),
-        "pg_catalog.to_json(NEW)",
-        &version("NEW"),
-        &origin("NEW"),
-    );
-    b.line(2, "RETURN NULL;");
     b.line(1, "END IF;");
-
-    // INSERT
-    take_over_key(&mut b, 1, shape);
+    b.line(1, "IF _pgc_op = 'I' THEN");
+    take_over_key(&mut b, 2, shape);
+    b.line(1, "END IF;");
+    // An INSERT takes every value it has; an UPDATE gives up and takes only those it changes
+    // (OLD reads as NULL in an INSERT).
     for u in &shape.uniques {
-        b.line(1, format!("IF {} THEN", shape.unique_present(u, "NEW")));
-        take_over_value(&mut b, 2, shape, u);
+        b.line(
+            1,
+            format!(
+                "IF TG_OP = 'INSERT' OR {} IS DISTINCT FROM {} THEN",
+                shape.unique_tuple(u, "NEW"),
+                shape.unique_tuple(u, "OLD")
+            ),
+        );
+        b.line(
+            2,
+            format!(
+                "IF TG_OP = 'UPDATE' AND {} THEN",
+                shape.unique_present(u, "OLD")
+            ),
+        );
+        give_up_value(&mut b, 3, shape, u);
+        b.line(2, "END IF;");
+        b.line(2, format!("IF {} THEN", shape.unique_present(u, "NEW")));
+        take_over_value(&mut b, 3, shape, u);
+        b.line(2, "END IF;");
         b.line(1, "END IF;");
     }
     log_change(
         &mut b,
         1,
         shape,
-        'I',
+        "_pgc_op",
         &shape.key_json("NEW"),
         "pg_catalog.to_json(NEW)",
         &version("NEW"),

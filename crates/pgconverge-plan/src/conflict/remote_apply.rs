@@ -144,49 +144,29 @@ fn kill_holder(b: &mut Body, depth: usize, shape: &TableShape, i: usize, remote_
     b.line(depth, "END IF;");
 }
 
-/// Adds the incoming write's claims on its unique values, whether or not it is live: each
-/// claim outranking the current holder kills that holder. With `cur_is_live`, the key's own
-/// live row (newer than the incoming write) outranks the claim on any value it shares.
-fn merge_incoming_claims(
-    b: &mut Body,
-    depth: usize,
-    shape: &TableShape,
-    remote_row: &str,
-    cur_is_live: bool,
-) {
+/// Adds the incoming write's claims on its unique values, whether or not it is live, where
+/// they outrank both the recorded claim and the live holder (which
+/// `kill_outranked_holders` has removed). With `cur_is_live`, the key's own live row (newer
+/// than the incoming write) outranks the claim on any value it shares.
+fn merge_incoming_claims(b: &mut Body, depth: usize, shape: &TableShape, cur_is_live: bool) {
     for (i, u) in shape.uniques.iter().enumerate() {
         let h = holder(i);
-        let held_by_cur = if cur_is_live {
-            format!(
-                " AND NOT (_pgc_has_cur AND {} IS NOT DISTINCT FROM {})",
-                shape.unique_tuple(u, CUR),
-                shape.unique_tuple(u, IN)
-            )
-        } else {
-            String::new()
-        };
         b.line(
             depth,
             format!(
-                "IF _pgc_value_{i} IS NOT NULL AND (NOT _pgc_has_claim_{i} OR {}){held_by_cur} THEN",
-                incoming_stamp_greater(
-                    &format!("_pgc_claim_version_{i}"),
-                    &format!("_pgc_claim_origin_{i}")
-                )
+                "IF _pgc_value_{i} IS NOT NULL AND {}",
+                incoming_claim_outranks(shape, i, cur_is_live)
             ),
         );
         b.line(
             depth + 1,
             format!(
-                "IF NOT _pgc_has_holder_{i} OR {} THEN",
+                "AND (NOT _pgc_has_holder_{i} OR {}) THEN",
                 incoming_stamp_greater(&field(&h, VERSION_COLUMN), &field(&h, ORIGIN_COLUMN))
             ),
         );
-        b.line(depth + 2, format!("IF _pgc_has_holder_{i} THEN"));
-        kill_holder(b, depth + 3, shape, i, remote_row);
-        b.line(depth + 2, "END IF;");
         b.block(
-            depth + 2,
+            depth + 1,
             &claim_merge_call(
                 shape,
                 u,
@@ -196,8 +176,63 @@ fn merge_incoming_claims(
                 "_pgc_key",
             ),
         );
-        b.line(depth + 1, "END IF;");
         b.line(depth, "END IF;");
+    }
+}
+
+/// Whether the incoming write's claim on unique `i` outranks the recorded claim, and, with
+/// `cur_is_live`, is not held by the key's own newer row.
+fn incoming_claim_outranks(shape: &TableShape, i: usize, cur_is_live: bool) -> String {
+    let over_claim = format!(
+        "(NOT _pgc_has_claim_{i} OR {})",
+        incoming_stamp_greater(
+            &format!("_pgc_claim_version_{i}"),
+            &format!("_pgc_claim_origin_{i}")
+        )
+    );
+    if cur_is_live {
+        format!("{over_claim} AND {}", not_held_by_cur(shape, i))
+    } else {
+        over_claim
+    }
+}
+
+/// The stored row of the incoming key does not hold the incoming value of unique `i`.
+fn not_held_by_cur(shape: &TableShape, i: usize) -> String {
+    let u = &shape.uniques[i];
+    format!(
+        "NOT (_pgc_has_cur AND {} IS NOT DISTINCT FROM {})",
+        shape.unique_tuple(u, CUR),
+        shape.unique_tuple(u, IN)
+    )
+}
+
+/// Step 4, first: each live holder of an incoming value that the incoming write outranks
+/// goes, whichever of 4a-4c follows, so the kill is written once per unique. A live newest
+/// write (4c) outranks every holder; otherwise the write must outrank the value's claim and
+/// its holder, and an older write (4a) never takes a value from its key's own newer row.
+fn kill_outranked_holders(b: &mut Body, a: &ApplyContext) {
+    let shape = a.shape;
+    for i in 0..shape.uniques.len() {
+        let h = holder(i);
+        b.line(
+            2,
+            format!("IF _pgc_has_holder_{i} AND ((_pgc_newest AND _pgc_lost IS NULL)"),
+        );
+        b.line(
+            3,
+            format!(
+                "OR ({} AND {}",
+                incoming_claim_outranks(shape, i, false),
+                incoming_stamp_greater(&field(&h, VERSION_COLUMN), &field(&h, ORIGIN_COLUMN))
+            ),
+        );
+        b.line(
+            4,
+            format!("AND (_pgc_newest OR {}))) THEN", not_held_by_cur(shape, i)),
+        );
+        kill_holder(b, 3, shape, i, &a.remote_row);
+        b.line(2, "END IF;");
     }
 }
 
@@ -276,6 +311,7 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     read_unique_registers(&mut b, &a);
     find_lost_value(&mut b, &a);
     lock_stripes_to_write(&mut b, &a);
+    kill_outranked_holders(&mut b, &a);
     merge_older_write(&mut b, &a);
     merge_write_dead_by_claim(&mut b, &a);
     store_newest_write(&mut b, &a);
@@ -852,7 +888,7 @@ fn lock_stripes_to_write(b: &mut Body, a: &ApplyContext) {
 fn merge_older_write(b: &mut Body, a: &ApplyContext) {
     let shape = a.shape;
     b.line(2, "IF NOT _pgc_newest THEN");
-    merge_incoming_claims(b, 3, shape, &a.remote_row, true);
+    merge_incoming_claims(b, 3, shape, true);
     b.line(3, format!("IF _pgc_reg_origin = {} THEN", a.node_name));
     b.line(4, "IF _pgc_has_cur THEN");
     ledger_insert(
@@ -922,7 +958,7 @@ fn merge_write_dead_by_claim(b: &mut Body, a: &ApplyContext) {
         3,
         &tombstone_merge_call(shape, "_pgc_key", "_pgc_stamp_version", "_pgc_stamp_origin"),
     );
-    merge_incoming_claims(b, 3, shape, &a.remote_row, false);
+    merge_incoming_claims(b, 3, shape, false);
     b.line(3, "CASE _pgc_lost");
     for (i, u) in shape.uniques.iter().enumerate() {
         let h = holder(i);
@@ -957,14 +993,9 @@ fn merge_write_dead_by_claim(b: &mut Body, a: &ApplyContext) {
     b.line(2, "END IF;");
 }
 
-/// Step 4c, the newest write of its key and live: holders it outranks go, then it is
+/// Step 4c, the newest write of its key and live (the holders it outranks are gone): it is
 /// stored over the stored row or as a new one.
 fn store_newest_write(b: &mut Body, a: &ApplyContext) {
-    for (i, _) in a.shape.uniques.iter().enumerate() {
-        b.line(2, format!("IF _pgc_has_holder_{i} THEN"));
-        kill_holder(b, 3, a.shape, i, &a.remote_row);
-        b.line(2, "END IF;");
-    }
     b.line(2, "IF _pgc_has_cur THEN");
     update_stored_row(b, a);
     b.line(2, "ELSE");

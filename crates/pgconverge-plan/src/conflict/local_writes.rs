@@ -209,34 +209,38 @@ pub fn stamp_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         );
     };
 
-    b.line(1, "IF TG_OP = 'INSERT' THEN");
-    take_key(&mut b, 2);
-    for (i, u) in shape.uniques.iter().enumerate() {
-        b.line(2, format!("IF {} THEN", shape.unique_present(u, "NEW")));
-        take_value(&mut b, 3, i, u);
-        b.line(2, "END IF;");
+    // Without uniques, every INSERT took the short path above: only an UPDATE gets here.
+    if !shape.uniques.is_empty() {
+        b.line(1, "IF TG_OP = 'INSERT' THEN");
+        take_key(&mut b, 2);
+        for (i, u) in shape.uniques.iter().enumerate() {
+            b.line(2, format!("IF {} THEN", shape.unique_present(u, "NEW")));
+            take_value(&mut b, 3, i, u);
+            b.line(2, "END IF;");
+        }
+        b.line(1, "ELSE");
     }
-    b.line(1, "ELSE");
+    let d = if shape.uniques.is_empty() { 1 } else { 2 };
     b.line(
-        2,
+        d,
         format!(
             "_pgc_stamp := GREATEST(_pgc_stamp, {} + 1);",
             field("OLD", super::naming::VERSION_COLUMN)
         ),
     );
     b.line(
-        2,
+        d,
         format!(
             "IF {} IS DISTINCT FROM {} THEN",
             shape.key_tuple("NEW"),
             shape.key_tuple("OLD")
         ),
     );
-    take_key(&mut b, 3);
-    b.line(2, "END IF;");
+    take_key(&mut b, d + 1);
+    b.line(d, "END IF;");
     for (i, u) in shape.uniques.iter().enumerate() {
         b.line(
-            2,
+            d,
             format!(
                 "IF {} AND {} IS DISTINCT FROM {} THEN",
                 shape.unique_present(u, "NEW"),
@@ -244,10 +248,12 @@ pub fn stamp_function(shape: &TableShape, node_name: &str) -> FunctionDef {
                 shape.unique_tuple(u, "OLD")
             ),
         );
-        take_value(&mut b, 3, i, u);
-        b.line(2, "END IF;");
+        take_value(&mut b, d + 1, i, u);
+        b.line(d, "END IF;");
     }
-    b.line(1, "END IF;");
+    if !shape.uniques.is_empty() {
+        b.line(1, "END IF;");
+    }
 
     b.line(
         1,

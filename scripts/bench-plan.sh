@@ -6,6 +6,11 @@
 # Targets: the plan of all three nodes takes no longer than one node's dump (ratio against
 # the three dumps <= 0.33), and its peak resident memory stays under 100 MiB.
 #
+# Footprint, last: what pgconverge adds to a user's schema. Node 1's tables are restored
+# without their triggers and reserved columns into a scratch database (`app_unmanaged`), the
+# same tables as the user would have without pgconverge; the managed dump's size against that
+# one's is the ratio every backup, restore and catalog scan pays (target <= 3).
+#
 # Run on demand, not by the tests. Environment:
 #   TABLES=1000   tables in the config        ROUNDS=5   measured rounds (medians reported)
 #   KEEP=1        leave the servers running and the working directory in place
@@ -28,6 +33,8 @@ if [ -z "${PGCONVERGE_PG_BIN:-}" ]; then
   export PGCONVERGE_PG_BIN="$root/.pg/18/bin"
 fi
 pg_dump="$PGCONVERGE_PG_BIN/pg_dump"
+pg_restore="$PGCONVERGE_PG_BIN/pg_restore"
+psql="$PGCONVERGE_PG_BIN/psql"
 "$pg_dump" --version
 [ -x /usr/bin/time ] || { echo "/usr/bin/time (GNU time) is needed to measure peak memory"; exit 1; }
 
@@ -154,3 +161,42 @@ printf '%-44s %10s   target < 100 MiB: %s\n' "plan peak RSS (max of rounds)" "${
   "$(awk -v m="$peak_mib" 'BEGIN { exit !(m < 100) }' && echo met || echo "NOT met")"
 printf '%-44s %10s\n' "pg_dump peak RSS (max)" "${dump_peak_mib} MiB"
 printf '%-44s %10s\n' "schema dump size, one node" "$(wc -c <"$work/dump-n1.sql") bytes"
+
+# The same tables without pgconverge: node 1's public schema restored without triggers, then
+# its reserved columns dropped. Its dump is the baseline for the footprint ratio.
+unmanaged_dump() {
+  local conn=(-h 127.0.0.1 -p "${ports[0]}" -U pgconverge)
+  "$pg_dump" --schema-only --format=custom -n public "${conn[@]}" -d app -f "$work/public.dump"
+  "$pg_restore" -l "$work/public.dump" | grep -v -e ' TRIGGER ' -e ' SCHEMA - public ' >"$work/public.list"
+  PGOPTIONS="-c client_min_messages=warning" "$psql" -X -q -v ON_ERROR_STOP=1 "${conn[@]}" -d app \
+    -c 'DROP DATABASE IF EXISTS app_unmanaged' \
+    -c 'CREATE DATABASE app_unmanaged'
+  "$pg_restore" --exit-on-error -L "$work/public.list" "${conn[@]}" -d app_unmanaged "$work/public.dump"
+  "$psql" -X -q -v ON_ERROR_STOP=1 "${conn[@]}" -d app_unmanaged <<'SQL'
+DO $$
+DECLARE t regclass;
+BEGIN
+  FOR t IN SELECT DISTINCT a.attrelid::regclass FROM pg_attribute a
+           WHERE a.attname IN ('_pgc_version', '_pgc_origin') AND NOT a.attisdropped LOOP
+    EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS _pgc_version, DROP COLUMN IF EXISTS _pgc_origin', t);
+  END LOOP;
+END
+$$;
+SQL
+  "$pg_dump" --schema-only "${conn[@]}" -d app_unmanaged -f "$work/dump-unmanaged.sql"
+  "$psql" -X -q "${conn[@]}" -d app -c 'DROP DATABASE app_unmanaged'
+}
+
+section "Footprint: node 1's schema against the same tables unmanaged"
+unmanaged_dump
+managed_bytes=$(wc -c <"$work/dump-n1.sql")
+unmanaged_bytes=$(wc -c <"$work/dump-unmanaged.sql")
+plpgsql_bytes=$("$psql" -X -A -t -h 127.0.0.1 -p "${ports[0]}" -U pgconverge -d app -c \
+  "SELECT COALESCE(sum(pg_catalog.length(p.prosrc)), 0) FROM pg_catalog.pg_proc p
+   JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '_pgconverge'")
+footprint=$(awk -v m="$managed_bytes" -v u="$unmanaged_bytes" 'BEGIN { printf "%.1f", m / u }')
+printf '%-44s %10s\n' "schema dump size, same tables unmanaged" "$unmanaged_bytes bytes"
+printf '%-44s %10s   target <= 3: %s\n' "ratio managed / unmanaged dump" "$footprint" "$(verdict "$footprint" 3)"
+printf '%-44s %10s\n' "pgconverge function bodies, all tables" "$plpgsql_bytes bytes"
+printf '%-44s %10s\n' "pgconverge function bodies per table" \
+  "$(awk -v b="$plpgsql_bytes" -v t="$tables" 'BEGIN { printf "%.0f", b / t }') bytes"

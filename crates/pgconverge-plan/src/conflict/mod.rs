@@ -50,7 +50,7 @@ pub struct ConflictObjects {
     pub schema_sql: String,
     /// In `_pgconverge`: changes, tombstones, claims, conflicts.
     pub internal_tables: Vec<InternalTable>,
-    /// now_us(), refuse_truncate(), prune(), merge_tombstone(), merge_claim(),
+    /// now_us(), refuse_truncate(), prune(), begin_apply(), merge_tombstone(), merge_claim(),
     /// record_conflict(), refuse_unknown_change(), then the stamp, log and apply functions of
     /// each table. Shared by every node's desired state (the bodies of a
     /// large cluster are tens of megabytes).
@@ -436,6 +436,7 @@ pub fn cluster_objects(
         internal::now_us_function(),
         internal::refuse_truncate_function(),
         internal::prune_function(replication),
+        remote_apply::begin_apply_function(),
         internal::merge_tombstone_function(),
         internal::merge_claim_function(),
         internal::record_conflict_function(),

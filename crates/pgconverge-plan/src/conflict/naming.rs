@@ -30,11 +30,26 @@ pub const CONFLICTS_TABLE: &str = "conflicts";
 pub const NODE_NAME_FUNCTION: &str = "node_name";
 pub const NOW_US_FUNCTION: &str = "now_us";
 pub const PRUNE_FUNCTION: &str = "prune";
+pub const BEGIN_APPLY_FUNCTION: &str = "begin_apply";
 pub const REFUSE_TRUNCATE_FUNCTION: &str = "refuse_truncate";
 pub const UNKNOWN_CHANGE_FUNCTION: &str = "refuse_unknown_change";
 pub const MERGE_TOMBSTONE_FUNCTION: &str = "merge_tombstone";
 pub const MERGE_CLAIM_FUNCTION: &str = "merge_claim";
 pub const RECORD_CONFLICT_FUNCTION: &str = "record_conflict";
+
+/// Every function of `_pgconverge` that is not generated per table. Per-table bodies call
+/// some of them, so the plan creates these first (rule `shared_functions_before_table_functions`).
+pub const SHARED_FUNCTIONS: &[&str] = &[
+    NODE_NAME_FUNCTION,
+    NOW_US_FUNCTION,
+    PRUNE_FUNCTION,
+    BEGIN_APPLY_FUNCTION,
+    REFUSE_TRUNCATE_FUNCTION,
+    UNKNOWN_CHANGE_FUNCTION,
+    MERGE_TOMBSTONE_FUNCTION,
+    MERGE_CLAIM_FUNCTION,
+    RECORD_CONFLICT_FUNCTION,
+];
 
 /// Session setting (milliseconds) added to the wall clock, so tests can skew a node.
 pub const CLOCK_OFFSET_SETTING: &str = "pgconverge.clock_offset_ms";

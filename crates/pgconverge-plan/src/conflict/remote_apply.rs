@@ -13,8 +13,9 @@ use super::internal::{
 };
 use super::local_writes::{lock_stripes, Body};
 use super::naming::{
-    apply_lock_key, internal, APPLY_TXN_SETTING, CLAIMS_TABLE, ORIGIN_COLUMN, PRUNE_FUNCTION,
-    RECORD_CONFLICT_FUNCTION, TOMBSTONES_TABLE, UNKNOWN_CHANGE_FUNCTION, VERSION_COLUMN,
+    apply_lock_key, internal, APPLY_TXN_SETTING, BEGIN_APPLY_FUNCTION, CLAIMS_TABLE, ORIGIN_COLUMN,
+    PRUNE_FUNCTION, RECORD_CONFLICT_FUNCTION, TOMBSTONES_TABLE, UNKNOWN_CHANGE_FUNCTION,
+    VERSION_COLUMN,
 };
 use super::shape::{field, stamp_greater, TableShape};
 use super::FunctionDef;
@@ -236,9 +237,11 @@ fn kill_outranked_holders(b: &mut Body, a: &ApplyContext) {
     }
 }
 
-/// Statements every apply trigger runs first in a transaction: the node's apply lock, the
-/// deadlock bias, and now and then the pruning of old ledger rows, tombstones and claims.
+/// What every apply trigger does first in a transaction: unless this transaction already
+/// did, call `_pgconverge.begin_apply()`. The check is inline (one expression per change);
+/// the work, the same for every table, is in the shared function, once per transaction.
 fn apply_transaction_prelude(b: &mut Body, depth: usize) {
+    let begin = internal(BEGIN_APPLY_FUNCTION);
     b.line(
         depth,
         format!(
@@ -248,17 +251,32 @@ fn apply_transaction_prelude(b: &mut Body, depth: usize) {
     );
     b.line(
         depth + 1,
+        format!(
+            "PERFORM {}.{}();",
+            quote_ident(&begin.schema),
+            quote_ident(&begin.name)
+        ),
+    );
+    b.line(depth, "END IF;");
+}
+
+/// `_pgconverge.begin_apply()`: run by the first apply trigger of each apply transaction.
+/// Takes the node's apply lock, marks the transaction, biases deadlock detection and now
+/// and then prunes old ledger rows, tombstones and claims; refuses an isolation level above
+/// READ COMMITTED.
+pub fn begin_apply_function() -> FunctionDef {
+    let mut b = Body::new();
+    b.line(0, "BEGIN");
+    b.line(
+        1,
         "-- One apply transaction at a time on this node: apply workers never wait for each",
     );
-    b.line(
-        depth + 1,
-        "-- other's row locks and stripes in opposite orders.",
-    );
+    b.line(1, "-- other's row locks and stripes in opposite orders.");
     // One statement (each PERFORM is an executor run): the lock, the marker, the bias, and
     // now and then the pruning.
     let prune = internal(PRUNE_FUNCTION);
     b.block(
-        depth + 1,
+        1,
         &format!(
             "PERFORM pg_catalog.pg_advisory_xact_lock({}),\n  \
              pg_catalog.set_config({}, '1', true),\n  \
@@ -277,20 +295,28 @@ fn apply_transaction_prelude(b: &mut Body, depth: usize) {
     // which apply workers inherit) would merge against stale registers. Refuse rather than
     // diverge; the apply worker retries once the setting is removed.
     b.line(
-        depth + 1,
+        1,
         "IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN",
     );
-    b.line(depth + 2, "RAISE EXCEPTION USING");
+    b.line(2, "RAISE EXCEPTION USING");
     b.line(
-        depth + 3,
+        3,
         "MESSAGE = 'pgconverge: replicated changes must be applied at READ COMMITTED, not ' || pg_catalog.current_setting('transaction_isolation'),",
     );
     b.line(
-        depth + 3,
+        3,
         "HINT = 'Remove default_transaction_isolation from the settings of this database and of the subscription owner role.';",
     );
-    b.line(depth + 1, "END IF;");
-    b.line(depth, "END IF;");
+    b.line(1, "END IF;");
+    b.line(0, "END");
+    FunctionDef::new(
+        internal(BEGIN_APPLY_FUNCTION),
+        "",
+        "void",
+        "plpgsql",
+        "",
+        b.finish(),
+    )
 }
 
 /// `_pgconverge.apply_<table>_<hash>()`: REPLICA trigger function on the change log for one

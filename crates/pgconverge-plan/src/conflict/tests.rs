@@ -1,6 +1,7 @@
 //! Unit tests of the rendered conflict-resolution SQL (its behaviour is tested against real
 //! servers in tests/conflict_triggers.rs and tests/convergence.rs).
 
+use super::naming::SHARED_FUNCTIONS;
 use super::*;
 use pgconverge_model::config::ColumnConfig;
 use std::collections::BTreeSet;
@@ -267,8 +268,22 @@ fn fingerprints_follow_what_a_body_is_generated_from() {
     let after = fingerprints(&retyped);
     let changed: Vec<bool> = before.iter().zip(&after).map(|(b, a)| b != a).collect();
     // The shared functions stay; every per-table function of the retyped table changes.
-    assert!(changed[..7].iter().all(|c| !c), "{changed:?}");
-    assert!(changed[7..].iter().all(|c| *c), "{changed:?}");
+    let shared = objects(&[]).functions.len();
+    assert!(changed[..shared].iter().all(|c| !c), "{changed:?}");
+    assert!(changed[shared..].iter().all(|c| *c), "{changed:?}");
+}
+
+#[test]
+fn shared_functions_are_listed_for_the_plan_order() {
+    let mut generated: Vec<String> = objects(&[])
+        .node_functions("n1")
+        .iter()
+        .map(|f| f.name.name.clone())
+        .collect();
+    generated.sort();
+    let mut listed: Vec<String> = SHARED_FUNCTIONS.iter().map(|n| n.to_string()).collect();
+    listed.sort();
+    assert_eq!(generated, listed);
 }
 
 /// Files of this directory that shape no generated SQL.

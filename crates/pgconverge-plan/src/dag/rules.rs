@@ -11,6 +11,7 @@ use pgconverge_model::naming::subscription_name;
 
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
+use crate::conflict::naming::SHARED_FUNCTIONS;
 use crate::dag::GraphContext;
 use crate::lifecycle::{BootstrapSpec, LifecycleStep};
 
@@ -57,6 +58,10 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "internal_tables_before_functions",
         add_edges: internal_tables_before_functions,
+    },
+    Rule {
+        name: "shared_functions_before_table_functions",
+        add_edges: shared_functions_before_table_functions,
     },
     Rule {
         name: "referenced_table_and_key_before_foreign_key",
@@ -405,6 +410,28 @@ fn internal_tables_before_functions(input: &RuleInput<'_>, edges: &mut Edges) {
             for s in internal_tables.get(c.node.as_str()).into_iter().flatten() {
                 edges.add(Some(*s), i);
             }
+        }
+    }
+}
+
+/// Per-table bodies call the shared functions; one replaced while changes arrive must never
+/// run before a shared function it calls exists.
+fn shared_functions_before_table_functions(input: &RuleInput<'_>, edges: &mut Edges) {
+    let is_shared = |c: &Change| {
+        matches!(&c.address, ObjectAddress::Function { function }
+            if function.schema == INTERNAL_SCHEMA && SHARED_FUNCTIONS.contains(&function.name.as_str()))
+    };
+    let is_table_function = |c: &Change| {
+        matches!(&c.address, ObjectAddress::Function { function }
+            if function.schema == INTERNAL_SCHEMA && !SHARED_FUNCTIONS.contains(&function.name.as_str()))
+    };
+    let mut shared: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, c) in input.creations().filter(|(_, c)| is_shared(c)) {
+        shared.entry(c.node.as_str()).or_default().push(i);
+    }
+    for (i, c) in input.creations().filter(|(_, c)| is_table_function(c)) {
+        for s in shared.get(c.node.as_str()).into_iter().flatten() {
+            edges.add(Some(*s), i);
         }
     }
 }

@@ -198,6 +198,24 @@ fn internal_tables_come_before_functions() {
 }
 
 #[test]
+fn shared_functions_come_before_table_functions() {
+    let changes = [
+        create("a", function(INTERNAL_SCHEMA, "apply_t_0123abcd")),
+        create("a", function(INTERNAL_SCHEMA, "begin_apply")),
+        create("a", function(INTERNAL_SCHEMA, "record_conflict")),
+        create("b", function(INTERNAL_SCHEMA, "log_t_0123abcd")),
+        create("a", function("public", "user_helper")),
+        drop("a", function(INTERNAL_SCHEMA, "merge_claim")),
+    ];
+    let edges = edges_of(
+        shared_functions_before_table_functions,
+        &changes,
+        &Facts::default(),
+    );
+    assert_eq!(edges, set(&[(1, 0), (2, 0)]));
+}
+
+#[test]
 fn referenced_table_and_key_come_before_foreign_key() {
     let changes = [
         create("a", table("public", "parent")),

@@ -491,6 +491,7 @@ pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(1, "_pgc_seen_version bigint;");
     b.line(1, "_pgc_seen_origin text;");
     b.line(1, "_pgc_stamp bigint;");
+    b.line(1, "_pgc_stamp_origin text;");
     b.line(1, "_pgc_logged tid;");
     b.line(1, "_pgc_op \"char\";");
     b.line(0, "BEGIN");
@@ -512,27 +513,50 @@ pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(1, "END IF;");
     b.line(1, "_pgc_prev_version := 0;");
     b.line(1, "_pgc_prev_origin := '';");
+    // INSERT, or UPDATE: one path for both below, so that each take-over and give-up is
+    // written once. A new primary key is a delete of the old key and an insert of the new one.
+    b.line(1, "_pgc_op := 'I';");
 
-    // DELETE: a tombstone above the deleted version; the row's unique values stay claimed
-    // at its version.
-    b.line(1, "IF TG_OP = 'DELETE' THEN");
+    // A DELETE, or an UPDATE giving its row a new primary key: the old key is deleted by
+    // this write. One block for both, so the tombstone and the logged delete are written
+    // once; a DELETE stamps above the deleted version, and its row's unique values stay
+    // claimed at that version.
     b.line(
-        2,
+        1,
+        format!(
+            "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND {} IS DISTINCT FROM {}) THEN",
+            shape.key_tuple("NEW"),
+            shape.key_tuple("OLD")
+        ),
+    );
+    b.line(2, "IF TG_OP = 'DELETE' THEN");
+    b.line(
+        3,
         format!(
             "_pgc_stamp := GREATEST({}, {} + 1);",
             now_us_expression(),
             version("OLD")
         ),
     );
+    b.line(3, format!("_pgc_stamp_origin := {node_name};"));
+    for u in &shape.uniques {
+        b.line(3, format!("IF {} THEN", shape.unique_present(u, "OLD")));
+        give_up_value(&mut b, 4, shape, u);
+        b.line(3, "END IF;");
+    }
+    b.line(2, "ELSE");
+    b.line(3, format!("_pgc_stamp := {};", version("NEW")));
+    b.line(3, format!("_pgc_stamp_origin := {};", origin("NEW")));
+    b.line(2, "END IF;");
     b.block(
         2,
-        &tombstone_upsert(shape, &shape.key_json("OLD"), "_pgc_stamp", node_name),
+        &tombstone_upsert(
+            shape,
+            &shape.key_json("OLD"),
+            "_pgc_stamp",
+            "_pgc_stamp_origin",
+        ),
     );
-    for u in &shape.uniques {
-        b.line(2, format!("IF {} THEN", shape.unique_present(u, "OLD")));
-        give_up_value(&mut b, 3, shape, u);
-        b.line(2, "END IF;");
-    }
     b.line(2, format!("_pgc_prev_version := {};", version("OLD")));
     b.line(2, format!("_pgc_prev_origin := {};", origin("OLD")));
     log_change(
@@ -543,55 +567,17 @@ pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         &shape.key_json("OLD"),
         &shape.key_row_json("OLD"),
         "_pgc_stamp",
-        node_name,
+        "_pgc_stamp_origin",
     );
-    b.line(2, "RETURN NULL;");
-    b.line(1, "END IF;");
-
-    // INSERT, or UPDATE: one path for both, so that each take-over and give-up is written
-    // once. A new primary key is a delete of the old key and an insert of the new one.
-    b.line(1, "_pgc_op := 'I';");
-    b.line(1, "IF TG_OP = 'UPDATE' THEN");
-    b.line(
-        2,
-        format!(
-            "IF {} IS DISTINCT FROM {} THEN",
-            shape.key_tuple("NEW"),
-            shape.key_tuple("OLD")
-        ),
-    );
-    b.line(
-        3,
-        "-- A new primary key: the old key is deleted by this write, the new one created.",
-    );
-    b.block(
-        3,
-        &tombstone_upsert(
-            shape,
-            &shape.key_json("OLD"),
-            &version("NEW"),
-            &origin("NEW"),
-        ),
-    );
-    b.line(3, format!("_pgc_prev_version := {};", version("OLD")));
-    b.line(3, format!("_pgc_prev_origin := {};", origin("OLD")));
-    log_change(
-        &mut b,
-        3,
-        shape,
-        "'D'",
-        &shape.key_json("OLD"),
-        &shape.key_row_json("OLD"),
-        &version("NEW"),
-        &origin("NEW"),
-    );
-    b.line(3, "_pgc_prev_version := 0;");
-    b.line(3, "_pgc_prev_origin := '';");
-    b.line(2, "ELSE");
-    b.line(3, "_pgc_op := 'U';");
-    b.line(3, format!("_pgc_prev_version := {};", version("OLD")));
-    b.line(3, format!("_pgc_prev_origin := {};", origin("OLD")));
+    b.line(2, "IF TG_OP = 'DELETE' THEN");
+    b.line(3, "RETURN NULL;");
     b.line(2, "END IF;");
+    b.line(2, "_pgc_prev_version := 0;");
+    b.line(2, "_pgc_prev_origin := '';");
+    b.line(1, "ELSIF TG_OP = 'UPDATE' THEN");
+    b.line(2, "_pgc_op := 'U';");
+    b.line(2, format!("_pgc_prev_version := {};", version("OLD")));
+    b.line(2, format!("_pgc_prev_origin := {};", origin("OLD")));
     b.line(1, "END IF;");
     b.line(1, "IF _pgc_op = 'I' THEN");
     take_over_key(&mut b, 2, shape);

@@ -50,8 +50,9 @@ pub struct ConflictObjects {
     pub schema_sql: String,
     /// In `_pgconverge`: changes, tombstones, claims, conflicts.
     pub internal_tables: Vec<InternalTable>,
-    /// now_us(), refuse_truncate(), prune(), begin_apply(), merge_tombstone(), merge_claim(),
-    /// record_conflict(), refuse_unknown_change(), then the stamp, log and apply functions of
+    /// now_us(), refuse_truncate(), prune(), begin_apply(), lock_apply_stripes(),
+    /// refuse_unknown_columns(), merge_tombstone(), merge_claim(), record_conflict(),
+    /// refuse_unknown_change(), then the stamp, log and apply functions of
     /// each table. Shared by every node's desired state (the bodies of a
     /// large cluster are tens of megabytes).
     pub functions: Vec<Arc<FunctionDef>>,
@@ -437,6 +438,8 @@ pub fn cluster_objects(
         internal::refuse_truncate_function(),
         internal::prune_function(replication),
         remote_apply::begin_apply_function(),
+        remote_apply::lock_apply_stripes_function(),
+        remote_apply::refuse_unknown_columns_function(),
         internal::merge_tombstone_function(),
         internal::merge_claim_function(),
         internal::record_conflict_function(),

@@ -31,6 +31,8 @@ pub const NODE_NAME_FUNCTION: &str = "node_name";
 pub const NOW_US_FUNCTION: &str = "now_us";
 pub const PRUNE_FUNCTION: &str = "prune";
 pub const BEGIN_APPLY_FUNCTION: &str = "begin_apply";
+pub const LOCK_APPLY_STRIPES_FUNCTION: &str = "lock_apply_stripes";
+pub const REFUSE_UNKNOWN_COLUMNS_FUNCTION: &str = "refuse_unknown_columns";
 pub const REFUSE_TRUNCATE_FUNCTION: &str = "refuse_truncate";
 pub const UNKNOWN_CHANGE_FUNCTION: &str = "refuse_unknown_change";
 pub const MERGE_TOMBSTONE_FUNCTION: &str = "merge_tombstone";
@@ -44,6 +46,8 @@ pub const SHARED_FUNCTIONS: &[&str] = &[
     NOW_US_FUNCTION,
     PRUNE_FUNCTION,
     BEGIN_APPLY_FUNCTION,
+    LOCK_APPLY_STRIPES_FUNCTION,
+    REFUSE_UNKNOWN_COLUMNS_FUNCTION,
     REFUSE_TRUNCATE_FUNCTION,
     UNKNOWN_CHANGE_FUNCTION,
     MERGE_TOMBSTONE_FUNCTION,

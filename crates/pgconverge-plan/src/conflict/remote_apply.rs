@@ -11,11 +11,11 @@
 use super::internal::{
     claim_merge_call, claim_upsert, internal_table, tombstone_merge_call, tombstone_upsert,
 };
-use super::local_writes::{lock_stripes, Body};
+use super::local_writes::Body;
 use super::naming::{
-    apply_lock_key, internal, APPLY_TXN_SETTING, BEGIN_APPLY_FUNCTION, CLAIMS_TABLE, ORIGIN_COLUMN,
-    PRUNE_FUNCTION, RECORD_CONFLICT_FUNCTION, TOMBSTONES_TABLE, UNKNOWN_CHANGE_FUNCTION,
-    VERSION_COLUMN,
+    apply_lock_key, internal, APPLY_TXN_SETTING, BEGIN_APPLY_FUNCTION, CLAIMS_TABLE,
+    LOCK_APPLY_STRIPES_FUNCTION, ORIGIN_COLUMN, PRUNE_FUNCTION, RECORD_CONFLICT_FUNCTION,
+    REFUSE_UNKNOWN_COLUMNS_FUNCTION, TOMBSTONES_TABLE, UNKNOWN_CHANGE_FUNCTION, VERSION_COLUMN,
 };
 use super::shape::{field, stamp_greater, TableShape};
 use super::FunctionDef;
@@ -319,6 +319,69 @@ pub fn begin_apply_function() -> FunctionDef {
     )
 }
 
+/// Locks, in exclusive mode and ascending order, the stripes of `_pgc_stripes` that
+/// `_pgc_held` lacks, and adds them to `_pgc_held`; the caller then reads everything again.
+fn lock_new_stripes(b: &mut Body, depth: usize, shape: &TableShape) {
+    let lock = internal(LOCK_APPLY_STRIPES_FUNCTION);
+    b.line(
+        depth,
+        format!(
+            "_pgc_held := {}.{}({}, _pgc_stripes, _pgc_held);",
+            quote_ident(&lock.schema),
+            quote_ident(&lock.name),
+            shape.stripe_class
+        ),
+    );
+}
+
+/// `_pgconverge.lock_apply_stripes(class, stripes, held)`: the apply path's stripe lock, run
+/// only when a change needs a stripe it does not hold yet. Exclusive, in ascending order
+/// everywhere, so two apply passes never wait for each other's stripes in a cycle; returns
+/// the stripes now held.
+pub fn lock_apply_stripes_function() -> FunctionDef {
+    let body = "
+DECLARE
+  _pgc_new integer[];
+  _pgc_stripe integer;
+BEGIN
+  _pgc_new := ARRAY(SELECT DISTINCT s FROM pg_catalog.unnest(_pgc_stripes) AS s WHERE NOT (s = ANY (_pgc_held)) ORDER BY s);
+  FOREACH _pgc_stripe IN ARRAY _pgc_new LOOP
+    PERFORM pg_catalog.pg_advisory_xact_lock(_pgc_class, _pgc_stripe);
+  END LOOP;
+  RETURN _pgc_held || _pgc_new;
+END
+";
+    FunctionDef::new(
+        internal(LOCK_APPLY_STRIPES_FUNCTION),
+        "_pgc_class integer, _pgc_stripes integer[], _pgc_held integer[]",
+        "integer[]",
+        "plpgsql",
+        "",
+        body.to_string(),
+    )
+}
+
+/// `_pgconverge.refuse_unknown_columns(tbl, row, retired)`: refuses a change naming a
+/// column table `tbl` does not have (names in `retired`, dropped by the config, excepted).
+/// Called only for a change whose column count differs from the table's.
+pub fn refuse_unknown_columns_function() -> FunctionDef {
+    let body = "
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.json_object_keys(_pgc_row) AS k(name) WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = _pgc_tbl::pg_catalog.regclass AND a.attname = k.name AND a.attnum > 0 AND NOT a.attisdropped) AND k.name <> ALL (_pgc_retired)) THEN
+    RAISE EXCEPTION 'pgconverge: a change to % names columns this node does not have yet; it is retried until the config is applied here', _pgc_tbl;
+  END IF;
+END
+";
+    FunctionDef::new(
+        internal(REFUSE_UNKNOWN_COLUMNS_FUNCTION),
+        "_pgc_tbl text, _pgc_row json, _pgc_retired text[]",
+        "void",
+        "plpgsql",
+        "",
+        body.to_string(),
+    )
+}
+
 /// `_pgconverge.apply_<table>_<hash>()`: REPLICA trigger function on the change log for one
 /// table. Merges the change into the table and returns NULL, so the receiver stores nothing
 /// in the log. The body, section by section: the exact fast paths first, then a loop that
@@ -412,7 +475,6 @@ fn declarations(b: &mut Body, shape: &TableShape) {
     }
     b.line(1, "_pgc_stripes integer[];");
     b.line(1, "_pgc_held integer[];");
-    b.line(1, "_pgc_stripe integer;");
     b.line(1, "_pgc_pass integer;");
     b.line(1, "_pgc_count bigint;");
 }
@@ -441,10 +503,10 @@ fn read_incoming_row(b: &mut Body, a: &ApplyContext) {
 /// left out; a column's previous name fills the renamed column.
 fn columns_of_another_schema(b: &mut Body, shape: &TableShape) {
     let retired = if shape.retired.is_empty() {
-        String::new()
+        "'{}'::text[]".to_string()
     } else {
         let names: Vec<String> = shape.retired.iter().map(|n| quote_literal(n)).collect();
-        format!(" AND k.name <> ALL (ARRAY[{}]::text[])", names.join(", "))
+        format!("ARRAY[{}]::text[]", names.join(", "))
     };
     // A retired name can stand in for a new one and leave the count as it is.
     let names_retired: String = shape
@@ -459,21 +521,16 @@ fn columns_of_another_schema(b: &mut Body, shape: &TableShape) {
             shape.columns.len()
         ),
     );
+    let refuse = internal(REFUSE_UNKNOWN_COLUMNS_FUNCTION);
     b.line(
         2,
         format!(
-            "IF EXISTS (SELECT FROM pg_catalog.json_object_keys(NEW.\"row\") AS k(name) WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = {}::pg_catalog.regclass AND a.attname = k.name AND a.attnum > 0 AND NOT a.attisdropped){retired}) THEN",
+            "PERFORM {}.{}({}, NEW.\"row\", {retired});",
+            quote_ident(&refuse.schema),
+            quote_ident(&refuse.name),
             shape.key_literal
         ),
     );
-    b.line(
-        3,
-        format!(
-            "RAISE EXCEPTION 'pgconverge: a change to % names columns this node does not have yet; it is retried until the config is applied here', {};",
-            shape.key_literal
-        ),
-    );
-    b.line(2, "END IF;");
     for (column, default) in &shape.defaults {
         b.line(
             2,
@@ -712,8 +769,7 @@ fn merge_delete(b: &mut Body, a: &ApplyContext) {
         ),
     );
     b.line(4, "IF NOT (_pgc_stripes <@ _pgc_held) THEN");
-    lock_stripes(b, 5, shape, "pg_advisory_xact_lock");
-    b.line(5, "_pgc_held := _pgc_held || _pgc_stripes;");
+    lock_new_stripes(b, 5, shape);
     b.line(5, "CONTINUE resolve;");
     b.line(4, "END IF;");
     b.line(3, "ELSE");
@@ -896,12 +952,7 @@ fn lock_stripes_to_write(b: &mut Body, a: &ApplyContext) {
         b.line(2, "END IF;");
     }
     b.line(2, "IF NOT (_pgc_stripes <@ _pgc_held) THEN");
-    b.line(
-        3,
-        "_pgc_stripes := ARRAY(SELECT s FROM pg_catalog.unnest(_pgc_stripes) AS s WHERE NOT (s = ANY (_pgc_held)));",
-    );
-    lock_stripes(b, 3, shape, "pg_advisory_xact_lock");
-    b.line(3, "_pgc_held := _pgc_held || _pgc_stripes;");
+    lock_new_stripes(b, 3, shape);
     b.line(
         3,
         "CONTINUE resolve; -- read everything again under the stripes",

@@ -480,133 +480,41 @@ fn log_change_over(
     );
 }
 
-/// AFTER INSERT OR UPDATE OR DELETE: tombstones, claims, and the change-log record.
+fn version(rec: &str) -> String {
+    field(rec, super::naming::VERSION_COLUMN)
+}
+
+fn origin(rec: &str) -> String {
+    field(rec, super::naming::ORIGIN_COLUMN)
+}
+
+/// AFTER INSERT OR UPDATE OR DELETE: tombstones, claims, and the change-log record. The body,
+/// section by section: the common UPDATE; the old key's delete (a DELETE, or an UPDATE giving
+/// its row a new key); the new key and unique values an INSERT or UPDATE takes; the record.
 pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
-    let version = |rec: &str| field(rec, super::naming::VERSION_COLUMN);
-    let origin = |rec: &str| field(rec, super::naming::ORIGIN_COLUMN);
     let mut b = Body::new();
     b.line(0, "DECLARE");
-    b.line(1, "_pgc_prev_version bigint;");
-    b.line(1, "_pgc_prev_origin text;");
-    b.line(1, "_pgc_seen_version bigint;");
-    b.line(1, "_pgc_seen_origin text;");
-    b.line(1, "_pgc_stamp bigint;");
-    b.line(1, "_pgc_stamp_origin text;");
-    b.line(1, "_pgc_logged tid;");
-    b.line(1, "_pgc_op \"char\";");
+    for declaration in [
+        "_pgc_prev_version bigint;",
+        "_pgc_prev_origin text;",
+        "_pgc_seen_version bigint;",
+        "_pgc_seen_origin text;",
+        "_pgc_stamp bigint;",
+        "_pgc_stamp_origin text;",
+        "_pgc_logged tid;",
+        "_pgc_op \"char\";",
+    ] {
+        b.line(1, declaration);
+    }
     b.line(0, "BEGIN");
-    b.line(1, format!("IF {} THEN", same_key_and_values(shape)));
-    log_change_over(
-        &mut b,
-        2,
-        shape,
-        [
-            "'U'",
-            &shape.key_json("NEW"),
-            "pg_catalog.to_json(NEW)",
-            &version("NEW"),
-            &origin("NEW"),
-        ],
-        (&version("OLD"), &origin("OLD")),
-    );
-    b.line(2, "RETURN NULL;");
-    b.line(1, "END IF;");
+    log_common_update(&mut b, shape);
     b.line(1, "_pgc_prev_version := 0;");
     b.line(1, "_pgc_prev_origin := '';");
     // INSERT, or UPDATE: one path for both below, so that each take-over and give-up is
     // written once. A new primary key is a delete of the old key and an insert of the new one.
     b.line(1, "_pgc_op := 'I';");
-
-    // A DELETE, or an UPDATE giving its row a new primary key: the old key is deleted by
-    // this write. One block for both, so the tombstone and the logged delete are written
-    // once; a DELETE stamps above the deleted version, and its row's unique values stay
-    // claimed at that version.
-    b.line(
-        1,
-        format!(
-            "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND {} IS DISTINCT FROM {}) THEN",
-            shape.key_tuple("NEW"),
-            shape.key_tuple("OLD")
-        ),
-    );
-    b.line(2, "IF TG_OP = 'DELETE' THEN");
-    b.line(
-        3,
-        format!(
-            "_pgc_stamp := GREATEST({}, {} + 1);",
-            now_us_expression(),
-            version("OLD")
-        ),
-    );
-    b.line(3, format!("_pgc_stamp_origin := {node_name};"));
-    for u in &shape.uniques {
-        b.line(3, format!("IF {} THEN", shape.unique_present(u, "OLD")));
-        give_up_value(&mut b, 4, shape, u);
-        b.line(3, "END IF;");
-    }
-    b.line(2, "ELSE");
-    b.line(3, format!("_pgc_stamp := {};", version("NEW")));
-    b.line(3, format!("_pgc_stamp_origin := {};", origin("NEW")));
-    b.line(2, "END IF;");
-    b.block(
-        2,
-        &tombstone_upsert(
-            shape,
-            &shape.key_json("OLD"),
-            "_pgc_stamp",
-            "_pgc_stamp_origin",
-        ),
-    );
-    b.line(2, format!("_pgc_prev_version := {};", version("OLD")));
-    b.line(2, format!("_pgc_prev_origin := {};", origin("OLD")));
-    log_change(
-        &mut b,
-        2,
-        shape,
-        "'D'",
-        &shape.key_json("OLD"),
-        &shape.key_row_json("OLD"),
-        "_pgc_stamp",
-        "_pgc_stamp_origin",
-    );
-    b.line(2, "IF TG_OP = 'DELETE' THEN");
-    b.line(3, "RETURN NULL;");
-    b.line(2, "END IF;");
-    b.line(2, "_pgc_prev_version := 0;");
-    b.line(2, "_pgc_prev_origin := '';");
-    b.line(1, "ELSIF TG_OP = 'UPDATE' THEN");
-    b.line(2, "_pgc_op := 'U';");
-    b.line(2, format!("_pgc_prev_version := {};", version("OLD")));
-    b.line(2, format!("_pgc_prev_origin := {};", origin("OLD")));
-    b.line(1, "END IF;");
-    b.line(1, "IF _pgc_op = 'I' THEN");
-    take_over_key(&mut b, 2, shape);
-    b.line(1, "END IF;");
-    // An INSERT takes every value it has; an UPDATE gives up and takes only those it changes
-    // (OLD reads as NULL in an INSERT).
-    for u in &shape.uniques {
-        b.line(
-            1,
-            format!(
-                "IF TG_OP = 'INSERT' OR {} IS DISTINCT FROM {} THEN",
-                shape.unique_tuple(u, "NEW"),
-                shape.unique_tuple(u, "OLD")
-            ),
-        );
-        b.line(
-            2,
-            format!(
-                "IF TG_OP = 'UPDATE' AND {} THEN",
-                shape.unique_present(u, "OLD")
-            ),
-        );
-        give_up_value(&mut b, 3, shape, u);
-        b.line(2, "END IF;");
-        b.line(2, format!("IF {} THEN", shape.unique_present(u, "NEW")));
-        take_over_value(&mut b, 3, shape, u);
-        b.line(2, "END IF;");
-        b.line(1, "END IF;");
-    }
+    log_old_key_deleted(&mut b, shape, node_name);
+    log_new_key_and_values(&mut b, shape);
     log_change(
         &mut b,
         1,
@@ -628,4 +536,120 @@ pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         "",
         b.finish(),
     )
+}
+
+/// The common case, an UPDATE keeping its key and unique values: only the record.
+fn log_common_update(b: &mut Body, shape: &TableShape) {
+    b.line(1, format!("IF {} THEN", same_key_and_values(shape)));
+    log_change_over(
+        b,
+        2,
+        shape,
+        [
+            "'U'",
+            &shape.key_json("NEW"),
+            "pg_catalog.to_json(NEW)",
+            &version("NEW"),
+            &origin("NEW"),
+        ],
+        (&version("OLD"), &origin("OLD")),
+    );
+    b.line(2, "RETURN NULL;");
+    b.line(1, "END IF;");
+}
+
+/// A DELETE, or an UPDATE giving its row a new primary key: the old key is deleted by this
+/// write. One block for both, so the tombstone and the logged delete are written once; a
+/// DELETE stamps above the deleted version, and its row's unique values stay claimed at that
+/// version. An UPDATE keeping its key records the stamp it overwrote.
+fn log_old_key_deleted(b: &mut Body, shape: &TableShape, node_name: &str) {
+    b.line(
+        1,
+        format!(
+            "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND {} IS DISTINCT FROM {}) THEN",
+            shape.key_tuple("NEW"),
+            shape.key_tuple("OLD")
+        ),
+    );
+    b.line(2, "IF TG_OP = 'DELETE' THEN");
+    b.line(
+        3,
+        format!(
+            "_pgc_stamp := GREATEST({}, {} + 1);",
+            now_us_expression(),
+            version("OLD")
+        ),
+    );
+    b.line(3, format!("_pgc_stamp_origin := {node_name};"));
+    for u in &shape.uniques {
+        b.line(3, format!("IF {} THEN", shape.unique_present(u, "OLD")));
+        give_up_value(b, 4, shape, u);
+        b.line(3, "END IF;");
+    }
+    b.line(2, "ELSE");
+    b.line(3, format!("_pgc_stamp := {};", version("NEW")));
+    b.line(3, format!("_pgc_stamp_origin := {};", origin("NEW")));
+    b.line(2, "END IF;");
+    b.block(
+        2,
+        &tombstone_upsert(
+            shape,
+            &shape.key_json("OLD"),
+            "_pgc_stamp",
+            "_pgc_stamp_origin",
+        ),
+    );
+    b.line(2, format!("_pgc_prev_version := {};", version("OLD")));
+    b.line(2, format!("_pgc_prev_origin := {};", origin("OLD")));
+    log_change(
+        b,
+        2,
+        shape,
+        "'D'",
+        &shape.key_json("OLD"),
+        &shape.key_row_json("OLD"),
+        "_pgc_stamp",
+        "_pgc_stamp_origin",
+    );
+    b.line(2, "IF TG_OP = 'DELETE' THEN");
+    b.line(3, "RETURN NULL;");
+    b.line(2, "END IF;");
+    b.line(2, "_pgc_prev_version := 0;");
+    b.line(2, "_pgc_prev_origin := '';");
+    b.line(1, "ELSIF TG_OP = 'UPDATE' THEN");
+    b.line(2, "_pgc_op := 'U';");
+    b.line(2, format!("_pgc_prev_version := {};", version("OLD")));
+    b.line(2, format!("_pgc_prev_origin := {};", origin("OLD")));
+    b.line(1, "END IF;");
+}
+
+/// A new key is taken over; an INSERT takes every unique value it has, an UPDATE gives up
+/// and takes only those it changes (OLD reads as NULL in an INSERT).
+fn log_new_key_and_values(b: &mut Body, shape: &TableShape) {
+    b.line(1, "IF _pgc_op = 'I' THEN");
+    take_over_key(b, 2, shape);
+    b.line(1, "END IF;");
+    for u in &shape.uniques {
+        b.line(
+            1,
+            format!(
+                "IF TG_OP = 'INSERT' OR {} IS DISTINCT FROM {} THEN",
+                shape.unique_tuple(u, "NEW"),
+                shape.unique_tuple(u, "OLD")
+            ),
+        );
+        b.line(
+            2,
+            format!(
+                "IF TG_OP = 'UPDATE' AND {} THEN",
+                shape.unique_present(u, "OLD")
+            ),
+        );
+        give_up_value(b, 3, shape, u);
+        b.line(2, "END IF;");
+        b.line(2, format!("IF {} THEN", shape.unique_present(u, "NEW")));
+        take_over_value(b, 3, shape, u);
+        b.line(2, "END IF;");
+        b.line(1, "END IF;");
+    }
 }

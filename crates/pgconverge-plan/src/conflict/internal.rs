@@ -212,12 +212,10 @@ BEGIN
     HINT = 'Use DELETE, which every node replays. To empty this node only, disable trigger _pgc_95_truncate for the statement.';
 END
 ";
-    FunctionDef::new(
+    FunctionDef::plpgsql(
         internal(REFUSE_TRUNCATE_FUNCTION),
         "",
         "trigger",
-        "plpgsql",
-        "",
         body.to_string(),
     )
 }
@@ -265,7 +263,7 @@ pub fn prune_function(replication: &ReplicationConfig) -> FunctionDef {
         ));
     }
     body.push_str("  RETURN _pgc_removed;\nEND\n");
-    FunctionDef::new(internal(PRUNE_FUNCTION), "", "bigint", "plpgsql", "", body)
+    FunctionDef::plpgsql(internal(PRUNE_FUNCTION), "", "bigint", body)
 }
 
 /// Parameters of the shared functions are named `_pgc_…`: bare column names in their
@@ -283,14 +281,7 @@ fn shared_function(name: &str, arguments: &[(&str, &str)], statement: &str) -> F
         body.push('\n');
     }
     body.push_str("END\n");
-    FunctionDef::new(
-        internal(name),
-        &identity_arguments,
-        "void",
-        "plpgsql",
-        "",
-        body,
-    )
+    FunctionDef::plpgsql(internal(name), &identity_arguments, "void", body)
 }
 
 /// `INSERT … ON CONFLICT DO UPDATE … WHERE newer` for table key expression `tbl`: the

@@ -43,14 +43,16 @@ impl Body {
     }
 }
 
-/// Locks `_pgc_stripes` (an `integer[]` variable) in ascending order, in share or exclusive
-/// mode. Ascending everywhere, so two writers never wait for each other's stripes in a cycle.
-pub fn lock_stripes(body: &mut Body, depth: usize, shape: &TableShape, function: &str) {
+/// Locks `_pgc_stripes` (an `integer[]` variable) in share mode, in ascending order, inline:
+/// a local write's path calls no function. Ascending everywhere (the apply path's exclusive
+/// locks are `lock_apply_stripes()`), so two writers never wait for each other's stripes in a
+/// cycle.
+fn lock_stripes_shared(body: &mut Body, depth: usize, shape: &TableShape) {
     body.line(depth, "IF pg_catalog.cardinality(_pgc_stripes) = 1 THEN");
     body.line(
         depth + 1,
         format!(
-            "PERFORM pg_catalog.{function}({}, _pgc_stripes[1]);",
+            "PERFORM pg_catalog.pg_advisory_xact_lock_shared({}, _pgc_stripes[1]);",
             shape.stripe_class
         ),
     );
@@ -62,7 +64,7 @@ pub fn lock_stripes(body: &mut Body, depth: usize, shape: &TableShape, function:
     body.line(
         depth + 2,
         format!(
-            "PERFORM pg_catalog.{function}({}, _pgc_stripe);",
+            "PERFORM pg_catalog.pg_advisory_xact_lock_shared({}, _pgc_stripe);",
             shape.stripe_class
         ),
     );
@@ -263,7 +265,7 @@ pub fn stamp_function(shape: &TableShape, node_name: &str) -> FunctionDef {
         1,
         "-- a stripe exclusively before it records a tombstone or claim no locked row guards.",
     );
-    lock_stripes(&mut b, 1, shape, "pg_advisory_xact_lock_shared");
+    lock_stripes_shared(&mut b, 1, shape);
 
     // GREATEST ignores the NULL of a missing tombstone or claim: one statement per lookup.
     b.line(1, "IF _pgc_key IS NOT NULL THEN");
@@ -291,14 +293,7 @@ pub fn stamp_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     stamp_columns(&mut b, 1, shape, "_pgc_stamp", node_name);
     b.line(0, "END");
 
-    FunctionDef::new(
-        shape.stamp_function.clone(),
-        "",
-        "trigger",
-        "plpgsql",
-        "",
-        b.finish(),
-    )
+    FunctionDef::plpgsql(shape.stamp_function.clone(), "", "trigger", b.finish())
 }
 
 /// Raises a serialization failure (the client retries) when a replicated write committed a
@@ -528,14 +523,7 @@ pub fn log_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(1, "RETURN NULL;");
     b.line(0, "END");
 
-    FunctionDef::new(
-        shape.log_function.clone(),
-        "",
-        "trigger",
-        "plpgsql",
-        "",
-        b.finish(),
-    )
+    FunctionDef::plpgsql(shape.log_function.clone(), "", "trigger", b.finish())
 }
 
 /// The common case, an UPDATE keeping its key and unique values: only the record.

@@ -190,6 +190,16 @@ impl FunctionDef {
         }
     }
 
+    /// A PL/pgSQL function without attributes: every trigger function and most shared ones.
+    fn plpgsql(
+        name: QualifiedName,
+        identity_arguments: &str,
+        returns: &str,
+        body: String,
+    ) -> FunctionDef {
+        FunctionDef::new(name, identity_arguments, returns, "plpgsql", "", body)
+    }
+
     /// A per-table function `name` that `render` generates from `shape`, rendered on first use.
     fn for_table(
         name: QualifiedName,

@@ -309,14 +309,7 @@ pub fn begin_apply_function() -> FunctionDef {
     );
     b.line(1, "END IF;");
     b.line(0, "END");
-    FunctionDef::new(
-        internal(BEGIN_APPLY_FUNCTION),
-        "",
-        "void",
-        "plpgsql",
-        "",
-        b.finish(),
-    )
+    FunctionDef::plpgsql(internal(BEGIN_APPLY_FUNCTION), "", "void", b.finish())
 }
 
 /// Locks, in exclusive mode and ascending order, the stripes of `_pgc_stripes` that
@@ -351,12 +344,10 @@ BEGIN
   RETURN _pgc_held || _pgc_new;
 END
 ";
-    FunctionDef::new(
+    FunctionDef::plpgsql(
         internal(LOCK_APPLY_STRIPES_FUNCTION),
         "_pgc_class integer, _pgc_stripes integer[], _pgc_held integer[]",
         "integer[]",
-        "plpgsql",
-        "",
         body.to_string(),
     )
 }
@@ -372,12 +363,10 @@ BEGIN
   END IF;
 END
 ";
-    FunctionDef::new(
+    FunctionDef::plpgsql(
         internal(REFUSE_UNKNOWN_COLUMNS_FUNCTION),
         "_pgc_tbl text, _pgc_row json, _pgc_retired text[]",
         "void",
-        "plpgsql",
-        "",
         body.to_string(),
     )
 }
@@ -409,14 +398,7 @@ pub fn apply_function(shape: &TableShape, node_name: &str) -> FunctionDef {
     b.line(1, "END LOOP;");
     b.line(0, "END");
 
-    FunctionDef::new(
-        shape.apply_function.clone(),
-        "",
-        "trigger",
-        "plpgsql",
-        "",
-        b.finish(),
-    )
+    FunctionDef::plpgsql(shape.apply_function.clone(), "", "trigger", b.finish())
 }
 
 /// The table and node an apply body is for, and the expressions its sections share.
@@ -1247,12 +1229,5 @@ BEGIN
 END
 "
     );
-    FunctionDef::new(
-        internal(UNKNOWN_CHANGE_FUNCTION),
-        "",
-        "trigger",
-        "plpgsql",
-        "",
-        body,
-    )
+    FunctionDef::plpgsql(internal(UNKNOWN_CHANGE_FUNCTION), "", "trigger", body)
 }

@@ -417,21 +417,24 @@ fn internal_tables_before_functions(input: &RuleInput<'_>, edges: &mut Edges) {
 /// Per-table bodies call the shared functions; one replaced while changes arrive must never
 /// run before a shared function it calls exists.
 fn shared_functions_before_table_functions(input: &RuleInput<'_>, edges: &mut Edges) {
-    let is_shared = |c: &Change| {
-        matches!(&c.address, ObjectAddress::Function { function }
-            if function.schema == INTERNAL_SCHEMA && SHARED_FUNCTIONS.contains(&function.name.as_str()))
-    };
-    let is_table_function = |c: &Change| {
-        matches!(&c.address, ObjectAddress::Function { function }
-            if function.schema == INTERNAL_SCHEMA && !SHARED_FUNCTIONS.contains(&function.name.as_str()))
+    // `Some(shared)` for a function of `_pgconverge`.
+    let internal_function = |c: &Change| match &c.address {
+        ObjectAddress::Function { function } if function.schema == INTERNAL_SCHEMA => {
+            Some(SHARED_FUNCTIONS.contains(&function.name.as_str()))
+        }
+        _ => None,
     };
     let mut shared: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, c) in input.creations().filter(|(_, c)| is_shared(c)) {
-        shared.entry(c.node.as_str()).or_default().push(i);
+    for (i, c) in input.creations() {
+        if internal_function(c) == Some(true) {
+            shared.entry(c.node.as_str()).or_default().push(i);
+        }
     }
-    for (i, c) in input.creations().filter(|(_, c)| is_table_function(c)) {
-        for s in shared.get(c.node.as_str()).into_iter().flatten() {
-            edges.add(Some(*s), i);
+    for (i, c) in input.creations() {
+        if internal_function(c) == Some(false) {
+            for s in shared.get(c.node.as_str()).into_iter().flatten() {
+                edges.add(Some(*s), i);
+            }
         }
     }
 }

@@ -65,10 +65,10 @@ type Value = Option<String>;
 /// `(version, origin)`; origins compare bytewise, as in the generated SQL.
 type Stamp = (i64, String);
 
-/// Which write path the mesh runs: pgconverge's (stamps, change log, registers) or the
-/// evaluated forwarding path (scripts/write-path/forwarding.sql; docs/conflicts.md, "A write
-/// path without a second row"), which resolves no UNIQUE constraint but the primary key and
-/// refuses a change of primary key.
+/// Which write path the mesh runs: the change log (stamps, change records, registers) or the
+/// forwarding path (`"write_path": "forwarding"`; docs/conflicts.md, "A write path without a
+/// second row"), which resolves no UNIQUE constraint but the primary key and refuses a change
+/// of primary key.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum WritePath {
     ChangeLog,
@@ -813,11 +813,11 @@ async fn register(
             let (birth, stamp, _) = want?.clone();
             let tombstoned: bool = client
                 .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM _pgc_fwd.tombstones WHERE tbl = $1 AND birth = $2)",
+                    "SELECT EXISTS (SELECT 1 FROM _pgconverge.incarnation_tombstones WHERE tbl = $1 AND birth = $2)",
                     &[&spec.qualified, &birth],
                 )
                 .await
-                .unwrap_or_else(|e| panic!("reading _pgc_fwd.tombstones: {e:?}"))
+                .unwrap_or_else(|e| panic!("reading _pgconverge.incarnation_tombstones: {e:?}"))
                 .get(0);
             tombstoned.then_some((birth, stamp, true))
         }
@@ -982,7 +982,7 @@ async fn seeded_workloads_converge() {
     run_seeds(WritePath::ChangeLog).await;
 }
 
-/// The harness on the evaluated forwarding path, without UNIQUE constraints other than the
+/// The harness on the forwarding write path, without UNIQUE constraints other than the
 /// primary key and with changes of primary key refused (docs/conflicts.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn seeded_workloads_converge_on_forwarding_path() {

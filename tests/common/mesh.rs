@@ -58,78 +58,28 @@ impl<'a> Mesh<'a> {
         }
     }
 
-    /// The same tables on the evaluated forwarding write path (scripts/write-path/
-    /// forwarding.sql): each table created as configured (columns and primary key), the
-    /// forwarding triggers installed, the tables published as they are, and every node
-    /// subscribed to every other with `origin = any`. Subscriptions take pgconverge's names,
-    /// so the waits and switches below work alike.
+    /// The same tables on the forwarding write path: `pgconverge apply` of a config with
+    /// `"replication": {"write_path": "forwarding"}`, so the objects under test are exactly
+    /// what the planner generates for that setting.
     pub async fn install_forwarding(
         cluster: &'a TestCluster,
         tables: Vec<TableConfig>,
     ) -> Mesh<'a> {
         let mut all = tables.clone();
         all.push(sync_table());
-        let script = include_str!("../../scripts/write-path/forwarding.sql");
-        for (i, node) in cluster.nodes.iter().enumerate() {
-            let client = cluster.client(i).await;
-            let mut sql = format!(
-                "SET client_min_messages = warning;\n{script}\nSELECT _pgc_fwd.set_node({}, {});\n",
-                pgconverge_sql::quote_literal(&node.name),
-                i + 1
-            );
-            for t in &all {
-                let qualified = quote_qualified(&t.schema, &t.name);
-                let columns: Vec<String> = t
-                    .columns
-                    .iter()
-                    .map(|c| format!("{} {}", quote_ident(&c.name), c.data_type))
-                    .collect();
-                let key: Vec<String> = t.primary_key.iter().map(|c| quote_ident(c)).collect();
-                sql.push_str(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {};\nCREATE TABLE {qualified} ({}, PRIMARY KEY ({}));\n\
-                     SELECT _pgc_fwd.install({});\n",
-                    quote_ident(&t.schema),
-                    columns.join(", "),
-                    key.join(", "),
-                    pgconverge_sql::quote_literal(&qualified)
-                ));
-            }
-            let published: Vec<String> = all
-                .iter()
-                .map(|t| quote_qualified(&t.schema, &t.name))
-                .collect();
-            sql.push_str(&format!(
-                "CREATE PUBLICATION pgc_forwarding FOR TABLE {};",
-                published.join(", ")
-            ));
-            client.batch_execute(&sql).await.unwrap_or_else(|e| {
-                panic!("installing the forwarding path on {}: {e:?}", node.name)
-            });
-        }
-        for (i, node) in cluster.nodes.iter().enumerate() {
-            let client = cluster.client(i).await;
-            for (j, peer) in cluster.nodes.iter().enumerate() {
-                if i == j {
-                    continue;
-                }
-                let name = subscription_name(&node.name, &peer.name);
-                let connection = format!(
-                    "host=127.0.0.1 port={} dbname={} user={}",
-                    peer.port, peer.db, peer.user
-                );
-                client
-                    .batch_execute(&format!(
-                        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION pgc_forwarding \
-                         WITH (origin = any, copy_data = false, streaming = on)",
-                        quote_ident(&name),
-                        pgconverge_sql::quote_literal(&connection)
-                    ))
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!("subscribing {} to {}: {e:?}", node.name, peer.name)
-                    });
-            }
-        }
+        let json = serde_json::to_value(&all).unwrap_or_else(|e| panic!("tables as JSON: {e}"));
+        cluster.write_config_value(serde_json::json!({
+            "nodes": cluster.nodes_json(),
+            "tables": json,
+            "replication": {"write_path": "forwarding"},
+        }));
+        let out = cluster.pgconverge(&["apply", "--auto-approve"]);
+        assert!(
+            out.status.success(),
+            "pgconverge apply (forwarding) failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         Mesh {
             cluster,
             tables,

@@ -143,6 +143,9 @@ pub struct TableCatalog {
     pub invalid_indexes: Vec<String>,
     /// `relreplident`: `d` default (primary key), `f` full, `i` index, `n` nothing.
     pub replica_identity: String,
+    /// The index that is the replica identity when `replica_identity` is `i`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_identity_index: Option<String>,
     /// A partitioned table (`relkind = 'p'`): its indexes cannot be built concurrently.
     pub partitioned: bool,
     /// A partitioned table's key as `pg_get_partkeydef` prints it (`RANGE (created_at)`).

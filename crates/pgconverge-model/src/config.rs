@@ -480,6 +480,40 @@ pub struct ReplicationConfig {
     #[serde(default = "default_retention_days")]
     #[schemars(range(min = 1, max = 4294967295u32))]
     pub tombstone_retention_days: u32,
+    /// How changes travel between nodes (default `change_log`). `forwarding` is an
+    /// evaluated prototype without a change record per write: base tables are published, every
+    /// node forwards what it applies, and rows carry their incarnation. It takes no UNIQUE
+    /// constraint besides the primary key, no partitioned table and no change of primary key,
+    /// and a cluster's write path cannot change once it is in the mesh (docs/conflicts.md).
+    #[serde(default, skip_serializing_if = "WritePath::is_default")]
+    pub write_path: WritePath,
+}
+
+/// How changes travel between nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WritePath {
+    /// Every local write is recorded in `_pgconverge.changes`, the only published table;
+    /// each node applies the records of its peers.
+    #[default]
+    ChangeLog,
+    /// Base tables are published and every node forwards what it applies (`origin = any`);
+    /// no second row per write.
+    Forwarding,
+}
+
+impl WritePath {
+    pub fn is_default(&self) -> bool {
+        *self == WritePath::ChangeLog
+    }
+
+    /// As the config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WritePath::ChangeLog => "change_log",
+            WritePath::Forwarding => "forwarding",
+        }
+    }
 }
 
 fn default_retention_days() -> u32 {
@@ -491,6 +525,7 @@ impl Default for ReplicationConfig {
         ReplicationConfig {
             conflict_retention_days: default_retention_days(),
             tombstone_retention_days: default_retention_days(),
+            write_path: WritePath::ChangeLog,
         }
     }
 }

@@ -19,6 +19,7 @@ mod partitions;
 mod table_features;
 mod tls;
 mod types;
+mod write_path;
 
 /// Where the parts of a configuration were written: which file, which field path.
 pub(crate) trait Layout {
@@ -116,6 +117,7 @@ pub(crate) fn check(parts: &Parts<'_>, layout: &dyn Layout, findings: &mut Findi
     check_dropped_tables(parts, layout, findings);
     types::check(parts, layout, findings);
     check_sql_files(parts, layout, findings);
+    write_path::check(parts, layout, findings);
     if let Some(replication) = parts.replication {
         let path = layout.replication();
         for (field, days) in [

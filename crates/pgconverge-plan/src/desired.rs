@@ -9,7 +9,7 @@ use pgconverge_model::catalog::QualifiedName;
 use pgconverge_model::checks::table_check_names;
 use pgconverge_model::config::{
     ClusterConfig, ColumnConfig, IdentityKind, NodeConfig, PartitionBy, PartitionConfig,
-    SubscriptionAuth, TableConfig, TypeConfig,
+    SubscriptionAuth, TableConfig, TypeConfig, WritePath,
 };
 use pgconverge_model::key_blocks::{is_sequence_default, serial_integer_type};
 use pgconverge_model::naming::{
@@ -84,6 +84,9 @@ pub struct DesiredTable {
     pub dropped_columns: Vec<String>,
     /// The key and partitions of a partitioned table.
     pub partitioning: Option<DesiredPartitioning>,
+    /// The unique constraint whose index is the replica identity; `None` for the primary
+    /// key (`REPLICA IDENTITY DEFAULT`).
+    pub replica_identity: Option<String>,
 }
 
 /// A partitioned table's key, its partitions and the partitions the config asks to drop.
@@ -211,6 +214,26 @@ pub struct DesiredSubscription {
     pub publisher: String,
     pub publication: String,
     pub conninfo: ConninfoSpec,
+    pub origin: SubscriptionOrigin,
+}
+
+/// Which of the publisher's changes a subscription receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionOrigin {
+    /// Only changes made on the publisher itself (the change-log write path).
+    None,
+    /// Also the changes it applied: the forwarding write path sends on what each node applies.
+    Any,
+}
+
+impl SubscriptionOrigin {
+    /// The option's value as `WITH (origin = …)` and `pg_subscription.suborigin` spell it.
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            SubscriptionOrigin::None => "none",
+            SubscriptionOrigin::Any => "any",
+        }
+    }
 }
 
 /// Desired state of every node, in config order.
@@ -226,6 +249,7 @@ pub fn desired_cluster(config: &ClusterConfig) -> Vec<DesiredNode> {
 /// The node-independent part of every node's desired state, derived once per cluster.
 struct SharedObjects {
     conflict: ConflictObjects,
+    subscription_origin: SubscriptionOrigin,
     schemas: Vec<String>,
     types: Vec<DesiredType>,
     tables: Vec<DesiredTable>,
@@ -235,11 +259,16 @@ struct SharedObjects {
 impl SharedObjects {
     fn new(config: &ClusterConfig) -> SharedObjects {
         let dropped = dropped_tables(config);
-        let conflict = conflict::cluster_objects(
-            &tables_with_domain_base_types(config),
-            &config.replication,
-            &dropped,
-        );
+        let forwarding = config.replication.write_path == WritePath::Forwarding;
+        let conflict = if forwarding {
+            conflict::forwarding::cluster_objects(&tables_with_domain_base_types(config))
+        } else {
+            conflict::cluster_objects(
+                &tables_with_domain_base_types(config),
+                &config.replication,
+                &dropped,
+            )
+        };
         let mut schemas = vec![INTERNAL_SCHEMA.to_string()];
         let type_schemas = config.types.iter().map(|t| &t.schema);
         for schema in type_schemas.chain(config.tables.iter().map(|t| &t.schema)) {
@@ -250,10 +279,21 @@ impl SharedObjects {
         let tables = config
             .tables
             .iter()
-            .map(|t| desired_table(t, &conflict.reserved_columns, &config.types))
+            .map(|t| {
+                let mut table = desired_table(t, &conflict.reserved_columns, &config.types);
+                if forwarding {
+                    with_incarnation_identity(&mut table);
+                }
+                table
+            })
             .collect();
         SharedObjects {
             conflict,
+            subscription_origin: if forwarding {
+                SubscriptionOrigin::Any
+            } else {
+                SubscriptionOrigin::None
+            },
             schemas,
             types: crate::diff::types::desired_types(&config.types),
             tables,
@@ -272,6 +312,7 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
             publisher: peer.name.clone(),
             publication: publication_name(&peer.name),
             conninfo: subscription_conninfo(node, peer),
+            origin: shared.subscription_origin,
         })
         .collect();
     let conflict = &shared.conflict;
@@ -327,6 +368,19 @@ fn subscription_conninfo(node: &NodeConfig, peer: &NodeConfig) -> ConninfoSpec {
         sslkey: tls.sslkey,
         password_of,
     }
+}
+
+/// The forwarding write path identifies a row by its primary key and incarnation: a unique
+/// constraint over both is the table's replica identity.
+fn with_incarnation_identity(table: &mut DesiredTable) {
+    let name = object_name(&[&table.name.name], "pgc_identity");
+    let mut columns = table.primary_key.columns.clone();
+    columns.push(conflict::naming::BIRTH_COLUMN.to_string());
+    table.uniques.push(ConstraintSpec {
+        name: name.clone(),
+        columns,
+    });
+    table.replica_identity = Some(name);
 }
 
 fn desired_table(
@@ -442,6 +496,7 @@ fn desired_table(
             partitions: table.partitions.clone(),
             dropped: table.dropped_partitions.clone(),
         }),
+        replica_identity: None,
     }
 }
 

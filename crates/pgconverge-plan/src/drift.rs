@@ -53,7 +53,11 @@ pub fn definition_fingerprint(catalog: &NodeCatalog, address: &ObjectAddress) ->
             json_sha256(&i.definition)
         }
         ObjectAddress::ReplicaIdentity { table: name } => {
-            json_sha256(&table(name)?.replica_identity)
+            let live = table(name)?;
+            match &live.replica_identity_index {
+                None => json_sha256(&live.replica_identity),
+                Some(index) => json_sha256(&(&live.replica_identity, index)),
+            }
         }
         ObjectAddress::Partition {
             table: name,

@@ -18,6 +18,7 @@ pub mod prereq;
 pub mod render;
 pub mod statement;
 pub mod verify;
+pub mod write_path;
 
 pub use address::ObjectAddress;
 pub use change::{Action, Change};

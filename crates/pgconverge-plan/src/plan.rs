@@ -185,6 +185,11 @@ pub fn make_plan_for(input: &PlanInput<'_>, desired: &[DesiredNode]) -> Result<P
     });
     changes.extend(lifecycle.changes);
     blockers.extend(lifecycle.blockers);
+    blockers.extend(crate::write_path::blockers(
+        input.config,
+        input.observed,
+        &changes,
+    ));
 
     let node_order: Vec<String> = input.config.nodes.iter().map(|n| n.name.clone()).collect();
     let subscription_publishers: BTreeMap<String, BTreeMap<String, String>> = desired

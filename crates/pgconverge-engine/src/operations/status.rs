@@ -4,12 +4,13 @@
 //! was read, the configuration's node names and the thresholds. An unreachable node is a
 //! result (and an error finding), not a failure of the operation.
 
+use pgconverge_model::config::WritePath;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use pgconverge_model::naming::{subscription_name, INTERNAL_SCHEMA};
 use pgconverge_plan::conflict::naming::{
-    CHANGES_TABLE, CLAIMS_TABLE, CONFLICTS_TABLE, TOMBSTONES_TABLE,
+    CHANGES_TABLE, CLAIMS_TABLE, CONFLICTS_TABLE, FORWARDING_TOMBSTONES_TABLE, TOMBSTONES_TABLE,
 };
 use pgconverge_plan::verify::sql::orphan_count_sql;
 use pgconverge_plan::verify::verify_tables;
@@ -147,7 +148,11 @@ impl Cluster {
         orphans: bool,
     ) -> ClusterStatus {
         let nodes = self.nodes_with_secrets();
-        let registers = [CHANGES_TABLE, TOMBSTONES_TABLE, CLAIMS_TABLE]
+        let registers: &[&str] = match self.config.replication.write_path {
+            WritePath::ChangeLog => &[CHANGES_TABLE, TOMBSTONES_TABLE, CLAIMS_TABLE],
+            WritePath::Forwarding => &[FORWARDING_TOMBSTONES_TABLE],
+        };
+        let registers = registers
             .iter()
             .map(|table| quote_qualified(INTERNAL_SCHEMA, table))
             .collect();

@@ -7,6 +7,7 @@
 //! publishers (a few rounds), so writes in flight are not reported. What differs and what
 //! wins is decided by `pgconverge_plan::verify`; this module runs the reads in order.
 
+use pgconverge_model::config::WritePath;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -208,6 +209,12 @@ impl Cluster {
     /// `options.repair`, re-sends winners and reports what it did. Fails when a node cannot
     /// be read.
     pub async fn verify(&self, options: &VerifyOptions) -> Result<VerifyReport, EngineError> {
+        if options.repair && self.config.replication.write_path == WritePath::Forwarding {
+            return Err(EngineError::VerifyInput(
+                "--repair re-sends winners through the change log, which the forwarding write path does not have; compare without --repair"
+                    .to_string(),
+            ));
+        }
         let tables =
             verify_tables(&self.config, &options.tables).map_err(EngineError::VerifyInput)?;
         let names: Vec<String> = self.config.nodes.iter().map(|n| n.name.clone()).collect();

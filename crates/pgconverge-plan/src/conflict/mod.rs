@@ -20,6 +20,7 @@
 //! - `remote_apply`: naming, shape, internal, local_writes — the apply functions
 //! - this file: all of them — the object lists, function fingerprints, triggers
 
+pub mod forwarding;
 mod internal;
 mod local_writes;
 pub mod merge;
@@ -119,6 +120,7 @@ enum FunctionSource {
 /// directory, or a crate module they use, is neither here nor listed as generating nothing.
 const GENERATOR_SOURCES: &[(&str, &str)] = &[
     ("mod.rs", include_str!("mod.rs")),
+    ("forwarding.rs", include_str!("forwarding.rs")),
     ("internal.rs", include_str!("internal.rs")),
     ("local_writes.rs", include_str!("local_writes.rs")),
     ("naming.rs", include_str!("naming.rs")),

@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 pub const VERSION_COLUMN: &str = "_pgc_version";
 /// Name of the node that made the row's latest write; breaks version ties.
 pub const ORIGIN_COLUMN: &str = "_pgc_origin";
+/// Forwarding write path only: the incarnation, the stamp of the INSERT that created the row.
+pub const BIRTH_COLUMN: &str = "_pgc_birth";
 
 /// BEFORE INSERT OR UPDATE trigger stamping local writes. Sorts before lowercase names, so
 /// it runs before the application's own BEFORE triggers.
@@ -22,10 +24,19 @@ pub const APPLY_TRIGGER_KIND: &str = "_pgc_apply";
 /// change no table trigger took.
 pub const UNKNOWN_CHANGE_TRIGGER: &str = "_pgc_zz_unknown_table";
 
+/// Forwarding write path: BEFORE INSERT OR UPDATE trigger stamping local writes.
+pub const FORWARDING_STAMP_TRIGGER: &str = "_pgc_10_stamp";
+/// Forwarding write path: AFTER DELETE trigger writing the deleted incarnation's tombstone.
+pub const FORWARDING_DELETE_TRIGGER: &str = "_pgc_90_delete";
+/// Forwarding write path: the REPLICA trigger merging incoming writes into the table.
+pub const FORWARDING_APPLY_TRIGGER: &str = "_pgc_apply";
+
 pub const CHANGES_TABLE: &str = "changes";
 pub const TOMBSTONES_TABLE: &str = "tombstones";
 pub const CLAIMS_TABLE: &str = "claims";
 pub const CONFLICTS_TABLE: &str = "conflicts";
+/// Forwarding write path: the newest deleted incarnation of each key.
+pub const FORWARDING_TOMBSTONES_TABLE: &str = "incarnation_tombstones";
 
 pub const NODE_NAME_FUNCTION: &str = "node_name";
 pub const NOW_US_FUNCTION: &str = "now_us";
@@ -38,6 +49,8 @@ pub const UNKNOWN_CHANGE_FUNCTION: &str = "refuse_unknown_change";
 pub const MERGE_TOMBSTONE_FUNCTION: &str = "merge_tombstone";
 pub const MERGE_CLAIM_FUNCTION: &str = "merge_claim";
 pub const RECORD_CONFLICT_FUNCTION: &str = "record_conflict";
+pub const FORWARDING_SESSION_FUNCTION: &str = "forwarding_apply_session";
+pub const MERGE_INCARNATION_TOMBSTONE_FUNCTION: &str = "merge_incarnation_tombstone";
 
 /// Every function of `_pgconverge` that is not generated per table. Per-table bodies call
 /// some of them, so the plan creates these first (rule `shared_functions_before_table_functions`).
@@ -53,6 +66,8 @@ pub const SHARED_FUNCTIONS: &[&str] = &[
     MERGE_TOMBSTONE_FUNCTION,
     MERGE_CLAIM_FUNCTION,
     RECORD_CONFLICT_FUNCTION,
+    FORWARDING_SESSION_FUNCTION,
+    MERGE_INCARNATION_TOMBSTONE_FUNCTION,
 ];
 
 /// Session setting (milliseconds) added to the wall clock, so tests can skew a node.

@@ -35,6 +35,8 @@ pub struct TableShape {
     /// The quoted name as a string literal: the table's key in the change log and ledgers.
     pub key_literal: String,
     pub primary_key: Vec<TypedColumn>,
+    /// Every configured column with its type, in table order.
+    pub typed_columns: Vec<TypedColumn>,
     pub uniques: Vec<UniqueKey>,
     /// Configured columns plus the reserved ones, in table order.
     pub columns: Vec<String>,
@@ -132,6 +134,14 @@ impl TableShape {
             key_literal: quote_literal(&qualified),
             qualified,
             primary_key,
+            typed_columns: table
+                .columns
+                .iter()
+                .map(|c| TypedColumn {
+                    name: c.name.clone(),
+                    data_type: c.data_type.clone(),
+                })
+                .collect(),
             uniques,
             columns,
             always_identity: table

@@ -21,8 +21,8 @@ pub enum Phase {
     /// Enum and domain types: before the tables whose columns use them.
     Types,
     Tables,
-    /// Columns, and the replica identity that depends on them.
     Columns,
+    /// Constraints and indexes, and the replica identity, which may name a constraint's index.
     ConstraintsAndIndexes,
     /// The key slot register and the bounds of key sequences: after the tables and columns
     /// whose sequences they bound.
@@ -77,10 +77,10 @@ impl Phase {
             ObjectAddress::Schema { .. } => Phase::Schemas,
             ObjectAddress::Type { .. } => Phase::Types,
             ObjectAddress::Table { .. } => Phase::Tables,
-            ObjectAddress::Column { .. } | ObjectAddress::ReplicaIdentity { .. } => Phase::Columns,
-            ObjectAddress::Constraint { .. } | ObjectAddress::Index { .. } => {
-                Phase::ConstraintsAndIndexes
-            }
+            ObjectAddress::Column { .. } => Phase::Columns,
+            ObjectAddress::Constraint { .. }
+            | ObjectAddress::Index { .. }
+            | ObjectAddress::ReplicaIdentity { .. } => Phase::ConstraintsAndIndexes,
             ObjectAddress::Function { .. } => Phase::Functions,
             // With the triggers: each partition gets the TRUNCATE refusal, whose function
             // is created before.

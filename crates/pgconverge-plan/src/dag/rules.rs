@@ -52,6 +52,10 @@ pub const RULES: &[Rule] = &[
         add_edges: table_before_its_parts,
     },
     Rule {
+        name: "constraints_before_replica_identity",
+        add_edges: constraints_before_replica_identity,
+    },
+    Rule {
         name: "tables_and_columns_before_key_slot",
         add_edges: tables_and_columns_before_key_slot,
     },
@@ -357,6 +361,30 @@ fn table_before_its_parts(input: &RuleInput<'_>, edges: &mut Edges) {
                 table: table.clone(),
             };
             edges.add(input.find(&c.node, &table), i);
+        }
+    }
+}
+
+/// `REPLICA IDENTITY USING INDEX` names a unique constraint's index, which must exist.
+fn constraints_before_replica_identity(input: &RuleInput<'_>, edges: &mut Edges) {
+    let mut constraints: HashMap<(&str, &QualifiedName), Vec<usize>> = HashMap::new();
+    for (j, c) in input.creations() {
+        if let ObjectAddress::Constraint { table, .. } = &c.address {
+            constraints
+                .entry((c.node.as_str(), table))
+                .or_default()
+                .push(j);
+        }
+    }
+    for (i, c) in input.creations() {
+        if let ObjectAddress::ReplicaIdentity { table } = &c.address {
+            for j in constraints
+                .get(&(c.node.as_str(), table))
+                .into_iter()
+                .flatten()
+            {
+                edges.add(Some(*j), i);
+            }
         }
     }
 }

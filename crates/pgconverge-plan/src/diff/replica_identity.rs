@@ -1,50 +1,100 @@
-//! Replica identity of existing tables: always the primary key (DEFAULT), which the
-//! change log identifies rows by.
+//! Replica identity of existing tables: the primary key (DEFAULT), which the change log
+//! identifies rows by, or on the forwarding write path the unique constraint over the primary
+//! key and the incarnation. A table created by the plan gets it in the step after its
+//! constraints (see `desired_identity_of_new_tables`).
 
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
+use crate::desired::DesiredTable;
 use crate::diff::NodeDiffInput;
 use crate::statement::Statement;
 
 pub(super) fn diff(input: &NodeDiffInput<'_>) -> Vec<Change> {
-    input
+    let existing = input
         .existing_tables()
-        .filter(|(_, live)| live.replica_identity != "d")
+        .filter(|(table, live)| {
+            !matches_live(
+                table,
+                &live.replica_identity,
+                live.replica_identity_index.as_deref(),
+            )
+        })
         .map(|(table, live)| {
-            let mut c = input.change(
-                ObjectAddress::ReplicaIdentity {
-                    table: table.name.clone(),
-                },
-                Action::Update,
-                vec![Statement::sql(ddl::replica_identity_default_sql(table))],
-            );
+            let mut c = change(input, table);
             c.reason = Some(format!(
-                "replica identity {} → primary key",
-                describe(&live.replica_identity)
+                "replica identity {} → {}",
+                describe(
+                    &live.replica_identity,
+                    live.replica_identity_index.as_deref()
+                ),
+                describe_desired(table)
             ));
             c
-        })
-        .collect()
+        });
+    let created = input
+        .desired
+        .tables
+        .iter()
+        .filter(|t| t.replica_identity.is_some() && !input.observed.tables.contains_key(&t.name))
+        .map(|table| {
+            let mut c = change(input, table);
+            c.reason = Some(format!("→ {}", describe_desired(table)));
+            c
+        });
+    existing.chain(created).collect()
+}
+
+fn change(input: &NodeDiffInput<'_>, table: &DesiredTable) -> Change {
+    input.change(
+        ObjectAddress::ReplicaIdentity {
+            table: table.name.clone(),
+        },
+        Action::Update,
+        vec![Statement::sql(ddl::replica_identity_sql(table))],
+    )
+}
+
+fn matches_live(table: &DesiredTable, relreplident: &str, index: Option<&str>) -> bool {
+    match &table.replica_identity {
+        None => relreplident == "d",
+        Some(wanted) => relreplident == "i" && index == Some(wanted.as_str()),
+    }
 }
 
 /// `pg_class.relreplident` in words.
-fn describe(relreplident: &str) -> &str {
+fn describe(relreplident: &str, index: Option<&str>) -> String {
     match relreplident {
-        "f" => "full",
-        "i" => "index",
-        "n" => "nothing",
-        other => other,
+        "d" => "primary key".to_string(),
+        "f" => "full".to_string(),
+        "i" => format!("index {}", index.unwrap_or("?")),
+        "n" => "nothing".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn describe_desired(table: &DesiredTable) -> String {
+    match &table.replica_identity {
+        None => "primary key".to_string(),
+        Some(index) => format!("index {index}"),
     }
 }
 
 pub(super) mod ddl {
     use crate::desired::DesiredTable;
     use crate::diff::table_sql_name;
+    use pgconverge_sql::quote_ident;
 
-    pub fn replica_identity_default_sql(table: &DesiredTable) -> String {
-        format!(
-            "ALTER TABLE {} REPLICA IDENTITY DEFAULT",
-            table_sql_name(&table.name)
-        )
+    pub fn replica_identity_sql(table: &DesiredTable) -> String {
+        match &table.replica_identity {
+            None => format!(
+                "ALTER TABLE {} REPLICA IDENTITY DEFAULT",
+                table_sql_name(&table.name)
+            ),
+            Some(index) => format!(
+                "ALTER TABLE {} REPLICA IDENTITY USING INDEX {}",
+                table_sql_name(&table.name),
+                quote_ident(index)
+            ),
+        }
     }
 }

@@ -96,9 +96,10 @@ fn altered(
             sub.publication
         ));
     }
-    if live.origin != "none" {
-        statements.push(ddl::set_origin_none(&sub.name));
-        reasons.push(format!("origin {} → none", live.origin));
+    let origin = sub.origin.as_sql();
+    if live.origin != origin {
+        statements.push(ddl::set_origin(&sub.name, sub.origin));
+        reasons.push(format!("origin {} → {origin}", live.origin));
     }
     if !live.enabled {
         statements.push(ddl::enable(&sub.name));
@@ -174,7 +175,7 @@ fn conninfo_differences(sub: &DesiredSubscription, live: &str) -> Vec<String> {
 }
 
 pub(crate) mod ddl {
-    use crate::desired::DesiredSubscription;
+    use crate::desired::{DesiredSubscription, SubscriptionOrigin};
     use crate::statement::{Segment, Statement};
     use pgconverge_sql::{quote_ident, quote_literal};
 
@@ -185,7 +186,7 @@ pub(crate) mod ddl {
         // streaming = on, not 18's default `parallel`: a parallel apply helper deadlocks with the
         // leader on the conflict triggers' locks under large transactions.
         let options = [
-            "origin = none".to_string(),
+            format!("origin = {}", sub.origin.as_sql()),
             "copy_data = false".to_string(),
             "streaming = on".to_string(),
             "create_slot = false".to_string(),
@@ -239,10 +240,11 @@ pub(crate) mod ddl {
         ))
     }
 
-    pub fn set_origin_none(name: &str) -> Statement {
+    pub fn set_origin(name: &str, origin: SubscriptionOrigin) -> Statement {
         Statement::sql(format!(
-            "ALTER SUBSCRIPTION {} SET (origin = none)",
-            quote_ident(name)
+            "ALTER SUBSCRIPTION {} SET (origin = {})",
+            quote_ident(name),
+            origin.as_sql()
         ))
     }
 
@@ -261,6 +263,7 @@ mod tests {
             name: "n2_from_n1".into(),
             publisher: "n1".into(),
             publication: "pgconverge_n1".into(),
+            origin: crate::desired::SubscriptionOrigin::None,
             conninfo: ConninfoSpec {
                 host: "10.0.0.1".into(),
                 port: 5432,

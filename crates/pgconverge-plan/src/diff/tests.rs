@@ -72,6 +72,7 @@ pub(super) fn desired_table() -> DesiredTable {
         checks: Vec::new(),
         dropped_columns: Vec::new(),
         partitioning: None,
+        replica_identity: None,
     }
 }
 

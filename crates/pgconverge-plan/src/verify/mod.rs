@@ -15,12 +15,12 @@ pub mod sql;
 pub mod winner;
 
 use pgconverge_model::catalog::QualifiedName;
-use pgconverge_model::config::{ClusterConfig, TableConfig};
+use pgconverge_model::config::{ClusterConfig, TableConfig, WritePath};
 use pgconverge_sql::{quote_literal, quote_qualified};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::conflict::naming::{ORIGIN_COLUMN, VERSION_COLUMN};
+use crate::conflict::naming::{BIRTH_COLUMN, ORIGIN_COLUMN, VERSION_COLUMN};
 use crate::desired::parse_table_ref;
 
 /// A row's version as the conflict rules order them: by `version`, then by `origin`
@@ -129,7 +129,16 @@ pub fn verify_tables(config: &ClusterConfig, only: &[String]) -> Result<Vec<Veri
         .iter()
         .filter(|t| only.is_empty() || only.iter().any(|w| names_table(t, w)))
         .filter(|t| !t.primary_key.is_empty())
-        .map(VerifyTable::new)
+        .map(|t| {
+            let mut table = VerifyTable::new(t);
+            // On the forwarding write path nodes must also agree on each row's incarnation.
+            if config.replication.write_path == WritePath::Forwarding {
+                table
+                    .hashed_columns
+                    .push((BIRTH_COLUMN.to_string(), "bigint".to_string()));
+            }
+            table
+        })
         .collect())
 }
 

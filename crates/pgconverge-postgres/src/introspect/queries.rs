@@ -40,7 +40,11 @@ SELECT n.nspname::text, c.relname::text, c.relreplident::text,
        CASE WHEN c.relkind = 'p' THEN parts.pages ELSE c.relpages::int8 END
            * pg_catalog.current_setting('block_size')::int8,
        cols.identities, cols.generated,
-       CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END
+       CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END,
+       CASE WHEN c.relreplident = 'i' THEN (
+           SELECT ic.relname::text FROM pg_catalog.pg_index x
+           JOIN pg_catalog.pg_class ic ON ic.oid = x.indexrelid
+           WHERE x.indrelid = c.oid AND x.indisreplident) END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 -- A partitioned table holds no rows itself: its estimates are its partitions'.

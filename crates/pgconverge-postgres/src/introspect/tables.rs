@@ -123,6 +123,7 @@ pub(super) fn decode_tables(
                 replica_identity: get(row, 2, WHAT)?,
                 partitioned: get(row, 12, WHAT)?,
                 partition_key: get(row, 16, WHAT)?,
+                replica_identity_index: get(row, 17, WHAT)?,
                 // `as` saturates; reltuples is a float estimate, -1 when never analysed.
                 estimated_rows: reltuples as i64,
                 estimated_bytes: get(row, 13, WHAT)?,

@@ -35,6 +35,7 @@ fn desired(partitions: Vec<PartitionConfig>, dropped: Vec<String>) -> DesiredNod
         indexes: Vec::new(),
         dropped_columns: Vec::new(),
         checks: Vec::new(),
+        replica_identity: None,
         partitioning: Some(DesiredPartitioning {
             key: PartitionBy {
                 strategy: PartitionStrategy::Range,

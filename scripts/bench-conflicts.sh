@@ -4,9 +4,10 @@
 #
 #   plain       plain logical replication (a publication of the table itself, origin = none)
 #   pgconverge  pgconverge's write path (stamp/log triggers, change log, merge on apply)
-#   forwarding  the evaluated write path without a change record (scripts/write-path/
-#               forwarding.sql: base tables published, origin = any, merge in BEFORE triggers;
-#               see docs/conflicts.md, "A write path without a second row")
+#   forwarding  the write path without a change record ("write_path": "forwarding", applied by
+#               pgconverge to a second database, app_fwd, as nodes f1…: base tables published,
+#               origin = any, merge in BEFORE triggers; docs/conflicts.md, "A write path
+#               without a second row")
 #
 # pgbench (PostgreSQL 18 client) runs single-row UPDATEs, then INSERTs, at $CLIENTS clients on
 # n1, alternating the variants each round. Lag is measured on every other node for 1 row in
@@ -49,70 +50,69 @@ variants=(plain pgconverge forwarding)
 
 bench_setup
 
+# The database statements run in: `app`, or `app_fwd` where a caller sets `db` (the forwarding
+# path is a cluster setting, so its table lives in a cluster of its own on the same servers).
 sql() { # sql NODE_INDEX STATEMENT…
   local node="$1"; shift
   local args=()
   for s in "$@"; do args+=(-c "$s"); done
-  "$bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${ports[$node]}" -U pgc -d app "${args[@]}"
+  "$bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${ports[$node]}" -U pgc -d "${db:-app}" "${args[@]}"
 }
+db_of() { if [[ $1 == bench_fwd ]]; then echo app_fwd; else echo app; fi; }
 
-node_entries="$(for i in "${nodes[@]}"; do
-  printf '    {"name": "n%d", "host": "127.0.0.1", "port": %d, "db": "app", "user": "pgc"}' "$((i + 1))" "${ports[$i]}"
-  if (( i + 1 < node_count )); then echo ,; fi
-done)"
-cat >"$work/pgconverge.json" <<EOF
-{
-  "nodes": [
-$node_entries
-  ],
-  "tables": [
-$(bench_table_json bench_lww)
-  ]
+# A cluster config over the same servers: config_json NODE_PREFIX DB TABLE [REPLICATION]
+config_json() {
+  local entries
+  entries="$(for i in "${nodes[@]}"; do
+    printf '    {"name": "%s%d", "host": "127.0.0.1", "port": %d, "db": "%s", "user": "pgc"}' "$1" "$((i + 1))" "${ports[$i]}" "$2"
+    if (( i + 1 < node_count )); then echo ,; fi
+  done)"
+  printf '{\n  "nodes": [\n%s\n  ],\n%s  "tables": [\n%s\n  ]\n}\n' "$entries" "${4:-}" "$(bench_table_json "$3")"
 }
-EOF
+config_json n app bench_lww >"$work/pgconverge.json"
+mkdir -p "$work/fwd"
+config_json f app_fwd bench_fwd '  "replication": {"write_path": "forwarding"},
+' >"$work/fwd/pgconverge.json"
 
 cd "$work"
-echo "starting $node_count servers on ports ${ports[*]} and applying the configuration…" >&2
+echo "starting $node_count servers on ports ${ports[*]} and applying the configurations…" >&2
 "$pgconverge" sandbox up --pg-bin "$bin" >/dev/null
 "$pgconverge" apply --auto-approve >/dev/null
+for i in "${nodes[@]}"; do sql "$i" "CREATE DATABASE app_fwd OWNER pgc"; done
+(cd "$work/fwd" && "$pgconverge" apply --auto-approve >/dev/null)
 
-# The same table, replicated the plain way and the forwarding way; and, on every node, the lag
-# recorder.
+# The same table replicated the plain way; and, on every node, the lag recorder.
 for i in "${nodes[@]}"; do
-  PGOPTIONS='-c client_min_messages=warning' "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 \
-    -p "${ports[$i]}" -U pgc -d app -f "$root/scripts/write-path/forwarding.sql" >/dev/null
+  for db in app app_fwd; do
+    sql "$i" \
+      "CREATE TABLE bench_lag (variant text, lag_ms float8)" \
+      "CREATE FUNCTION bench_record_lag() RETURNS trigger LANGUAGE plpgsql SET search_path = '' AS \$\$
+       BEGIN
+         INSERT INTO public.bench_lag VALUES (TG_ARGV[0], EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - NEW.ts) * 1000);
+         RETURN NULL;
+       END \$\$"
+  done
+  unset db
   sql "$i" \
-    "SELECT _pgc_fwd.set_node('n$((i + 1))', $((i + 1)))" \
     "CREATE TABLE bench_plain (id bigint PRIMARY KEY, v bigint, payload text, ts timestamptz)" \
     "CREATE PUBLICATION bench_plain_pub_n$((i + 1)) FOR TABLE bench_plain" \
-    "CREATE TABLE bench_fwd (id bigint PRIMARY KEY, v bigint, payload text, ts timestamptz)" \
-    "SELECT _pgc_fwd.install('public.bench_fwd')" \
-    "CREATE PUBLICATION bench_fwd_pub_n$((i + 1)) FOR TABLE bench_fwd" \
-    "CREATE TABLE bench_lag (variant text, lag_ms float8)" \
-    "CREATE FUNCTION bench_record_lag() RETURNS trigger LANGUAGE plpgsql SET search_path = '' AS \$\$
-     BEGIN
-       INSERT INTO public.bench_lag VALUES (TG_ARGV[0], EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - NEW.ts) * 1000);
-       RETURN NULL;
-     END \$\$" \
     "CREATE TRIGGER bench_lag AFTER INSERT OR UPDATE ON bench_plain FOR EACH ROW WHEN (NEW.id % 50 = 0) EXECUTE FUNCTION bench_record_lag('plain')" \
     "ALTER TABLE bench_plain ENABLE REPLICA TRIGGER bench_lag" \
     "CREATE TRIGGER bench_lag AFTER INSERT OR UPDATE ON bench_lww FOR EACH ROW WHEN (NEW.id % 50 = 0) EXECUTE FUNCTION bench_record_lag('pgconverge')" \
-    "ALTER TABLE bench_lww ENABLE REPLICA TRIGGER bench_lag" \
+    "ALTER TABLE bench_lww ENABLE REPLICA TRIGGER bench_lag"
+  db=app_fwd sql "$i" \
     "CREATE TRIGGER bench_lag AFTER INSERT OR UPDATE ON bench_fwd FOR EACH ROW WHEN (NEW.id % 50 = 0) EXECUTE FUNCTION bench_record_lag('forwarding')" \
     "ALTER TABLE bench_fwd ENABLE REPLICA TRIGGER bench_lag"
 done
-# Plain: each node sends its own writes only. Forwarding: each node sends everything it applies
-# too, so every change reaches a node once per peer. Streaming is `on`, as pgconverge's own
-# subscriptions use it.
+# Plain: each node sends its own writes only. Forwarding (pgconverge's subscriptions in
+# app_fwd): each node sends everything it applies too, so every change reaches a node once per
+# peer. Streaming is `on`, as pgconverge's own subscriptions use it.
 for i in "${nodes[@]}"; do
   for j in "${nodes[@]}"; do
     [[ $i == "$j" ]] && continue
     sql "$i" "CREATE SUBSCRIPTION bench_plain_n$((i + 1))_from_n$((j + 1))
       CONNECTION 'host=127.0.0.1 port=${ports[$j]} dbname=app user=pgc'
-      PUBLICATION bench_plain_pub_n$((j + 1)) WITH (origin = none, copy_data = false, streaming = on)" \
-      "CREATE SUBSCRIPTION bench_fwd_n$((i + 1))_from_n$((j + 1))
-      CONNECTION 'host=127.0.0.1 port=${ports[$j]} dbname=app user=pgc'
-      PUBLICATION bench_fwd_pub_n$((j + 1)) WITH (origin = any, copy_data = false, streaming = on)"
+      PUBLICATION bench_plain_pub_n$((j + 1)) WITH (origin = none, copy_data = false, streaming = on)"
   done
 done
 
@@ -138,9 +138,11 @@ drain() { # drain TABLE
 
 echo "loading $rows rows into each table…" >&2
 for t in bench_plain bench_lww bench_fwd; do
+  db="$(db_of "$t")"
   sql 0 "INSERT INTO $t SELECT g, 0, 'row ' || g, clock_timestamp() FROM generate_series(1, $rows) g"
   drain "$t"
 done
+unset db
 
 bench_pgbench_scripts "$rows"
 
@@ -156,10 +158,12 @@ set_durability() { # set_durability sandbox|durable
 
 run() { # run OP TABLE VARIANT
   local op="$1" table="$2" variant="$3"
+  local db
+  db="$(db_of "$table")"
   for i in "${receivers[@]}"; do sql "$i" "TRUNCATE bench_lag"; done
   local out tps
   out="$("$bin/pgbench" -n -c "$clients" -j 2 -T "$seconds" -D table="$table" \
-    -f "$work/$op.sql" -h 127.0.0.1 -p "${ports[0]}" -U pgc app 2>&1)" \
+    -f "$work/$op.sql" -h 127.0.0.1 -p "${ports[0]}" -U pgc "$db" 2>&1)" \
     || { echo "$out" >&2; exit 1; }
   tps="$(bench_tps "$out")"
   drain "$table"

@@ -8,9 +8,10 @@
 #               (op and the row as json) into a table without indexes: the least that a
 #               change carried by a replicated record can cost
 #   pgconverge  the table as pgconverge manages it (stamp and log triggers, change log)
-#   forwarding  the evaluated write path without a change record (scripts/write-path/
-#               forwarding.sql: stamp in BEFORE triggers, an incarnation column and identity
-#               index, a tombstone lookup per INSERT; docs/conflicts.md)
+#   forwarding  the write path without a change record ("write_path": "forwarding", applied
+#               by pgconverge to a second database, app_fwd: stamp in a BEFORE trigger, an
+#               incarnation column and identity index, a tombstone lookup per INSERT;
+#               docs/conflicts.md)
 #
 # Every table has the same columns (the plain ones carry the two stamp columns too), so rows and
 # WAL differ only by what the triggers add. pgbench runs single-row UPDATEs, then INSERTs, at
@@ -35,6 +36,8 @@ port="${BENCH_PORT:-15650}"
 bench_setup
 
 sql() { "$bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U pgc -d app "$@"; }
+# The database each variant's table lives in: the forwarding path is a cluster setting.
+db_of() { if [[ $1 == forwarding ]]; then echo app_fwd; else echo app; fi; }
 
 cat >"$work/pgconverge.json" <<EOF
 {
@@ -69,16 +72,26 @@ CREATE TRIGGER _pgc_10_stamp BEFORE INSERT OR UPDATE ON bench_stamp FOR EACH ROW
 CREATE TABLE bench_stamp_row (LIKE bench_pgconverge INCLUDING ALL);
 CREATE TRIGGER _pgc_10_stamp BEFORE INSERT OR UPDATE ON bench_stamp_row FOR EACH ROW EXECUTE FUNCTION $stamp();
 CREATE TRIGGER _pgc_90_log AFTER INSERT OR UPDATE ON bench_stamp_row FOR EACH ROW EXECUTE FUNCTION public.bench_record_change();
-CREATE TABLE bench_forwarding (LIKE bench_pgconverge INCLUDING ALL);
 EOF
-PGOPTIONS='-c client_min_messages=warning' sql -f "$root/scripts/write-path/forwarding.sql" >/dev/null
-sql -c "SELECT _pgc_fwd.set_node('n1', 1)" -c "SELECT _pgc_fwd.install('public.bench_forwarding')" >/dev/null
+sql -c "CREATE DATABASE app_fwd OWNER pgc"
+mkdir -p "$work/fwd"
+cat >"$work/fwd/pgconverge.json" <<EOF
+{
+  "nodes": [{"name": "f1", "host": "127.0.0.1", "port": $port, "db": "app_fwd", "user": "pgc"}],
+  "replication": {"write_path": "forwarding"},
+  "tables": [
+$(bench_table_json bench_forwarding)
+  ]
+}
+EOF
+(cd "$work/fwd" && "$pgconverge" apply --auto-approve >/dev/null)
 
 echo "loading $rows rows into each table…" >&2
 variants=(plain stamp stamp_row pgconverge forwarding)
 for v in "${variants[@]}"; do
-  sql -c "INSERT INTO bench_$v (id, v, payload, ts) SELECT g, 0, 'row ' || g, clock_timestamp() FROM generate_series(1, $rows) g"
+  sql -d "$(db_of "$v")" -c "INSERT INTO bench_$v (id, v, payload, ts) SELECT g, 0, 'row ' || g, clock_timestamp() FROM generate_series(1, $rows) g"
 done
+sql -d app_fwd -c "VACUUM ANALYZE"
 sql -c "VACUUM ANALYZE" -c "ALTER SYSTEM SET fsync = off" -c "ALTER SYSTEM SET synchronous_commit = off" \
   -c "SELECT pg_reload_conf()" >/dev/null
 
@@ -89,7 +102,7 @@ for op in update insert; do
   for ((r = 1; r <= rounds; r++)); do
     for v in "${variants[@]}"; do
       out="$("$bin/pgbench" -n -c "$clients" -j 2 -T "$seconds" -D table="bench_$v" \
-        -f "$work/$op.sql" -h 127.0.0.1 -p "$port" -U pgc app 2>&1)" || { echo "$out" >&2; exit 1; }
+        -f "$work/$op.sql" -h 127.0.0.1 -p "$port" -U pgc "$(db_of "$v")" 2>&1)" || { echo "$out" >&2; exit 1; }
       tps="$(bench_tps "$out")"
       tps_sum["$op $v"]="$(awk -v a="${tps_sum["$op $v"]:-0}" -v b="$tps" 'BEGIN {print a + b}')"
       printf '  %-7s round %d %-11s %8.0f tps\n' "$op" "$r" "$v" "$tps" >&2

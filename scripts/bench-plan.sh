@@ -14,6 +14,8 @@
 # Run on demand, not by the tests. Environment:
 #   TABLES=1000   tables in the config        ROUNDS=5   measured rounds (medians reported)
 #   KEEP=1        leave the servers running and the working directory in place
+#   WRITE_PATH=forwarding  the tables on the forwarding write path (UNIQUE(code) becomes an
+#                 index there; see scripts/bench/gen_config.py)
 #   PGCONVERGE_PG_BIN  PostgreSQL binaries (default .pg/18/bin, installed if missing)
 #   PGCONVERGE_BIN     a pgconverge binary to measure instead of building target/release
 set -euo pipefail
@@ -178,7 +180,8 @@ DECLARE t regclass;
 BEGIN
   FOR t IN SELECT DISTINCT a.attrelid::regclass FROM pg_attribute a
            WHERE a.attname IN ('_pgc_version', '_pgc_origin') AND NOT a.attisdropped LOOP
-    EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS _pgc_version, DROP COLUMN IF EXISTS _pgc_origin', t);
+    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY DEFAULT, DROP COLUMN IF EXISTS _pgc_version, '
+                   'DROP COLUMN IF EXISTS _pgc_origin, DROP COLUMN IF EXISTS _pgc_birth', t);
   END LOOP;
 END
 $$;

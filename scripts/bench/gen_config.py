@@ -7,10 +7,14 @@ t(i) references t((i - 1) // 2), so every table but the root has a parent create
 and the root t0000 references itself (a parent/child hierarchy within one table). Every table
 thus has exactly one foreign key, and the dependency depth stays about log2(N).
 
+With WRITE_PATH=forwarding in the environment the config chooses the forwarding write path,
+which takes no UNIQUE constraint besides the primary key: `code` gets a plain index instead.
+
 Usage: gen_config.py CONFIG [TABLES]   (TABLES defaults to 1000; CONFIG is rewritten in place)
 """
 
 import json
+import os
 import sys
 
 
@@ -51,6 +55,15 @@ def main() -> int:
     with open(path, encoding="utf-8") as f:
         config = json.load(f)
     config["tables"] = [table(i) for i in range(count)]
+    write_path = os.environ.get("WRITE_PATH", "change_log")
+    if write_path not in ("change_log", "forwarding"):
+        print("WRITE_PATH must be change_log or forwarding", file=sys.stderr)
+        return 1
+    if write_path == "forwarding":
+        config["replication"] = {"write_path": "forwarding"}
+        for t in config["tables"]:
+            del t["unique"]
+            t["indexes"].append({"columns": ["code"]})
     with open(path, "w", encoding="utf-8") as f:
         json.dump(config, f, indent=1)
         f.write("\n")

@@ -216,6 +216,25 @@ fn shared_functions_come_before_table_functions() {
 }
 
 #[test]
+fn constraints_come_before_the_replica_identity_of_their_table() {
+    let identity = |t: &str| ObjectAddress::ReplicaIdentity {
+        table: name("public", t),
+    };
+    let changes = [
+        create("a", identity("t")),
+        create("a", constraint("t", "t_pgc_identity")),
+        create("a", constraint("u", "u_pgc_identity")),
+        create("b", constraint("t", "t_pgc_identity")),
+    ];
+    let edges = edges_of(
+        constraints_before_replica_identity,
+        &changes,
+        &Facts::default(),
+    );
+    assert_eq!(edges, set(&[(1, 0)]));
+}
+
+#[test]
 fn referenced_table_and_key_come_before_foreign_key() {
     let changes = [
         create("a", table("public", "parent")),

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 readonly OLDER_MAJORS=(16 17)
-readonly OLDER_MAJOR_FILTERS=(fresh_apply idempotent introspect definitions seeded_workloads join_ preflight_ evolution_ verify_ adopt_)
+readonly OLDER_MAJOR_FILTERS=(fresh_apply idempotent introspect definitions seeded_workloads join_ preflight_ evolution_ verify_ adopt_ forwarding_)
 
 section() {
     printf '\n==== %s ====\n' "$*"

@@ -95,3 +95,81 @@ fn alters_replication(change: &Change) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pgconverge_model::catalog::{QualifiedName, SubscriptionCatalog, TableCatalog};
+
+    use super::*;
+
+    fn config(write_path: &str) -> ClusterConfig {
+        serde_json::from_value(serde_json::json!({
+            "nodes": [{"name": "a", "host": "127.0.0.1", "db": "app", "user": "u"}],
+            "tables": [],
+            "replication": {"write_path": write_path},
+        }))
+        .expect("config")
+    }
+
+    fn node(internal_table: Option<&str>, subscribed: bool) -> BTreeMap<String, NodeCatalog> {
+        let mut catalog = NodeCatalog::default();
+        if let Some(t) = internal_table {
+            catalog.tables.insert(internal(t), TableCatalog::default());
+        }
+        if subscribed {
+            catalog.subscriptions.insert(
+                "pgc_a_from_b".into(),
+                SubscriptionCatalog {
+                    conninfo_redacted: String::new(),
+                    conninfo_sha256: String::new(),
+                    publications: vec!["pgc_pub_b".into()],
+                    enabled: true,
+                    origin: "any".into(),
+                    slot_name: Some("pgc_a_from_b".into()),
+                    owner: String::new(),
+                },
+            );
+        }
+        BTreeMap::from([("a".to_string(), catalog)])
+    }
+
+    fn add_column() -> Change {
+        Change::new(
+            "a",
+            ObjectAddress::Column {
+                table: QualifiedName::new("public", "t"),
+                column: "note".into(),
+            },
+            Action::Create,
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn a_switch_of_write_path_is_refused_both_ways() {
+        let to_forwarding = blockers(&config("forwarding"), &node(Some(CHANGES_TABLE), true), &[]);
+        assert_eq!(to_forwarding.len(), 1, "{to_forwarding:?}");
+        assert_eq!(to_forwarding[0].current, "change_log");
+        let to_change_log = blockers(
+            &config("change_log"),
+            &node(Some(FORWARDING_TOMBSTONES_TABLE), false),
+            &[],
+        );
+        assert_eq!(to_change_log.len(), 1, "{to_change_log:?}");
+        assert!(blockers(&config("change_log"), &node(Some(CHANGES_TABLE), true), &[]).is_empty());
+    }
+
+    #[test]
+    fn a_running_forwarding_mesh_refuses_table_changes_and_a_new_one_takes_them() {
+        let changes = [add_column()];
+        let running = node(Some(FORWARDING_TOMBSTONES_TABLE), true);
+        let refused = blockers(&config("forwarding"), &running, &changes);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].setting, changes[0].address.to_string());
+        let new = node(Some(FORWARDING_TOMBSTONES_TABLE), false);
+        assert!(blockers(&config("forwarding"), &new, &changes).is_empty());
+        // The change log's gate coordinates the same change.
+        let change_log = node(Some(CHANGES_TABLE), true);
+        assert!(blockers(&config("change_log"), &change_log, &changes).is_empty());
+    }
+}

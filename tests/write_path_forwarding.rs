@@ -200,6 +200,13 @@ async fn forwarding_mesh_is_planned_replans_empty_and_refuses_what_it_cannot_coo
     mesh.wait_for_catch_up(Duration::from_secs(60)).await;
     let out = cluster.pgconverge(&["verify"]);
     assert!(out.status.success(), "verify:\n{}", text(&out));
+    let out = cluster.pgconverge(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "status:\n{}", text(&out));
+    assert!(
+        text(&out).contains("incarnation_tombstones"),
+        "status reports the register: {}",
+        text(&out)
+    );
     let out = cluster.pgconverge(&["verify", "--repair"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(

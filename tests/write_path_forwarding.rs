@@ -128,6 +128,13 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// `out` exited with `code` and says `needle`.
+fn assert_exit(out: &Output, code: i32, needle: &str) {
+    let said = text(out);
+    assert_eq!(out.status.code(), Some(code), "{said}");
+    assert!(said.contains(needle), "no {needle:?} in:\n{said}");
+}
+
 /// The config `install_forwarding` wrote, with `edit` applied.
 fn edited_config(cluster: &TestCluster, edit: impl FnOnce(&mut serde_json::Value)) {
     let path = cluster.dir.join("pgconverge.json");
@@ -200,20 +207,11 @@ async fn forwarding_mesh_is_planned_replans_empty_and_refuses_what_it_cannot_coo
     mesh.wait_for_catch_up(Duration::from_secs(60)).await;
     let out = cluster.pgconverge(&["verify"]);
     assert!(out.status.success(), "verify:\n{}", text(&out));
+    // status reports the tombstone register of this path.
     let out = cluster.pgconverge(&["status", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "status:\n{}", text(&out));
-    assert!(
-        text(&out).contains("incarnation_tombstones"),
-        "status reports the register: {}",
-        text(&out)
-    );
+    assert_exit(&out, 0, "incarnation_tombstones");
     let out = cluster.pgconverge(&["verify", "--repair"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("forwarding write path"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 1, "forwarding write path");
 
     // A new column on a running forwarding mesh: refused before anything runs.
     edited_config(&cluster, |config| {
@@ -223,12 +221,7 @@ async fn forwarding_mesh_is_planned_replans_empty_and_refuses_what_it_cannot_coo
             .push(serde_json::json!({"name": "note", "type": "text"}));
     });
     let out = cluster.pgconverge(&["apply", "--auto-approve"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("coordinates no schema change"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 1, "coordinates no schema change");
     let columns = cluster
         .query_i64(0, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.docs'::regclass AND attname = 'note'")
         .await;
@@ -243,7 +236,7 @@ async fn forwarding_mesh_is_planned_replans_empty_and_refuses_what_it_cannot_coo
         config["replication"]["write_path"] = serde_json::json!("change_log");
     });
     let out = cluster.pgconverge(&["plan"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1, "replication.write_path");
     assert_eq!(
         text(&out).matches("replication.write_path").count(),
         3,

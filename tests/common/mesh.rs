@@ -40,22 +40,7 @@ impl<'a> Mesh<'a> {
     /// Writes the tables into the cluster's pgconverge.json and runs `pgconverge apply`:
     /// the conflict machinery under test is exactly what the product installs.
     pub async fn install(cluster: &'a TestCluster, tables: Vec<TableConfig>) -> Mesh<'a> {
-        let mut all = tables.clone();
-        all.push(sync_table());
-        let json = serde_json::to_value(&all).unwrap_or_else(|e| panic!("tables as JSON: {e}"));
-        cluster.write_config(json);
-        let out = cluster.pgconverge(&["apply", "--auto-approve"]);
-        assert!(
-            out.status.success(),
-            "pgconverge apply failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Mesh {
-            cluster,
-            tables,
-            sync_round: std::sync::atomic::AtomicI64::new(0),
-        }
+        Mesh::apply(cluster, tables, "change_log")
     }
 
     /// The same tables on the forwarding write path: `pgconverge apply` of a config with
@@ -65,18 +50,22 @@ impl<'a> Mesh<'a> {
         cluster: &'a TestCluster,
         tables: Vec<TableConfig>,
     ) -> Mesh<'a> {
+        Mesh::apply(cluster, tables, "forwarding")
+    }
+
+    fn apply(cluster: &'a TestCluster, tables: Vec<TableConfig>, write_path: &str) -> Mesh<'a> {
         let mut all = tables.clone();
         all.push(sync_table());
         let json = serde_json::to_value(&all).unwrap_or_else(|e| panic!("tables as JSON: {e}"));
         cluster.write_config_value(serde_json::json!({
             "nodes": cluster.nodes_json(),
             "tables": json,
-            "replication": {"write_path": "forwarding"},
+            "replication": {"write_path": write_path},
         }));
         let out = cluster.pgconverge(&["apply", "--auto-approve"]);
         assert!(
             out.status.success(),
-            "pgconverge apply (forwarding) failed:\n{}\n{}",
+            "pgconverge apply ({write_path}) failed:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );

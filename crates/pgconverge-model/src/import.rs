@@ -243,7 +243,13 @@ fn table_config(
             });
         }
     }
-    if table.replica_identity != "d" {
+    let own_identity = table.replica_identity_index.as_ref().is_some_and(|index| {
+        table
+            .constraints
+            .iter()
+            .any(|c| &c.name == index && is_own_constraint(c))
+    });
+    if table.replica_identity != "d" && !own_identity {
         report.push(NotImported {
             object: format!("replica identity of {name}"),
             reason:
@@ -362,6 +368,15 @@ fn balanced(text: &str) -> bool {
     depth == 0
 }
 
+/// A constraint over a reserved column: pgconverge's own (the forwarding write path's
+/// identity on the primary key and `_pgc_birth`), made again from the setting, not the config.
+fn is_own_constraint(constraint: &ConstraintCatalog) -> bool {
+    constraint
+        .columns
+        .iter()
+        .any(|c| c.starts_with(RESERVED_COLUMN_PREFIX))
+}
+
 fn add_constraint(
     config: &mut TableConfig,
     table: &QualifiedName,
@@ -370,6 +385,9 @@ fn add_constraint(
     all: &BTreeMap<QualifiedName, TableCatalog>,
     report: &mut Vec<NotImported>,
 ) {
+    if is_own_constraint(constraint) {
+        return;
+    }
     let list = quote_ident_list(&constraint.columns);
     let mut not_managed = |what: &str, why: &str| {
         report.push(NotImported {

@@ -438,3 +438,42 @@ fn partitioned_tables_the_config_cannot_describe_stay_out_with_the_reason() {
     assert!(import.tables.is_empty());
     assert!(import.report[0].reason.contains("partitioned itself"));
 }
+
+/// A node of a forwarding-path cluster: its reserved columns and its identity constraint on
+/// the key and `_pgc_birth` are pgconverge's own, so neither lands in the config nor in the
+/// report.
+#[test]
+fn the_forwarding_identity_is_pgconverges_own() {
+    let docs = TableCatalog {
+        columns: vec![
+            column("id", "bigint", true, None),
+            column("_pgc_version", "bigint", true, Some("0")),
+            column("_pgc_origin", "text", true, Some("''::text")),
+            column("_pgc_birth", "bigint", true, Some("0")),
+        ],
+        constraints: vec![
+            constraint(
+                "docs_pkey",
+                ConstraintKind::PrimaryKey,
+                &["id"],
+                "PRIMARY KEY (id)",
+            ),
+            constraint(
+                "docs_pgc_identity",
+                ConstraintKind::Unique,
+                &["id", "_pgc_birth"],
+                "UNIQUE (id, _pgc_birth)",
+            ),
+        ],
+        replica_identity: "i".into(),
+        replica_identity_index: Some("docs_pgc_identity".into()),
+        ..TableCatalog::default()
+    };
+    let mut catalog = NodeCatalog::default();
+    catalog.tables.insert(name("docs"), docs);
+    let import = import_tables(&catalog, &[]);
+    assert_eq!(import.tables.len(), 1);
+    assert!(import.tables[0].unique.is_empty(), "{:?}", import.tables[0]);
+    assert_eq!(import.tables[0].columns.len(), 1);
+    assert!(import.report.is_empty(), "{:?}", import.report);
+}

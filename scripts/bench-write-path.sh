@@ -12,6 +12,12 @@
 #               by pgconverge to a second database, app_fwd: stamp in a BEFORE trigger, an
 #               incarnation column and identity index, a tombstone lookup per INSERT;
 #               docs/conflicts.md)
+#   fwd_shared  the forwarding path's local writes by one shared trigger function that takes
+#               the table's shape as data (trigger arguments, dynamic SQL) instead of one
+#               generated per table: the design a footprint of at most 3x the unmanaged
+#               schema needs (docs/conflicts.md, "Footprint"). Its key-change refusal is the
+#               trigger's WHEN clause, its row probe an EXECUTE; keys are not made canonical,
+#               so it measures the least such a design costs the writer
 #
 # Every table has the same columns (the plain ones carry the two stamp columns too), so rows and
 # WAL differ only by what the triggers add. pgbench runs single-row UPDATEs, then INSERTs, at
@@ -37,7 +43,7 @@ bench_setup
 
 sql() { "$bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U pgc -d app "$@"; }
 # The database each variant's table lives in: the forwarding path is a cluster setting.
-db_of() { if [[ $1 == forwarding ]]; then echo app_fwd; else echo app; fi; }
+db_of() { case $1 in forwarding | fwd_shared) echo app_fwd ;; *) echo app ;; esac; }
 
 cat >"$work/pgconverge.json" <<EOF
 {
@@ -86,8 +92,61 @@ $(bench_table_json bench_forwarding)
 EOF
 (cd "$work/fwd" && "$pgconverge" apply --auto-approve >/dev/null)
 
+# The shared, data-driven variant: TG_ARGV[0] is the key condition on the row $1, the other
+# arguments the key's columns. Rows larger than a page's share are rebuilt whole, so a value
+# an UPDATE leaves out of line is stored and sent again, as the generated function does.
+sql -d app_fwd <<'EOF'
+CREATE TABLE bench_fwd_shared (LIKE bench_forwarding INCLUDING ALL);
+CREATE FUNCTION bench_fwd_local_shared() RETURNS trigger LANGUAGE plpgsql SET search_path = '' AS $$
+DECLARE
+  _pgc_v bigint;
+  _pgc_dead bigint;
+  _pgc_row jsonb;
+  _pgc_key jsonb := '{}';
+  _pgc_col text;
+  _pgc_tbl text := pg_catalog.format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    NEW._pgc_version := GREATEST((EXTRACT(EPOCH FROM pg_catalog.clock_timestamp()) * 1000000)::bigint,
+                                 OLD._pgc_version + 1);
+    NEW._pgc_origin := _pgconverge.node_name();
+    IF pg_catalog.pg_column_size(NEW) > 1800 THEN
+      NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.to_jsonb(NEW));
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF TG_OP = 'DELETE' THEN _pgc_row := pg_catalog.to_jsonb(OLD); ELSE _pgc_row := pg_catalog.to_jsonb(NEW); END IF;
+  FOREACH _pgc_col IN ARRAY TG_ARGV[1:] LOOP
+    _pgc_key := _pgc_key || pg_catalog.jsonb_build_object(_pgc_col, _pgc_row -> _pgc_col);
+  END LOOP;
+  IF TG_OP = 'DELETE' THEN
+    PERFORM _pgconverge.merge_incarnation_tombstone(_pgc_tbl, _pgc_key, OLD._pgc_birth);
+    RETURN OLD;
+  END IF;
+  _pgc_v := (EXTRACT(EPOCH FROM pg_catalog.clock_timestamp()) * 1000000)::bigint;
+  EXECUTE 'SELECT 1 FROM ' || _pgc_tbl || ' WHERE ' || TG_ARGV[0] || ' FOR KEY SHARE' USING NEW;
+  SELECT birth INTO _pgc_dead FROM _pgconverge.incarnation_tombstones WHERE tbl = _pgc_tbl AND pk = _pgc_key;
+  IF _pgc_dead >= _pgc_v THEN _pgc_v := _pgc_dead + 1; END IF;
+  NEW._pgc_birth := _pgc_v;
+  NEW._pgc_version := _pgc_v;
+  NEW._pgc_origin := _pgconverge.node_name();
+  RETURN NEW;
+END $$;
+CREATE FUNCTION bench_refuse_key_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the primary key cannot change' USING ERRCODE = 'feature_not_supported';
+END $$;
+CREATE TRIGGER _pgc_10_stamp BEFORE INSERT OR UPDATE ON bench_fwd_shared FOR EACH ROW
+  EXECUTE FUNCTION bench_fwd_local_shared('id = ($1).id', 'id');
+CREATE TRIGGER _pgc_11_key BEFORE UPDATE ON bench_fwd_shared FOR EACH ROW
+  WHEN (OLD.id IS DISTINCT FROM NEW.id OR OLD._pgc_birth IS DISTINCT FROM NEW._pgc_birth)
+  EXECUTE FUNCTION bench_refuse_key_change();
+CREATE TRIGGER _pgc_90_delete AFTER DELETE ON bench_fwd_shared FOR EACH ROW
+  EXECUTE FUNCTION bench_fwd_local_shared('id = ($1).id', 'id');
+EOF
+
 echo "loading $rows rows into each table…" >&2
-variants=(plain stamp stamp_row pgconverge forwarding)
+variants=(plain stamp stamp_row pgconverge forwarding fwd_shared)
 for v in "${variants[@]}"; do
   sql -d "$(db_of "$v")" -c "INSERT INTO bench_$v (id, v, payload, ts) SELECT g, 0, 'row ' || g, clock_timestamp() FROM generate_series(1, $rows) g"
 done

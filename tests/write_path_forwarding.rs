@@ -112,7 +112,12 @@ async fn forwarding_path_sends_out_of_line_values_whole() {
             .unwrap_or_else(|e| panic!("removing the remedy on n{}: {e:?}", node + 1));
     }
     let without = concurrent_updates(&mesh, 2).await;
-    assert_eq!(without[0], without[2], "n1 and n3 hold n1's row");
+    // n3 receives both updates in either order: it ends with n1's value, or, if n2's update
+    // came first, with n2's under n1's update, as n2 does. n1 and n2 are deterministic.
+    assert!(
+        without[2] == without[0] || without[2] == without[1],
+        "n3 holds a value neither n1 nor n2 wrote: {without:?}"
+    );
     assert_ne!(
         without[0], without[1],
         "without the remedy n2 keeps its own large value under n1's update: the hazard is gone?"

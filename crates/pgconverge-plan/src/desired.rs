@@ -18,6 +18,7 @@ use pgconverge_model::naming::{
 use pgconverge_model::types::{normalize_default, normalize_type};
 use sha2::{Digest, Sha256};
 
+pub use crate::conflict::SubscriptionOrigin;
 use crate::conflict::{self, ConflictObjects, FunctionDef, InternalTable, TriggerDef};
 use crate::diff::key_sequences::has_key_generators;
 use crate::statement::ConninfoSpec;
@@ -217,25 +218,6 @@ pub struct DesiredSubscription {
     pub origin: SubscriptionOrigin,
 }
 
-/// Which of the publisher's changes a subscription receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubscriptionOrigin {
-    /// Only changes made on the publisher itself (the change-log write path).
-    None,
-    /// Also the changes it applied: the forwarding write path sends on what each node applies.
-    Any,
-}
-
-impl SubscriptionOrigin {
-    /// The option's value as `WITH (origin = …)` and `pg_subscription.suborigin` spell it.
-    pub fn as_sql(self) -> &'static str {
-        match self {
-            SubscriptionOrigin::None => "none",
-            SubscriptionOrigin::Any => "any",
-        }
-    }
-}
-
 /// Desired state of every node, in config order.
 pub fn desired_cluster(config: &ClusterConfig) -> Vec<DesiredNode> {
     let shared = SharedObjects::new(config);
@@ -249,7 +231,6 @@ pub fn desired_cluster(config: &ClusterConfig) -> Vec<DesiredNode> {
 /// The node-independent part of every node's desired state, derived once per cluster.
 struct SharedObjects {
     conflict: ConflictObjects,
-    subscription_origin: SubscriptionOrigin,
     schemas: Vec<String>,
     types: Vec<DesiredType>,
     tables: Vec<DesiredTable>,
@@ -289,11 +270,6 @@ impl SharedObjects {
             .collect();
         SharedObjects {
             conflict,
-            subscription_origin: if forwarding {
-                SubscriptionOrigin::Any
-            } else {
-                SubscriptionOrigin::None
-            },
             schemas,
             types: crate::diff::types::desired_types(&config.types),
             tables,
@@ -312,7 +288,7 @@ fn desired_node(config: &ClusterConfig, node: &NodeConfig, shared: &SharedObject
             publisher: peer.name.clone(),
             publication: publication_name(&peer.name),
             conninfo: subscription_conninfo(node, peer),
-            origin: shared.subscription_origin,
+            origin: shared.conflict.subscription_origin,
         })
         .collect();
     let conflict = &shared.conflict;

@@ -25,7 +25,8 @@ use super::naming::{
 };
 use super::shape::{field, stamp_greater, TableShape};
 use super::{
-    ConflictObjects, FunctionDef, InternalTable, ReservedColumn, TriggerDef, TriggerFiring,
+    ConflictObjects, FunctionDef, InternalTable, ReservedColumn, SubscriptionOrigin, TriggerDef,
+    TriggerFiring,
 };
 
 /// Values at least this large may be stored out of line: a local UPDATE that leaves one
@@ -33,31 +34,54 @@ use super::{
 /// version. Such values are rebuilt so that they are stored and sent again.
 const OUT_OF_LINE_BYTES: u32 = 1800;
 
-/// Types PostgreSQL always stores inline: their values never need rebuilding.
+/// Types PostgreSQL always stores inline, in every spelling a config may use, without a
+/// precision: their values never need rebuilding. Spelled out here rather than through the
+/// model's `normalize_type`, so the generated SQL depends only on fingerprinted sources.
 const FIXED_WIDTH_TYPES: &[&str] = &[
     "smallint",
-    "integer",
-    "bigint",
     "int2",
-    "int4",
-    "int8",
+    "smallserial",
+    "serial2",
+    "integer",
     "int",
+    "int4",
+    "serial",
+    "serial4",
+    "bigint",
+    "int8",
+    "bigserial",
+    "serial8",
     "boolean",
     "bool",
     "real",
-    "double precision",
     "float4",
+    "double precision",
     "float8",
     "date",
-    "timestamp",
-    "timestamptz",
-    "timestamp without time zone",
-    "timestamp with time zone",
     "time",
+    "time without time zone",
+    "timestamp",
+    "timestamp without time zone",
+    "timestamptz",
+    "timestamp with time zone",
     "uuid",
     "money",
     "oid",
 ];
+
+/// Whether a column of `data_type` (as configured) is always stored inline.
+fn stored_inline(data_type: &str) -> bool {
+    let lower = data_type.to_ascii_lowercase();
+    // `timestamp(3) with time zone` is as wide as `timestamp with time zone`.
+    let without_precision = match (lower.find('('), lower.find(')')) {
+        (Some(open), Some(close)) if open < close => {
+            format!("{} {}", &lower[..open], &lower[close + 1..])
+        }
+        _ => lower,
+    };
+    let words: Vec<&str> = without_precision.split_whitespace().collect();
+    FIXED_WIDTH_TYPES.contains(&words.join(" ").as_str())
+}
 
 /// The reserved columns of a table on the forwarding path: the latest write's stamp and the
 /// incarnation. Rows that existed before get the defaults, identical on every node.
@@ -151,6 +175,7 @@ pub fn cluster_objects(tables: &[TableConfig]) -> ConflictObjects {
         triggers: triggers.into_iter().map(Arc::new).collect(),
         reserved_columns: reserved_columns(),
         published_tables: shapes.iter().map(|s| s.name.clone()).collect(),
+        subscription_origin: SubscriptionOrigin::Any,
         publish_operations: ["insert", "update", "delete"].map(String::from).to_vec(),
     }
 }
@@ -249,7 +274,7 @@ fn resend_out_of_line_values(table: &TableShape, config_types: &[(String, String
         .filter(|(name, data_type)| {
             !table.primary_key.iter().any(|k| &k.name == name)
                 && !table.generated.contains(name)
-                && !FIXED_WIDTH_TYPES.contains(&data_type.trim().to_ascii_lowercase().as_str())
+                && !stored_inline(data_type)
         })
         .map(|(name, _)| {
             let f = field("NEW", name);
@@ -420,4 +445,34 @@ END
         "trigger",
         body,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_inline;
+
+    #[test]
+    fn fixed_width_types_are_known_by_any_spelling() {
+        for inline in [
+            "int",
+            "INT4",
+            "bigserial",
+            "timestamptz",
+            "timestamp(3) with time zone",
+            "bool",
+            "uuid",
+        ] {
+            assert!(stored_inline(inline), "{inline}");
+        }
+        for varlena in [
+            "text",
+            "varchar(20)",
+            "numeric(12,2)",
+            "int[]",
+            "jsonb",
+            "bytea",
+        ] {
+            assert!(!stored_inline(varlena), "{varlena}");
+        }
+    }
 }

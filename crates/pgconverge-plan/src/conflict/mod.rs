@@ -66,6 +66,27 @@ pub struct ConflictObjects {
     pub published_tables: Vec<QualifiedName>,
     /// The publication's `publish` list.
     pub publish_operations: Vec<String>,
+    /// Which changes each node's subscriptions receive from a peer.
+    pub subscription_origin: SubscriptionOrigin,
+}
+
+/// Which of the publisher's changes a subscription receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionOrigin {
+    /// Only changes made on the publisher itself (the change-log write path).
+    None,
+    /// Also the changes it applied: the forwarding write path sends on what each node applies.
+    Any,
+}
+
+impl SubscriptionOrigin {
+    /// The option's value as `WITH (origin = …)` and `pg_subscription.suborigin` spell it.
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            SubscriptionOrigin::None => "none",
+            SubscriptionOrigin::Any => "any",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -518,6 +539,7 @@ pub fn cluster_objects(
         reserved_columns: reserved_columns(),
         published_tables: vec![internal_name(CHANGES_TABLE)],
         publish_operations: vec!["insert".to_string()],
+        subscription_origin: SubscriptionOrigin::None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Replica identity of existing tables: the primary key (DEFAULT), which the change log
 //! identifies rows by, or on the forwarding write path the unique constraint over the primary
-//! key and the incarnation. A table created by the plan gets it in the step after its
-//! constraints (see `desired_identity_of_new_tables`).
+//! key and the incarnation. A table the plan creates gets a step of its own when it needs an
+//! index (rule `constraints_before_replica_identity` puts it after the constraint).
 
 use crate::address::ObjectAddress;
 use crate::change::{Action, Change};
